@@ -1,0 +1,46 @@
+//! Capture backends. A backend lends frames to a worker one batch at a time;
+//! nothing above this module knows which backend delivered them.
+//!
+//! - `replay`: pcap / pcapng files, spread over workers by a symmetric flow hash.
+//! - `afxdp`: per-queue AF_XDP sockets (the default for live capture).
+//! - `afpacket`: TPACKET_V3 with fanout, for NICs or kernels without XDP.
+
+pub mod replay;
+
+use std::io;
+
+/// One captured frame, lent for the duration of a callback.
+#[derive(Clone, Copy, Debug)]
+pub struct Frame<'a> {
+    /// The captured bytes (may be shorter than the wire length).
+    pub data: &'a [u8],
+    /// Length on the wire, without FCS.
+    pub wire_len: u32,
+}
+
+/// A source of frames for one worker.
+pub trait Capture: Send {
+    /// Hands up to `max` frames to `f`, then recycles their slots. Waits a
+    /// short while (well under a second) when nothing is there, returning
+    /// `Ok(0)`, so the worker can check for shutdown. `Err(Closed)` means
+    /// the source is finished (end of file).
+    fn poll<F: FnMut(Frame<'_>)>(&mut self, max: usize, f: F) -> Result<usize, CaptureError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error("capture source finished")]
+    Closed,
+    #[error("{path}: {msg}")]
+    File { path: String, msg: String },
+    #[error("{ifname}: {msg}")]
+    Interface { ifname: String, msg: String },
+    #[error("{ifname} queue {queue}: {what}")]
+    Queue {
+        ifname: String,
+        queue: u32,
+        what: &'static str,
+        #[source]
+        source: io::Error,
+    },
+}

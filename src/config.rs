@@ -1,0 +1,1 @@
+//! Configuration: figment layering and validation.

@@ -1,0 +1,12 @@
+//! xdpacct: exact traffic accounting for ISP links.
+//!
+//! Data path: a capture backend (`capture`) lends frames to a worker, which
+//! parses them in place (`wire`) and accounts them into its own shard
+//! (`shard`); the scraper (`metrics`) sums all shards when Prometheus asks.
+#![deny(unsafe_code)]
+
+pub mod capture;
+pub mod config;
+pub mod metrics;
+pub mod shard;
+pub mod wire;

@@ -1,0 +1,1 @@
+//! Scrape-time merge, exposition and the HTTP server.

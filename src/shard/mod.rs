@@ -1,0 +1,1 @@
+//! Per-worker shards: counters written by one worker, read at scrape.
