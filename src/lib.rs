@@ -10,3 +10,9 @@ pub mod config;
 pub mod metrics;
 pub mod shard;
 pub mod wire;
+pub mod daemon;
+
+/// An error found at start-up: the process exits with status 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartupError(pub String);
