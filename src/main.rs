@@ -148,7 +148,7 @@ fn cmd_replay(config: &Config, files: Vec<PathBuf>, workers: usize, iface: &str)
     for h in handles {
         h.join().map_err(|_| anyhow::anyhow!("a worker panicked"))??;
     }
-    let stats = read?;
+    let stats = read.map_err(|e| xdpacct::StartupError(e.to_string()))?;
     let secs = started.elapsed().as_secs_f64();
 
     let exposition = Exposition::new();

@@ -207,7 +207,7 @@ fn read_file(
                 }
                 _ => continue,
             };
-            if links.get(iface) != Some(&DataLink::ETHERNET) {
+            if !links.get(iface).is_some_and(|l| is_ethernet(*l)) {
                 stats.skipped += 1;
                 continue;
             }
@@ -216,7 +216,7 @@ fn read_file(
     } else {
         let mut r = PcapReader::new(file).map_err(|e| file_err(path, format!("not a pcap or pcapng file: {e}")))?;
         let link = r.header().datalink;
-        if link != DataLink::ETHERNET {
+        if !is_ethernet(link) {
             return Err(file_err(path, format!("link type {link:?} is not Ethernet; only Ethernet captures can be replayed")));
         }
         while let Some(pkt) = r.next_packet() {
@@ -236,4 +236,9 @@ fn read_file(
         tracing::warn!(file = %path.display(), skipped = stats.skipped, "skipped frames of non-Ethernet interfaces");
     }
     Ok(())
+}
+
+/// Ethernet, also when the upper bits of the link type announce an FCS.
+fn is_ethernet(link: DataLink) -> bool {
+    u32::from(link) & 0xffff == 1
 }
