@@ -21,12 +21,20 @@ pub enum ConfigError {
     #[error("{0}")]
     Figment(String),
     #[error("{origin}: {key}: {msg}")]
-    Invalid { origin: String, key: String, msg: String },
+    Invalid {
+        origin: String,
+        key: String,
+        msg: String,
+    },
 }
 
 impl ConfigError {
     fn invalid(origin: &str, key: impl Into<String>, msg: impl Into<String>) -> Self {
-        ConfigError::Invalid { origin: origin.to_string(), key: key.into(), msg: msg.into() }
+        ConfigError::Invalid {
+            origin: origin.to_string(),
+            key: key.into(),
+            msg: msg.into(),
+        }
     }
 }
 
@@ -173,7 +181,9 @@ pub struct MetricsConfig {
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        MetricsConfig { listen: "0.0.0.0:9112".into() }
+        MetricsConfig {
+            listen: "0.0.0.0:9112".into(),
+        }
     }
 }
 
@@ -257,9 +267,15 @@ impl Config {
         if let Some(listen) = &cli.listen {
             fig = fig.merge(Serialized::default("metrics.listen", listen));
         }
-        let mut config: Config = fig.extract().map_err(|e| ConfigError::Figment(one_line(&e)))?;
+        let mut config: Config = fig
+            .extract()
+            .map_err(|e| ConfigError::Figment(one_line(&e)))?;
         if let Some(port) = cli.port {
-            let host = config.metrics.listen.rsplit_once(':').map_or("0.0.0.0", |(h, _)| h);
+            let host = config
+                .metrics
+                .listen
+                .rsplit_once(':')
+                .map_or("0.0.0.0", |(h, _)| h);
             config.metrics.listen = format!("{host}:{port}");
         }
         for spec in &cli.ranges {
@@ -274,37 +290,70 @@ impl Config {
     /// Checks everything that can be checked without touching the system.
     pub fn validate(&self, origin: &str) -> Result<(), ConfigError> {
         crate::shard::hosts::Tables::build(&self.accounting, origin)?;
-        self.metrics
-            .listen
-            .parse::<SocketAddr>()
-            .map_err(|e| ConfigError::invalid(origin, "metrics.listen", format!("{:?}: {e}", self.metrics.listen)))?;
+        self.metrics.listen.parse::<SocketAddr>().map_err(|e| {
+            ConfigError::invalid(
+                origin,
+                "metrics.listen",
+                format!("{:?}: {e}", self.metrics.listen),
+            )
+        })?;
         let c = &self.capture;
-        for (key, v) in [("capture.rx_ring", c.rx_ring), ("capture.frames_per_queue", c.frames_per_queue)]
-            .into_iter()
-            .chain(c.fill_ring.map(|f| ("capture.fill_ring", f)))
+        for (key, v) in [
+            ("capture.rx_ring", c.rx_ring),
+            ("capture.frames_per_queue", c.frames_per_queue),
+        ]
+        .into_iter()
+        .chain(c.fill_ring.map(|f| ("capture.fill_ring", f)))
         {
             if !v.is_power_of_two() || v < 64 {
-                return Err(ConfigError::invalid(origin, key, format!("{v} must be a power of two, at least 64")));
+                return Err(ConfigError::invalid(
+                    origin,
+                    key,
+                    format!("{v} must be a power of two, at least 64"),
+                ));
             }
         }
         if c.batch == 0 || c.batch > 1024 {
-            return Err(ConfigError::invalid(origin, "capture.batch", "must be between 1 and 1024"));
+            return Err(ConfigError::invalid(
+                origin,
+                "capture.batch",
+                "must be between 1 and 1024",
+            ));
         }
         let n = &self.netflow;
         if n.version != 9 && n.version != 10 {
-            return Err(ConfigError::invalid(origin, "netflow.version", "must be 9 (NetFlow v9) or 10 (IPFIX)"));
+            return Err(ConfigError::invalid(
+                origin,
+                "netflow.version",
+                "must be 9 (NetFlow v9) or 10 (IPFIX)",
+            ));
         }
         for c in &n.collectors {
             use std::net::ToSocketAddrs;
-            if c.to_socket_addrs().map(|mut a| a.next().is_none()).unwrap_or(true) {
-                return Err(ConfigError::invalid(origin, "netflow.collectors", format!("{c:?} is not host:port")));
+            if c.to_socket_addrs()
+                .map(|mut a| a.next().is_none())
+                .unwrap_or(true)
+            {
+                return Err(ConfigError::invalid(
+                    origin,
+                    "netflow.collectors",
+                    format!("{c:?} is not host:port"),
+                ));
             }
         }
         if n.max_flows == 0 {
-            return Err(ConfigError::invalid(origin, "netflow.max_flows", "must be at least 1"));
+            return Err(ConfigError::invalid(
+                origin,
+                "netflow.max_flows",
+                "must be at least 1",
+            ));
         }
         if n.mtu < 512 {
-            return Err(ConfigError::invalid(origin, "netflow.mtu", "must be at least 512 bytes"));
+            return Err(ConfigError::invalid(
+                origin,
+                "netflow.mtu",
+                "must be at least 512 bytes",
+            ));
         }
         Ok(())
     }
@@ -325,7 +374,14 @@ pub fn parse_range_flag(spec: &str) -> Result<RangeConfig, String> {
         let end = spec.rfind(']').ok_or("unclosed '['")?;
         let span = &spec[..=end];
         let rest = spec[end + 1..].trim_start_matches(':');
-        (span, if rest.is_empty() { vec![] } else { rest.split(':').collect() })
+        (
+            span,
+            if rest.is_empty() {
+                vec![]
+            } else {
+                rest.split(':').collect()
+            },
+        )
     } else {
         let span = parts.next().unwrap_or_default();
         (span, parts.collect())
@@ -341,7 +397,9 @@ pub fn parse_range_flag(spec: &str) -> Result<RangeConfig, String> {
         return Err("expected FIRST-LAST or PREFIX/LEN, then :key=value labels".into());
     }
     for kv in labels {
-        let (k, v) = kv.split_once('=').ok_or_else(|| format!("label {kv:?} is not key=value"))?;
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| format!("label {kv:?} is not key=value"))?;
         range.labels.insert(k.to_string(), v.to_string());
     }
     Ok(range)
@@ -362,7 +420,11 @@ impl IpPrefix {
             IpAddr::V6(a) => (128, u128::from(a)),
         };
         let host_bits = bits - self.len as u32;
-        let span = if host_bits >= 128 { u128::MAX } else { (1u128 << host_bits) - 1 };
+        let span = if host_bits >= 128 {
+            u128::MAX
+        } else {
+            (1u128 << host_bits) - 1
+        };
         (value, value | span)
     }
 }
@@ -374,10 +436,18 @@ impl FromStr for IpPrefix {
             Some((a, l)) => (a, Some(l)),
             None => (s, None),
         };
-        let addr: IpAddr = addr.trim().parse().map_err(|_| format!("{s:?} is not an IP prefix"))?;
+        let addr: IpAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?} is not an IP prefix"))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let len = match len {
-            Some(l) => l.trim().parse::<u8>().ok().filter(|&l| l <= max).ok_or_else(|| format!("{s:?}: prefix length must be 0..={max}"))?,
+            Some(l) => l
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|&l| l <= max)
+                .ok_or_else(|| format!("{s:?}: prefix length must be 0..={max}"))?,
             None => max,
         };
         let p = IpPrefix { addr, len };
@@ -389,10 +459,17 @@ impl FromStr for IpPrefix {
         let masked = {
             let bits = max as u32;
             let host_bits = bits - len as u32;
-            if host_bits >= 128 { 0 } else { value >> host_bits << host_bits }
+            if host_bits >= 128 {
+                0
+            } else {
+                value >> host_bits << host_bits
+            }
         };
         if first != masked {
-            return Err(format!("{s:?} has host bits set (did you mean {}/{len}?)", int_to_ip(masked, addr.is_ipv6())));
+            return Err(format!(
+                "{s:?} has host bits set (did you mean {}/{len}?)",
+                int_to_ip(masked, addr.is_ipv6())
+            ));
         }
         Ok(p)
     }
@@ -420,7 +497,10 @@ mod tests {
     #[test]
     fn example_config_parses_and_validates() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/xdpacct.toml");
-        let cli = CliOverrides { config: Some(path), ..Default::default() };
+        let cli = CliOverrides {
+            config: Some(path),
+            ..Default::default()
+        };
         let (config, _) = Config::load(&cli).unwrap();
         assert!(!config.accounting.ranges.is_empty());
     }
@@ -428,10 +508,16 @@ mod tests {
     #[test]
     fn prefix_rejects_host_bits_and_bad_lengths() {
         assert!("198.51.100.0/24".parse::<IpPrefix>().is_ok());
-        assert!("198.51.100.1/24".parse::<IpPrefix>().unwrap_err().contains("host bits"));
+        assert!("198.51.100.1/24"
+            .parse::<IpPrefix>()
+            .unwrap_err()
+            .contains("host bits"));
         assert!("198.51.100.0/33".parse::<IpPrefix>().is_err());
         assert!("2001:db8::/129".parse::<IpPrefix>().is_err());
-        assert_eq!("0.0.0.0/0".parse::<IpPrefix>().unwrap().bounds(), (0, u32::MAX as u128));
+        assert_eq!(
+            "0.0.0.0/0".parse::<IpPrefix>().unwrap().bounds(),
+            (0, u32::MAX as u128)
+        );
         assert_eq!("::/0".parse::<IpPrefix>().unwrap().bounds(), (0, u128::MAX));
     }
 

@@ -7,10 +7,10 @@
 
 pub mod capture;
 pub mod config;
+pub mod daemon;
 pub mod metrics;
 pub mod shard;
 pub mod wire;
-pub mod daemon;
 
 /// An error found at start-up: the process exits with status 2.
 #[derive(Debug, thiserror::Error)]

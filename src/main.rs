@@ -89,7 +89,11 @@ fn main() -> ExitCode {
             println!("{origin}: ok");
             Ok(())
         }
-        Command::Replay { files, workers, interface_name } => cmd_replay(&config, files, workers, &interface_name),
+        Command::Replay {
+            files,
+            workers,
+            interface_name,
+        } => cmd_replay(&config, files, workers, &interface_name),
         Command::Run => xdpacct::daemon::run(config, origin, overrides),
     };
     match result {
@@ -105,12 +109,23 @@ fn main() -> ExitCode {
 fn init_logging(level: Option<&str>) {
     let filter = match level {
         Some(l) => tracing_subscriber::EnvFilter::new(l),
-        None => tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        None => {
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())
+        }
     };
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
 }
 
-fn cmd_replay(config: &Config, files: Vec<PathBuf>, workers: usize, iface: &str) -> anyhow::Result<()> {
+fn cmd_replay(
+    config: &Config,
+    files: Vec<PathBuf>,
+    workers: usize,
+    iface: &str,
+) -> anyhow::Result<()> {
     if workers == 0 || workers > 256 {
         return Err(xdpacct::StartupError("--workers must be between 1 and 256".into()).into());
     }
@@ -122,7 +137,15 @@ fn cmd_replay(config: &Config, files: Vec<PathBuf>, workers: usize, iface: &str)
     let tables = Arc::new(Tables::build(&config.accounting, "config")?);
     let interface: Arc<str> = iface.into();
     let shards: Vec<Arc<Shard>> = (0..workers)
-        .map(|q| Arc::new(Shard::new(ShardOrigin { interface: interface.clone(), queue: q as u32 }, tables.clone())))
+        .map(|q| {
+            Arc::new(Shard::new(
+                ShardOrigin {
+                    interface: interface.clone(),
+                    queue: q as u32,
+                },
+                tables.clone(),
+            ))
+        })
         .collect();
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -146,7 +169,8 @@ fn cmd_replay(config: &Config, files: Vec<PathBuf>, workers: usize, iface: &str)
         .collect();
     let read = reader.run(&stop);
     for h in handles {
-        h.join().map_err(|_| anyhow::anyhow!("a worker panicked"))??;
+        h.join()
+            .map_err(|_| anyhow::anyhow!("a worker panicked"))??;
     }
     let stats = read.map_err(|e| xdpacct::StartupError(e.to_string()))?;
     let secs = started.elapsed().as_secs_f64();
@@ -164,7 +188,11 @@ fn cmd_replay(config: &Config, files: Vec<PathBuf>, workers: usize, iface: &str)
         secs,
         stats.frames as f64 / secs.max(1e-9) / 1e6,
         workers,
-        if stats.skipped > 0 { format!(", {} non-Ethernet frames skipped", stats.skipped) } else { String::new() }
+        if stats.skipped > 0 {
+            format!(", {} non-Ethernet frames skipped", stats.skipped)
+        } else {
+            String::new()
+        }
     );
     Ok(())
 }

@@ -17,7 +17,11 @@ fn every_tcpdump_capture_replays_cleanly() {
         .filter(|p| p.is_file())
         .collect();
     files.sort();
-    assert!(files.len() > 100, "expected the tcpdump captures, found {}", files.len());
+    assert!(
+        files.len() > 100,
+        "expected the tcpdump captures, found {}",
+        files.len()
+    );
     let (mut ok, mut refused) = (0, 0);
     let mut frames_total = 0u64;
     for file in &files {
@@ -48,18 +52,36 @@ fn every_tcpdump_capture_replays_cleanly() {
                 let samples = parse_exposition(&String::from_utf8(out.stdout).unwrap());
                 let frames = sum(&samples, "xdpacct_interface_packets_total", &[]);
                 // Every frame read is counted, whatever its headers hold.
-                let summary = stderr.lines().find(|l| l.starts_with("replayed ")).expect("summary line");
+                let summary = stderr
+                    .lines()
+                    .find(|l| l.starts_with("replayed "))
+                    .expect("summary line");
                 let read: f64 = summary.split_whitespace().nth(1).unwrap().parse().unwrap();
                 assert_eq!(frames, read, "{}: frames read vs counted", file.display());
                 frames_total += frames as u64;
             }
             Some(2) => {
                 refused += 1;
-                let lines: Vec<_> = stderr.lines().filter(|l| l.starts_with("xdpacct: ")).collect();
-                assert_eq!(lines.len(), 1, "{}: one clear error line expected: {stderr}", file.display());
-                assert!(lines[0].contains(&*file.file_name().unwrap().to_string_lossy()), "{}: error names the file: {stderr}", file.display());
+                let lines: Vec<_> = stderr
+                    .lines()
+                    .filter(|l| l.starts_with("xdpacct: "))
+                    .collect();
+                assert_eq!(
+                    lines.len(),
+                    1,
+                    "{}: one clear error line expected: {stderr}",
+                    file.display()
+                );
+                assert!(
+                    lines[0].contains(&*file.file_name().unwrap().to_string_lossy()),
+                    "{}: error names the file: {stderr}",
+                    file.display()
+                );
             }
-            other => panic!("{}: exit {other:?} (signal or unexpected status): {stderr}", file.display()),
+            other => panic!(
+                "{}: exit {other:?} (signal or unexpected status): {stderr}",
+                file.display()
+            ),
         }
     }
     eprintln!("{ok} replayed ({frames_total} frames), {refused} refused with a message");

@@ -11,21 +11,43 @@ fn replay(pcap: &std::path::Path, config: &std::path::Path, workers: u32) -> Vec
         .arg(pcap)
         .output()
         .expect("xdpacct runs");
-    assert!(out.status.success(), "replay failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "replay failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("replayed "), "summary line missing: {stderr}");
+    assert!(
+        stderr.contains("replayed "),
+        "summary line missing: {stderr}"
+    );
     parse_exposition(&String::from_utf8(out.stdout).unwrap())
 }
 
 fn check_interface_totals(samples: &[Sample], truth: &std::path::Path) {
-    let truth: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(truth).unwrap()).unwrap();
+    let truth: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(truth).unwrap()).unwrap();
     let packets = sum(samples, "xdpacct_interface_packets_total", &[]);
     let bytes = sum(samples, "xdpacct_interface_bytes_total", &[]);
     assert_eq!(packets as u64, truth["totals"]["packets"].as_u64().unwrap());
     assert_eq!(bytes as u64, truth["totals"]["l2_bytes"].as_u64().unwrap());
     // Every frame of the set has exactly one local side.
-    assert_eq!(sum(samples, "xdpacct_interface_packets_total", &[("direction", "internal")]), 0.0);
-    assert_eq!(sum(samples, "xdpacct_interface_packets_total", &[("direction", "external")]), 0.0);
+    assert_eq!(
+        sum(
+            samples,
+            "xdpacct_interface_packets_total",
+            &[("direction", "internal")]
+        ),
+        0.0
+    );
+    assert_eq!(
+        sum(
+            samples,
+            "xdpacct_interface_packets_total",
+            &[("direction", "external")]
+        ),
+        0.0
+    );
     assert_eq!(sum(samples, "xdpacct_parse_errors_total", &[]), 0.0);
     assert_eq!(sum(samples, "xdpacct_protocol_packets_total", &[]), packets);
 }

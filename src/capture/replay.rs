@@ -58,10 +58,15 @@ impl Capture for ReplayQueue {
                 Err(RecvTimeoutError::Disconnected) => return Err(CaptureError::Closed),
             }
         }
-        let Some((batch, pos)) = self.current.as_mut() else { return Ok(0) };
+        let Some((batch, pos)) = self.current.as_mut() else {
+            return Ok(0);
+        };
         let end = (*pos + max).min(batch.frames.len());
         for &(s, e, wire_len) in &batch.frames[*pos..end] {
-            f(Frame { data: &batch.data[s as usize..e as usize], wire_len });
+            f(Frame {
+                data: &batch.data[s as usize..e as usize],
+                wire_len,
+            });
         }
         let n = end - *pos;
         *pos = end;
@@ -101,7 +106,11 @@ pub fn replay(files: Vec<PathBuf>, workers: usize) -> (ReplayReader, Vec<ReplayQ
             empty_tx.send(Batch::default()).expect("channel has room");
         }
         to_workers.push((full_tx, empty_rx));
-        queues.push(ReplayQueue { full: full_rx, empty: empty_tx, current: None });
+        queues.push(ReplayQueue {
+            full: full_rx,
+            empty: empty_tx,
+            current: None,
+        });
     }
     (ReplayReader { files, to_workers }, queues)
 }
@@ -111,8 +120,14 @@ pub fn replay(files: Vec<PathBuf>, workers: usize) -> (ReplayReader, Vec<ReplayQ
 fn flow_hash(data: &[u8], facts: &mut FrameFacts) -> u64 {
     let _ = parse_frame(data, facts);
     let (a, b) = match facts.addrs {
-        L3Addrs::V4 { src, dst } => (u32::from_be_bytes(src) as u64, u32::from_be_bytes(dst) as u64),
-        L3Addrs::V6 { src, dst } => (fold(u128::from_be_bytes(src)), fold(u128::from_be_bytes(dst))),
+        L3Addrs::V4 { src, dst } => (
+            u32::from_be_bytes(src) as u64,
+            u32::from_be_bytes(dst) as u64,
+        ),
+        L3Addrs::V6 { src, dst } => (
+            fold(u128::from_be_bytes(src)),
+            fold(u128::from_be_bytes(dst)),
+        ),
         L3Addrs::None => return 0,
     };
     let ports = (facts.src_port as u64) ^ (facts.dst_port as u64);
@@ -136,21 +151,27 @@ impl ReplayReader {
         let mut facts = FrameFacts::default();
         let files = std::mem::take(&mut self.files);
         for path in &files {
-            let mut send = |data: &[u8], wire_len: u32, stats: &mut ReplayStats| -> Result<(), CaptureError> {
-                let w = if n == 1 { 0 } else { (flow_hash(data, &mut facts) % n as u64) as usize };
-                let (full, empty) = &self.to_workers[w];
-                let batch = match &mut pending[w] {
-                    Some(b) => b,
-                    slot => slot.insert(empty.recv().map_err(|_| closed(path))?),
+            let mut send =
+                |data: &[u8], wire_len: u32, stats: &mut ReplayStats| -> Result<(), CaptureError> {
+                    let w = if n == 1 {
+                        0
+                    } else {
+                        (flow_hash(data, &mut facts) % n as u64) as usize
+                    };
+                    let (full, empty) = &self.to_workers[w];
+                    let batch = match &mut pending[w] {
+                        Some(b) => b,
+                        slot => slot.insert(empty.recv().map_err(|_| closed(path))?),
+                    };
+                    batch.push(data, wire_len.max(data.len() as u32));
+                    stats.frames += 1;
+                    stats.bytes += wire_len.max(data.len() as u32) as u64;
+                    if batch.frames.len() == BATCH_FRAMES {
+                        full.send(pending[w].take().expect("batch present"))
+                            .map_err(|_| closed(path))?;
+                    }
+                    Ok(())
                 };
-                batch.push(data, wire_len.max(data.len() as u32));
-                stats.frames += 1;
-                stats.bytes += wire_len.max(data.len() as u32) as u64;
-                if batch.frames.len() == BATCH_FRAMES {
-                    full.send(pending[w].take().expect("batch present")).map_err(|_| closed(path))?;
-                }
-                Ok(())
-            };
             read_file(path, stop, &mut stats, &mut send)?;
         }
         for (w, b) in pending.into_iter().enumerate() {
@@ -163,11 +184,17 @@ impl ReplayReader {
 }
 
 fn closed(path: &Path) -> CaptureError {
-    CaptureError::File { path: path.display().to_string(), msg: "workers stopped before the end of the file".into() }
+    CaptureError::File {
+        path: path.display().to_string(),
+        msg: "workers stopped before the end of the file".into(),
+    }
 }
 
 fn file_err(path: &Path, msg: impl std::fmt::Display) -> CaptureError {
-    CaptureError::File { path: path.display().to_string(), msg: msg.to_string() }
+    CaptureError::File {
+        path: path.display().to_string(),
+        msg: msg.to_string(),
+    }
 }
 
 /// Reads one pcap or pcapng file, calling `send` for each Ethernet frame.
@@ -181,11 +208,13 @@ fn read_file(
     {
         use std::io::Read;
         let mut f = File::open(path).map_err(|e| file_err(path, e))?;
-        f.read_exact(&mut magic).map_err(|_| file_err(path, "not a pcap or pcapng file (shorter than 4 bytes)"))?;
+        f.read_exact(&mut magic)
+            .map_err(|_| file_err(path, "not a pcap or pcapng file (shorter than 4 bytes)"))?;
     }
     let file = BufReader::with_capacity(1 << 20, File::open(path).map_err(|e| file_err(path, e))?);
     if magic == [0x0a, 0x0d, 0x0d, 0x0a] {
-        let mut r = PcapNgReader::new(file).map_err(|e| file_err(path, format!("bad pcapng header: {e}")))?;
+        let mut r = PcapNgReader::new(file)
+            .map_err(|e| file_err(path, format!("bad pcapng header: {e}")))?;
         let mut links: Vec<DataLink> = Vec::new();
         while let Some(block) = r.next_block() {
             if stop.load(Relaxed) {
@@ -214,10 +243,16 @@ fn read_file(
             send(data, wire_len, stats)?;
         }
     } else {
-        let mut r = PcapReader::new(file).map_err(|e| file_err(path, format!("not a pcap or pcapng file: {e}")))?;
+        let mut r = PcapReader::new(file)
+            .map_err(|e| file_err(path, format!("not a pcap or pcapng file: {e}")))?;
         let link = r.header().datalink;
         if !is_ethernet(link) {
-            return Err(file_err(path, format!("link type {link:?} is not Ethernet; only Ethernet captures can be replayed")));
+            return Err(file_err(
+                path,
+                format!(
+                    "link type {link:?} is not Ethernet; only Ethernet captures can be replayed"
+                ),
+            ));
         }
         while let Some(pkt) = r.next_packet() {
             if stop.load(Relaxed) {

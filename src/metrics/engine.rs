@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use prometheus::core::{Collector, Desc};
-use prometheus::proto::{Bucket, Counter as PCounter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::proto::{
+    Bucket, Counter as PCounter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType,
+};
 
 use crate::shard::{protocol_name, Direction, HostSlots, Shard, Tables, PROTO_SLOTS, SIZE_BUCKETS};
 use crate::wire::WireError;
@@ -59,9 +61,21 @@ impl EngineCollector {
     pub fn new(shards: Vec<Arc<Shard>>) -> Self {
         let desc = ["xdpacct_interface_packets_total"]
             .iter()
-            .map(|n| Desc::new(n.to_string(), "xdpacct counters".into(), vec![], HashMap::new()).expect("valid desc"))
+            .map(|n| {
+                Desc::new(
+                    n.to_string(),
+                    "xdpacct counters".into(),
+                    vec![],
+                    HashMap::new(),
+                )
+                .expect("valid desc")
+            })
             .collect();
-        EngineCollector { shards: RwLock::new(shards), retired: Mutex::new(HashMap::new()), desc }
+        EngineCollector {
+            shards: RwLock::new(shards),
+            retired: Mutex::new(HashMap::new()),
+            desc,
+        }
     }
 
     pub fn shards(&self) -> Vec<Arc<Shard>> {
@@ -91,13 +105,23 @@ impl EngineCollector {
                     Err(still) => {
                         tracing::warn!("a worker kept the old host table for 5 s; its last batch may be counted late");
                         old = still;
-                        break HostSlots { tables: old.tables.clone(), slots: Box::new([]) };
+                        break HostSlots {
+                            tables: old.tables.clone(),
+                            slots: Box::new([]),
+                        };
                     }
                 }
             };
             for (slot, key) in slots.tables.slot_keys().into_iter().enumerate() {
-                let Some(h) = slots.slots.get(slot) else { break };
-                let v = [h.inbound.packets.get(), h.inbound.bytes.get(), h.outbound.packets.get(), h.outbound.bytes.get()];
+                let Some(h) = slots.slots.get(slot) else {
+                    break;
+                };
+                let v = [
+                    h.inbound.packets.get(),
+                    h.inbound.bytes.get(),
+                    h.outbound.packets.get(),
+                    h.outbound.bytes.get(),
+                ];
                 if v != [0; 4] {
                     let e = retired.entry(key).or_default();
                     for i in 0..4 {
@@ -113,7 +137,9 @@ impl EngineCollector {
     fn collect_hosts(&self, shards: &[Arc<Shard>], out: &mut Vec<MetricFamily>) {
         let retired = self.retired.lock().expect("retired lock");
         let gens: Vec<Arc<HostSlots>> = shards.iter().map(|s| s.hosts.load_full()).collect();
-        let Some(tables) = gens.first().map(|g| g.tables.clone()) else { return };
+        let Some(tables) = gens.first().map(|g| g.tables.clone()) else {
+            return;
+        };
         let mut totals = vec![[0u64; 4]; tables.slots];
         for g in &gens {
             if !Arc::ptr_eq(&g.tables, &tables) {
@@ -190,7 +216,10 @@ impl Collector for EngineCollector {
             for d in Direction::ALL {
                 let labels = vec![label("interface", &**iface), label("direction", d.as_str())];
                 let sum = |f: &dyn Fn(&Shard) -> u64| group.iter().map(|s| f(s)).sum::<u64>();
-                pk.push(counter(labels.clone(), sum(&|s| s.traffic[d as usize].packets.get())));
+                pk.push(counter(
+                    labels.clone(),
+                    sum(&|s| s.traffic[d as usize].packets.get()),
+                ));
                 by.push(counter(labels, sum(&|s| s.traffic[d as usize].bytes.get())));
                 for p in 0..PROTO_SLOTS {
                     let packets = sum(&|s| s.protocols[d as usize][p].packets.get());
@@ -203,7 +232,10 @@ impl Collector for EngineCollector {
                         label("protocol", protocol_name(p)),
                     ];
                     ppk.push(counter(labels.clone(), packets));
-                    pby.push(counter(labels, sum(&|s| s.protocols[d as usize][p].bytes.get())));
+                    pby.push(counter(
+                        labels,
+                        sum(&|s| s.protocols[d as usize][p].bytes.get()),
+                    ));
                 }
             }
             let mut h = Histogram::default();
@@ -216,7 +248,10 @@ impl Collector for EngineCollector {
                 b.set_cumulative_count(cumulative);
                 buckets.push(b);
             }
-            cumulative += group.iter().map(|s| s.sizes[SIZE_BUCKETS.len()].get()).sum::<u64>();
+            cumulative += group
+                .iter()
+                .map(|s| s.sizes[SIZE_BUCKETS.len()].get())
+                .sum::<u64>();
             h.set_bucket(buckets);
             h.set_sample_count(cumulative);
             h.set_sample_sum(group.iter().map(|s| s.size_sum.get()).sum::<u64>() as f64);
@@ -257,7 +292,15 @@ impl Collector for EngineCollector {
 
         let errors = WireError::ALL
             .iter()
-            .map(|e| counter(vec![label("reason", e.as_str())], shards.iter().map(|s| s.parse_errors[*e as usize].get()).sum()))
+            .map(|e| {
+                counter(
+                    vec![label("reason", e.as_str())],
+                    shards
+                        .iter()
+                        .map(|s| s.parse_errors[*e as usize].get())
+                        .sum(),
+                )
+            })
             .collect();
         out.push(family(
             "xdpacct_parse_errors_total",
@@ -269,7 +312,10 @@ impl Collector for EngineCollector {
         let accounted = shards
             .iter()
             .map(|s| {
-                let labels = vec![label("interface", &*s.origin.interface), label("queue", s.origin.queue.to_string())];
+                let labels = vec![
+                    label("interface", &*s.origin.interface),
+                    label("queue", s.origin.queue.to_string()),
+                ];
                 counter(labels, s.traffic.iter().map(|t| t.packets.get()).sum())
             })
             .collect();

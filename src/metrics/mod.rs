@@ -34,8 +34,13 @@ impl Exposition {
     /// All metric families, sorted by name. Unlike `Registry::gather` this
     /// does not sort the series of a family: they come in a stable order.
     pub fn gather(&self) -> Vec<MetricFamily> {
-        let mut families: Vec<MetricFamily> =
-            self.collectors.read().expect("collectors lock").iter().flat_map(|c| c.collect()).collect();
+        let mut families: Vec<MetricFamily> = self
+            .collectors
+            .read()
+            .expect("collectors lock")
+            .iter()
+            .flat_map(|c| c.collect())
+            .collect();
         families.retain(|f| !f.get_metric().is_empty());
         families.sort_by(|a, b| a.name().cmp(b.name()));
         families
@@ -44,7 +49,9 @@ impl Exposition {
     /// The text exposition format (version 0.0.4).
     pub fn render(&self) -> Vec<u8> {
         let mut buf = Vec::with_capacity(1 << 16);
-        TextEncoder::new().encode(&self.gather(), &mut buf).expect("text encoding to a Vec cannot fail");
+        TextEncoder::new()
+            .encode(&self.gather(), &mut buf)
+            .expect("text encoding to a Vec cannot fail");
         buf
     }
 }
@@ -61,7 +68,10 @@ impl Collector for BuildInfo {
             "xdpacct_build_info",
             "Version of the running xdpacct.",
             MetricType::GAUGE,
-            vec![engine::gauge(vec![engine::label("version", env!("CARGO_PKG_VERSION"))], 1.0)],
+            vec![engine::gauge(
+                vec![engine::label("version", env!("CARGO_PKG_VERSION"))],
+                1.0,
+            )],
         )]
     }
 }

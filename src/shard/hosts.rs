@@ -40,7 +40,11 @@ impl<K: Copy + Ord + Into<u128>> Spans<K> {
 
     fn from_sorted(mut v: Vec<(K, K, u32)>, merge: bool) -> Self {
         v.sort_by_key(|s| s.0);
-        let mut out: Spans<K> = Spans { firsts: vec![], lasts: vec![], bases: vec![] };
+        let mut out: Spans<K> = Spans {
+            firsts: vec![],
+            lasts: vec![],
+            bases: vec![],
+        };
         for (f, l, b) in v {
             if merge {
                 if let Some(last) = out.lasts.last_mut() {
@@ -98,7 +102,12 @@ pub enum Direction {
 }
 
 impl Direction {
-    pub const ALL: [Direction; 4] = [Direction::In, Direction::Out, Direction::Internal, Direction::External];
+    pub const ALL: [Direction; 4] = [
+        Direction::In,
+        Direction::Out,
+        Direction::Internal,
+        Direction::External,
+    ];
     pub const fn as_str(self) -> &'static str {
         match self {
             Direction::In => "in",
@@ -120,10 +129,17 @@ impl Direction {
 
 impl Tables {
     pub fn build(cfg: &AccountingConfig, origin: &str) -> Result<Tables, ConfigError> {
-        let err = |key: String, msg: String| ConfigError::Invalid { origin: origin.to_string(), key, msg };
+        let err = |key: String, msg: String| ConfigError::Invalid {
+            origin: origin.to_string(),
+            key,
+            msg,
+        };
         let hp = cfg.ipv6_host_prefix;
         if !(1..=128).contains(&hp) {
-            return Err(err("accounting.ipv6_host_prefix".into(), format!("{hp} must be 1..=128")));
+            return Err(err(
+                "accounting.ipv6_host_prefix".into(),
+                format!("{hp} must be 1..=128"),
+            ));
         }
         let shift6 = 128 - hp as u32;
 
@@ -147,18 +163,31 @@ impl Tables {
                 (None, Some(f), Some(l)) => {
                     let f: IpPrefix = f.parse().map_err(|m| err(format!("{key}.first"), m))?;
                     let l: IpPrefix = l.parse().map_err(|m| err(format!("{key}.last"), m))?;
-                    if f.addr.is_ipv6() != l.addr.is_ipv6() || f.len != l.len || f.bounds().0 > l.bounds().0 {
-                        return Err(err(key, "first and last must be single addresses of one family, first <= last".into()));
+                    if f.addr.is_ipv6() != l.addr.is_ipv6()
+                        || f.len != l.len
+                        || f.bounds().0 > l.bounds().0
+                    {
+                        return Err(err(
+                            key,
+                            "first and last must be single addresses of one family, first <= last"
+                                .into(),
+                        ));
                     }
                     (f.addr.is_ipv6(), f.bounds().0, l.bounds().0)
                 }
-                _ => return Err(err(key, "give either `prefix` or both `first` and `last`".into())),
+                _ => {
+                    return Err(err(
+                        key,
+                        "give either `prefix` or both `first` and `last`".into(),
+                    ))
+                }
             };
             for name in r.labels.keys() {
                 if !valid_label_name(name) || RESERVED_LABELS.contains(&name.as_str()) {
                     return Err(err(
                         format!("{key}.labels.{name}"),
-                        "label names are [a-zA-Z_][a-zA-Z0-9_]*, not ip, direction or interface".into(),
+                        "label names are [a-zA-Z_][a-zA-Z0-9_]*, not ip, direction or interface"
+                            .into(),
                     ));
                 }
                 label_names.insert(name.clone());
@@ -171,7 +200,11 @@ impl Tables {
         let (mut spans4, mut spans6) = (Vec::new(), Vec::new());
         let mut slots: u64 = 0;
         for (v6, first, last, r, key) in &parsed {
-            let (kf, kl) = if *v6 { (first >> shift6, last >> shift6) } else { (*first, *last) };
+            let (kf, kl) = if *v6 {
+                (first >> shift6, last >> shift6)
+            } else {
+                (*first, *last)
+            };
             let count = (kl - kf) as u64 + 1;
             slots += count;
             if slots > MAX_HOST_SLOTS {
@@ -186,13 +219,25 @@ impl Tables {
             } else {
                 spans4.push((kf as u32, kl as u32, base));
             }
-            let label_values = label_names.iter().map(|n| r.labels.get(n).cloned().unwrap_or_default()).collect();
-            ranges.push(HostRange { v6: *v6, first: kf, count: count as u32, base, label_values });
+            let label_values = label_names
+                .iter()
+                .map(|n| r.labels.get(n).cloned().unwrap_or_default())
+                .collect();
+            ranges.push(HostRange {
+                v6: *v6,
+                first: kf,
+                count: count as u32,
+                base,
+                label_values,
+            });
         }
         let hosts4 = Spans::from_sorted(spans4, false);
         let hosts6 = Spans::from_sorted(spans6, false);
         if hosts4.overlaps() || hosts6.overlaps() {
-            return Err(err("accounting.ranges".into(), "two ranges overlap; every host may be in one range only".into()));
+            return Err(err(
+                "accounting.ranges".into(),
+                "two ranges overlap; every host may be in one range only".into(),
+            ));
         }
 
         let (mut l4, mut l6) = (Vec::new(), Vec::new());
@@ -209,7 +254,9 @@ impl Tables {
             }
         }
         for (i, n) in cfg.local_networks.iter().enumerate() {
-            let p: IpPrefix = n.parse().map_err(|m| err(format!("accounting.local_networks[{i}]"), m))?;
+            let p: IpPrefix = n
+                .parse()
+                .map_err(|m| err(format!("accounting.local_networks[{i}]"), m))?;
             let (f, l) = p.bounds();
             add_local(p.addr.is_ipv6(), f, l);
         }
@@ -237,12 +284,16 @@ impl Tables {
     }
     #[inline]
     pub fn host4(&self, a: u32) -> Option<usize> {
-        self.hosts4.find(a).map(|i| (self.hosts4.bases[i] + (a - self.hosts4.firsts[i])) as usize)
+        self.hosts4
+            .find(a)
+            .map(|i| (self.hosts4.bases[i] + (a - self.hosts4.firsts[i])) as usize)
     }
     #[inline]
     pub fn host6(&self, a: u128) -> Option<usize> {
         let k = a >> (128 - self.ipv6_host_prefix as u32);
-        self.hosts6.find(k).map(|i| self.hosts6.bases[i] as usize + (k - self.hosts6.firsts[i]) as usize)
+        self.hosts6
+            .find(k)
+            .map(|i| self.hosts6.bases[i] as usize + (k - self.hosts6.firsts[i]) as usize)
     }
 
     /// The `ip` label of a host: the address, or for IPv6 its host prefix.
@@ -288,7 +339,10 @@ mod tests {
     fn range(prefix: &str, labels: &[(&str, &str)]) -> RangeConfig {
         RangeConfig {
             prefix: Some(prefix.into()),
-            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             ..Default::default()
         }
     }
@@ -305,7 +359,10 @@ mod tests {
     #[test]
     fn slots_and_lookups() {
         let t = tables(
-            vec![range("198.51.100.0/30", &[("customer", "a")]), range("2001:db8:1::/62", &[("site", "x")])],
+            vec![
+                range("198.51.100.0/30", &[("customer", "a")]),
+                range("2001:db8:1::/62", &[("site", "x")]),
+            ],
             &[],
         )
         .unwrap();
@@ -313,7 +370,10 @@ mod tests {
         assert_eq!(t.label_names, ["customer", "site"]);
         assert_eq!(t.host4(u32::from_be_bytes([198, 51, 100, 2])), Some(2));
         assert_eq!(t.host4(u32::from_be_bytes([198, 51, 100, 4])), None);
-        let a: u128 = "2001:db8:1:3::99".parse::<std::net::Ipv6Addr>().unwrap().into();
+        let a: u128 = "2001:db8:1:3::99"
+            .parse::<std::net::Ipv6Addr>()
+            .unwrap()
+            .into();
         assert_eq!(t.host6(a), Some(4 + 3));
         assert_eq!(t.host_label(&t.ranges[1], 3), "2001:db8:1:3::/64");
         assert_eq!(t.host_label(&t.ranges[0], 1), "198.51.100.1");
@@ -324,7 +384,11 @@ mod tests {
 
     #[test]
     fn overlapping_ranges_are_refused() {
-        let e = tables(vec![range("10.0.0.0/24", &[]), range("10.0.0.128/25", &[])], &[]).unwrap_err();
+        let e = tables(
+            vec![range("10.0.0.0/24", &[]), range("10.0.0.128/25", &[])],
+            &[],
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("overlap"), "{e}");
     }
 
@@ -345,7 +409,12 @@ mod tests {
         let t = tables(vec![], &["10.0.0.0/8", "11.0.0.0/8", "2001:db8::/32"]).unwrap();
         assert!(t.is_local4(u32::from_be_bytes([11, 255, 255, 255])));
         assert!(!t.is_local4(u32::from_be_bytes([12, 0, 0, 0])));
-        assert!(t.is_local6("2001:db8:ffff::1".parse::<std::net::Ipv6Addr>().unwrap().into()));
+        assert!(t.is_local6(
+            "2001:db8:ffff::1"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+                .into()
+        ));
         assert_eq!(Direction::from_locality(false, true), Direction::In);
         assert_eq!(Direction::from_locality(true, false), Direction::Out);
         assert_eq!(Direction::from_locality(true, true), Direction::Internal);

@@ -27,7 +27,12 @@ pub struct Worker {
 
 impl Worker {
     pub fn new(shard: Arc<Shard>, batch: usize) -> Self {
-        Worker { shard, facts: FrameFacts::default(), batch, observer: None }
+        Worker {
+            shard,
+            facts: FrameFacts::default(),
+            batch,
+            observer: None,
+        }
     }
 
     pub fn with_observer(mut self, observer: Box<dyn FrameObserver>) -> Self {
@@ -40,14 +45,24 @@ impl Worker {
     }
 
     /// Runs until `stop` is set or the source is finished.
-    pub fn run<C: Capture>(&mut self, capture: &mut C, stop: &AtomicBool) -> Result<(), CaptureError> {
+    pub fn run<C: Capture>(
+        &mut self,
+        capture: &mut C,
+        stop: &AtomicBool,
+    ) -> Result<(), CaptureError> {
         let result = loop {
             if stop.load(Relaxed) {
                 break Ok(());
             }
             // One table generation per batch; a reload swaps it between batches.
             let hosts = self.shard.hosts.load_full();
-            let Worker { shard, facts, observer, batch, .. } = self;
+            let Worker {
+                shard,
+                facts,
+                observer,
+                batch,
+                ..
+            } = self;
             if let Some(obs) = observer.as_deref_mut() {
                 obs.begin_batch(now_ms());
             }
@@ -72,12 +87,19 @@ impl Worker {
 
 /// Milliseconds since the Unix epoch (read once per batch).
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Accounts one frame into `shard`; returns the bytes counted and the direction.
 #[inline]
-pub fn account(shard: &Shard, hosts: &HostSlots, facts: &mut FrameFacts, frame: Frame<'_>) -> (u64, Direction) {
+pub fn account(
+    shard: &Shard,
+    hosts: &HostSlots,
+    facts: &mut FrameFacts,
+    frame: Frame<'_>,
+) -> (u64, Direction) {
     if let Err(e) = parse_frame(frame.data, facts) {
         shard.parse_errors[e as usize].add(1);
     }
@@ -91,21 +113,36 @@ pub fn account(shard: &Shard, hosts: &HostSlots, facts: &mut FrameFacts, frame: 
     let (direction, src_slot, dst_slot) = match facts.addrs {
         L3Addrs::V4 { src, dst } => {
             let (s, d) = (u32::from_be_bytes(src), u32::from_be_bytes(dst));
-            (Direction::from_locality(tables.is_local4(s), tables.is_local4(d)), tables.host4(s), tables.host4(d))
+            (
+                Direction::from_locality(tables.is_local4(s), tables.is_local4(d)),
+                tables.host4(s),
+                tables.host4(d),
+            )
         }
         L3Addrs::V6 { src, dst } => {
             let (s, d) = (u128::from_be_bytes(src), u128::from_be_bytes(dst));
-            (Direction::from_locality(tables.is_local6(s), tables.is_local6(d)), tables.host6(s), tables.host6(d))
+            (
+                Direction::from_locality(tables.is_local6(s), tables.is_local6(d)),
+                tables.host6(s),
+                tables.host6(d),
+            )
         }
         L3Addrs::None => (Direction::External, None, None),
     };
 
     shard.traffic[direction as usize].add(bytes);
-    let proto = if matches!(facts.addrs, L3Addrs::None) { PROTO_NON_IP } else { PROTO_SLOT[facts.protocol as usize] as usize };
+    let proto = if matches!(facts.addrs, L3Addrs::None) {
+        PROTO_NON_IP
+    } else {
+        PROTO_SLOT[facts.protocol as usize] as usize
+    };
     shard.protocols[direction as usize][proto].add(bytes);
 
     let size = frame.wire_len;
-    let bucket = SIZE_BUCKETS.iter().position(|&b| size <= b).unwrap_or(SIZE_BUCKETS.len());
+    let bucket = SIZE_BUCKETS
+        .iter()
+        .position(|&b| size <= b)
+        .unwrap_or(SIZE_BUCKETS.len());
     shard.sizes[bucket].add(1);
     shard.size_sum.add(size as u64);
 

@@ -29,7 +29,9 @@ pub fn parse_exposition(text: &str) -> Vec<Sample> {
             continue;
         }
         let (series, value) = line.rsplit_once(' ').expect("sample line has a value");
-        let value: f64 = value.parse().unwrap_or_else(|_| panic!("bad value in {line:?}"));
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value in {line:?}"));
         let (name, labels) = match series.split_once('{') {
             Some((n, rest)) => (n, rest.strip_suffix('}').expect("closing brace")),
             None => (series, ""),
@@ -42,7 +44,11 @@ pub fn parse_exposition(text: &str) -> Vec<Sample> {
             map.insert(k.trim_start_matches(',').to_string(), v[..end].to_string());
             rest = &v[end + 1..];
         }
-        out.push(Sample { name: name.to_string(), labels: map, value });
+        out.push(Sample {
+            name: name.to_string(),
+            labels: map,
+            value,
+        });
     }
     out
 }
@@ -51,14 +57,22 @@ pub fn parse_exposition(text: &str) -> Vec<Sample> {
 pub fn sum(samples: &[Sample], name: &str, want: &[(&str, &str)]) -> f64 {
     samples
         .iter()
-        .filter(|s| s.name == name && want.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v)))
+        .filter(|s| {
+            s.name == name
+                && want
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
         .map(|s| s.value)
         .sum()
 }
 
 /// The `ip` label a truth-file host gets: IPv4 as is, IPv6 as its /64.
 pub fn host_label(addr: &str) -> String {
-    match addr.parse::<std::net::IpAddr>().expect("truth host is an address") {
+    match addr
+        .parse::<std::net::IpAddr>()
+        .expect("truth host is an address")
+    {
         std::net::IpAddr::V4(a) => a.to_string(),
         std::net::IpAddr::V6(a) => {
             let v = u128::from(a) >> 64 << 64;
@@ -111,7 +125,14 @@ pub fn generate(dir: &Path, packets: u32, seed: u32, snaplen: u32) -> (PathBuf, 
     let status = Command::new("python3")
         .arg(shared().join("synthetic/gen_pcap.py"))
         .arg(&pcap)
-        .args(["--packets", &packets.to_string(), "--seed", &seed.to_string(), "--snaplen", &snaplen.to_string()])
+        .args([
+            "--packets",
+            &packets.to_string(),
+            "--seed",
+            &seed.to_string(),
+            "--snaplen",
+            &snaplen.to_string(),
+        ])
         .arg("--truth")
         .arg(&truth)
         .status()
@@ -123,7 +144,8 @@ pub fn generate(dir: &Path, packets: u32, seed: u32, snaplen: u32) -> (PathBuf, 
 /// Asserts that every truth host's in/out packets and bytes equal the metrics,
 /// and that hosts absent from the truth saw nothing.
 pub fn assert_hosts_match_truth(samples: &[Sample], truth_path: &Path, bytes: &str) {
-    let truth: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(truth_path).unwrap()).unwrap();
+    let truth: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(truth_path).unwrap()).unwrap();
     let hosts = truth["hosts"].as_object().unwrap();
     let got = host_table(samples);
     let mut want: HashMap<(String, String), (u64, u64)> = HashMap::new();
@@ -146,5 +168,8 @@ pub fn assert_hosts_match_truth(samples: &[Sample], truth_path: &Path, bytes: &s
     }
     let total_packets: u64 = truth["totals"]["packets"].as_u64().unwrap();
     let sum_packets: u64 = want.values().map(|v| v.0).sum();
-    assert_eq!(sum_packets, total_packets, "truth file: every frame has one local host");
+    assert_eq!(
+        sum_packets, total_packets,
+        "truth file: every frame has one local host"
+    );
 }
