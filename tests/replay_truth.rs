@@ -78,7 +78,9 @@ fn freshly_generated_set_with_another_seed_equals_truth() {
         for workers in [1, 3] {
             let samples = replay(&pcap, &config, workers);
             assert_hosts_match_truth(&samples, &truth, bytes);
-            check_interface_totals(&samples, &truth);
+            if bytes == "l2" {
+                check_interface_totals(&samples, &truth);
+            }
         }
     }
 }
