@@ -19,6 +19,8 @@ pub mod ipv6;
 pub mod mpls;
 mod parse;
 pub mod pppoe;
+#[cfg(test)]
+mod robustness;
 pub mod sctp;
 pub mod tcp;
 pub mod udp;
