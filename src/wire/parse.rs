@@ -23,7 +23,10 @@
 //!   IP: the usual limit of this heuristic.
 //! - PPPoE session: version/type other than 0x11 is `Malformed`.
 //! - IPv4: version != 4 or IHL < 5 is `Malformed`; so is a total length
-//!   smaller than the header. A non-first fragment (offset != 0) sets
+//!   smaller than the header. A total length of 0 is not an error: it is
+//!   what a host-side capture of a TSO or Linux BIG TCP packet shows (as
+//!   tcpdump assumes); `ip_len` is then the captured IP bytes, a lower
+//!   bound, like the IPv6 payload-length-0 fallback below. A non-first fragment (offset != 0) sets
 //!   `later_fragment` and is `Ok` without transport header, even if its
 //!   options are cut off. AH inside IPv4 is not skipped (`protocol` = 51).
 //! - The transport header is looked for within the IP length (so Ethernet
@@ -133,27 +136,31 @@ fn parse_pppoe(rest: &[u8], out: &mut FrameFacts) -> Result<(), WireError> {
 fn parse_ipv4(buf: &[u8], out: &mut FrameFacts) -> Result<(), WireError> {
     let ip = Ipv4Packet::new_checked(buf)?;
     out.addrs = L3Addrs::V4 { src: ip.src_addr(), dst: ip.dst_addr() };
-    let total = ip.total_len();
-    out.ip_len = u32::from(total);
     out.protocol = ip.protocol();
     out.tos = ip.tos();
-    let total = usize::from(total);
     let header_len = ip.header_len();
-    if total < header_len {
+    let declared = ip.total_len();
+    // The transport header must lie within both the captured bytes and the
+    // IP total length (beyond which is Ethernet padding); which of the two
+    // ends first names the error when it does not fit.
+    let (ip_len, end, short) = if declared == 0 {
+        // TSO / Linux BIG TCP: the length is not in the header. Use what was
+        // captured (a lower bound), as for an IPv6 payload length of 0.
+        (u32::try_from(buf.len()).unwrap_or(u32::MAX), buf.len(), WireError::Truncated)
+    } else if usize::from(declared) <= buf.len() {
+        (u32::from(declared), usize::from(declared), WireError::Malformed)
+    } else {
+        (u32::from(declared), buf.len(), WireError::Truncated)
+    };
+    out.ip_len = ip_len;
+    if declared != 0 && usize::from(declared) < header_len {
         return Err(WireError::Malformed);
     }
     if ip.frag_offset() != 0 {
         out.later_fragment = true;
         return Ok(());
     }
-    // The transport header must lie within both the captured bytes and the
-    // IP total length (beyond which is Ethernet padding).
-    let (end, short) = if total <= buf.len() {
-        (total, WireError::Malformed)
-    } else {
-        (buf.len(), WireError::Truncated)
-    };
-    // `header_len <= total`, so this fails only when the options are cut off.
+    // `header_len <= end` unless the options are cut off.
     let Some(l4) = buf.get(header_len..end) else {
         return Err(WireError::Truncated);
     };
@@ -551,6 +558,21 @@ pub(crate) mod tests {
         let mut f = V4_TCP_SYN_PADDED;
         f[16..18].copy_from_slice(&be(20));
         check(&f, Err(WireError::Malformed), v4(6, 20));
+    }
+
+    /// Regression: host-side captures of TSO / BIG TCP packets (IPv4 total
+    /// length 0, e.g. tcpdump's bigtcp-ipv4.pcap) were counted as Malformed.
+    #[test]
+    fn ipv4_total_length_zero_is_tso_not_malformed() {
+        let mut f = cat(&[&eth(0x0800), &ipv4(6, 20, 0, &[]), &tcp(1, 2, 0x18), &[0x61; 100]]);
+        f[16..18].copy_from_slice(&be(0));
+        check(&f, Ok(()), l4(v4(6, 140), 1, 2, 0x18));
+        // Cut inside TCP: Truncated, not Malformed.
+        check(&f[..14 + 30], Err(WireError::Truncated), v4(6, 30));
+        // Cut inside the options.
+        let mut f = cat(&[&eth(0x0800), &ipv4(6, 20, 0, &[1; 8]), &tcp(1, 2, 0x18)]);
+        f[16..18].copy_from_slice(&be(0));
+        check(&f[..14 + 24], Err(WireError::Truncated), v4(6, 24));
     }
 
     #[test]
