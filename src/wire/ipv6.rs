@@ -31,7 +31,7 @@ pub struct Ipv6Packet<T: AsRef<[u8]>> {
 impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     /// `Truncated` when fewer than 40 bytes; `Malformed` when the version
     /// is not 6.
-    #[inline]
+    #[inline(always)]
     pub fn new_checked(buffer: T) -> Result<Self, WireError> {
         let b = buffer.as_ref();
         if b.len() < HEADER_LEN {
@@ -43,47 +43,47 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
         Ok(Ipv6Packet { buffer })
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn version(&self) -> u8 {
         self.buffer.as_ref()[field::VER_TC_FLOW] >> 4
     }
 
     /// Traffic class (DSCP << 2 | ECN).
-    #[inline]
+    #[inline(always)]
     pub fn traffic_class(&self) -> u8 {
         (be16(self.buffer.as_ref(), field::VER_TC_FLOW) >> 4) as u8
     }
 
     /// Flow label (20 bits).
-    #[inline]
+    #[inline(always)]
     pub fn flow_label(&self) -> u32 {
         be32(self.buffer.as_ref(), field::VER_TC_FLOW) & 0x000f_ffff
     }
 
     /// Payload length (extension headers included); 0 in a jumbogram.
-    #[inline]
+    #[inline(always)]
     pub fn payload_len(&self) -> u16 {
         be16(self.buffer.as_ref(), field::PAYLOAD_LEN)
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn next_header(&self) -> u8 {
         self.buffer.as_ref()[field::NEXT_HEADER]
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn hop_limit(&self) -> u8 {
         self.buffer.as_ref()[field::HOP_LIMIT]
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn src_addr(&self) -> [u8; 16] {
         let mut a = [0; 16];
         a.copy_from_slice(&self.buffer.as_ref()[field::SRC]);
         a
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn dst_addr(&self) -> [u8; 16] {
         let mut a = [0; 16];
         a.copy_from_slice(&self.buffer.as_ref()[field::DST]);
@@ -93,7 +93,7 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
 
 impl<'a> Ipv6Packet<&'a [u8]> {
     /// The captured bytes after the fixed header (not cut to `payload_len`).
-    #[inline]
+    #[inline(always)]
     pub fn payload(&self) -> &'a [u8] {
         &self.buffer[field::PAYLOAD..]
     }
@@ -114,7 +114,7 @@ pub struct Ipv6ExtHeader<T: AsRef<[u8]>> {
 
 impl<T: AsRef<[u8]>> Ipv6ExtHeader<T> {
     /// `Truncated` unless the whole header ((len + 1) * 8 bytes) is present.
-    #[inline]
+    #[inline(always)]
     pub fn new_checked(buffer: T) -> Result<Self, WireError> {
         let b = buffer.as_ref();
         match b.get(1) {
@@ -123,13 +123,13 @@ impl<T: AsRef<[u8]>> Ipv6ExtHeader<T> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn next_header(&self) -> u8 {
         self.buffer.as_ref()[0]
     }
 
     /// Header length in bytes (8..=2048).
-    #[inline]
+    #[inline(always)]
     pub fn header_len(&self) -> usize {
         (usize::from(self.buffer.as_ref()[1]) + 1) * 8
     }
@@ -158,7 +158,7 @@ impl<T: AsRef<[u8]>> Ipv6ExtHeader<T> {
 
 impl<'a> Ipv6ExtHeader<&'a [u8]> {
     /// The bytes after this header.
-    #[inline]
+    #[inline(always)]
     pub fn payload(&self) -> &'a [u8] {
         &self.buffer[self.header_len()..]
     }
@@ -175,7 +175,7 @@ pub struct Ipv6FragHeader<T: AsRef<[u8]>> {
 
 impl<T: AsRef<[u8]>> Ipv6FragHeader<T> {
     /// `Truncated` unless the 8 bytes are present.
-    #[inline]
+    #[inline(always)]
     pub fn new_checked(buffer: T) -> Result<Self, WireError> {
         if buffer.as_ref().len() < FRAG_HEADER_LEN {
             return Err(WireError::Truncated);
@@ -183,30 +183,30 @@ impl<T: AsRef<[u8]>> Ipv6FragHeader<T> {
         Ok(Ipv6FragHeader { buffer })
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn next_header(&self) -> u8 {
         self.buffer.as_ref()[0]
     }
 
     /// Fragment offset in 8-byte units.
-    #[inline]
+    #[inline(always)]
     pub fn frag_offset(&self) -> u16 {
         be16(self.buffer.as_ref(), 2) >> 3
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn more_frags(&self) -> bool {
         self.buffer.as_ref()[3] & 0x01 != 0
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn ident(&self) -> u32 {
         be32(self.buffer.as_ref(), 4)
     }
 }
 
 impl<'a> Ipv6FragHeader<&'a [u8]> {
-    #[inline]
+    #[inline(always)]
     pub fn payload(&self) -> &'a [u8] {
         &self.buffer[FRAG_HEADER_LEN..]
     }
@@ -223,7 +223,7 @@ impl<T: AsRef<[u8]>> AuthHeader<T> {
     /// `Truncated` unless the whole header is present; `Malformed` when the
     /// length field is 0 (an AH always holds SPI and sequence number, so it
     /// is at least 12 bytes).
-    #[inline]
+    #[inline(always)]
     pub fn new_checked(buffer: T) -> Result<Self, WireError> {
         let b = buffer.as_ref();
         let Some(&len) = b.get(1) else {
@@ -238,30 +238,30 @@ impl<T: AsRef<[u8]>> AuthHeader<T> {
         Ok(AuthHeader { buffer })
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn next_header(&self) -> u8 {
         self.buffer.as_ref()[0]
     }
 
     /// Header length in bytes ((len + 2) * 4, 12..=1028).
-    #[inline]
+    #[inline(always)]
     pub fn header_len(&self) -> usize {
         (usize::from(self.buffer.as_ref()[1]) + 2) * 4
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn spi(&self) -> u32 {
         be32(self.buffer.as_ref(), 4)
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn seq(&self) -> u32 {
         be32(self.buffer.as_ref(), 8)
     }
 }
 
 impl<'a> AuthHeader<&'a [u8]> {
-    #[inline]
+    #[inline(always)]
     pub fn payload(&self) -> &'a [u8] {
         &self.buffer[self.header_len()..]
     }
