@@ -71,7 +71,11 @@ pub enum WireError {
 }
 
 impl WireError {
-    pub const ALL: [WireError; 3] = [WireError::Truncated, WireError::Malformed, WireError::TooDeep];
+    pub const ALL: [WireError; 3] = [
+        WireError::Truncated,
+        WireError::Malformed,
+        WireError::TooDeep,
+    ];
     pub const COUNT: usize = Self::ALL.len();
 
     /// The `reason` label value.
@@ -90,8 +94,14 @@ pub enum L3Addrs {
     /// No IP header (ARP, LLDP, unknown EtherType, or parse failed before IP).
     #[default]
     None,
-    V4 { src: [u8; 4], dst: [u8; 4] },
-    V6 { src: [u8; 16], dst: [u8; 16] },
+    V4 {
+        src: [u8; 4],
+        dst: [u8; 4],
+    },
+    V6 {
+        src: [u8; 16],
+        dst: [u8; 16],
+    },
 }
 
 /// What the counters need to know about one frame. Filled in place by
