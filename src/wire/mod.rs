@@ -113,6 +113,9 @@ pub struct FrameFacts {
     pub addrs: L3Addrs,
     /// IP total length from the header (IPv4 total length, IPv6 payload
     /// length + 40); 0 without IP. Used for `accounting.bytes = "l3"`.
+    /// When the header says 0 (TSO capture, IPv6 jumbogram) see the
+    /// `parse` module docs: jumbo option value + 40, else the captured IP
+    /// bytes as a lower bound.
     pub ip_len: u32,
     /// IP protocol / final IPv6 next header (6 tcp, 17 udp, 1 icmp, ...).
     /// Meaningless when `addrs` is `None`.
