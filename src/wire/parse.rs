@@ -3,53 +3,7 @@
 //!
 //! No allocation, no panic on any input, no unsafe. Every loop is bounded.
 //!
-//! Choices for ambiguous input (the frame is always still counted by the
-//! caller; only `Err` values feed the parse-error counters):
-//!
-//! - A capture that ends inside the payload is normal (caplen < wire
-//!   length) and not an error. `Truncated` means the bytes end inside a
-//!   header we needed; `out` keeps what was learnt before that header.
-//! - Non-IP EtherTypes (ARP, LLDP, PPPoE discovery, 802.3 length fields...)
-//!   and PPPoE sessions carrying anything but IPv4/IPv6 are `Ok` with
-//!   `addrs == None`.
-//! - VLAN tags: TPIDs 0x8100, 0x88a8 and 0x9100, up to [`MAX_VLAN_TAGS`];
-//!   one more is `TooDeep`. `vlan` is the outermost VLAN id.
-//! - MPLS: up to [`MAX_MPLS_LABELS`] entries before the bottom of stack,
-//!   else `TooDeep`. The payload is guessed from its first nibble: 4 IPv4,
-//!   6 IPv6, anything else (pseudowires, control word 0) is non-IP and `Ok`,
-//!   not an error: it is legitimate traffic we do not look into. A label
-//!   stack with no byte after it is `Truncated`. An Ethernet pseudowire
-//!   without control word whose MAC starts with nibble 4 or 6 is misread as
-//!   IP: the usual limit of this heuristic.
-//! - PPPoE session: version/type other than 0x11 is `Malformed`.
-//! - IPv4: version != 4 or IHL < 5 is `Malformed`; so is a total length
-//!   smaller than the header. A total length of 0 is not an error: it is
-//!   what a host-side capture of a TSO or Linux BIG TCP packet shows (as
-//!   tcpdump assumes); `ip_len` is then the captured IP bytes, a lower
-//!   bound, like the IPv6 payload-length-0 fallback below. A non-first fragment (offset != 0) sets
-//!   `later_fragment` and is `Ok` without transport header, even if its
-//!   options are cut off. AH inside IPv4 is not skipped (`protocol` = 51).
-//! - The transport header is looked for within the IP length (so Ethernet
-//!   padding is never read as a header). When it does not fit: `Truncated`
-//!   if the capture ended first, `Malformed` if the IP length did (e.g. a
-//!   tiny first fragment).
-//! - IPv6: version != 6 is `Malformed`. Extension headers hop-by-hop (0),
-//!   routing (43), fragment (44), destination options (60) and AH (51,
-//!   length (len + 2) * 4) are skipped, at most [`MAX_IPV6_EXT_HEADERS`];
-//!   one more is `TooDeep`. ESP (50), no-next-header (59) and anything else
-//!   end the walk: `protocol` is that value. While walking, `protocol` holds
-//!   the header being read, so a `Truncated` chain reports where it stopped.
-//!   A fragment header with offset != 0 sets `later_fragment` and
-//!   `protocol` = its next header.
-//! - `ip_len` for IPv6 is payload length + 40. Payload length 0 (jumbogram,
-//!   RFC 2675): 40 + the Jumbo Payload option's value when the hop-by-hop
-//!   header carries one (saturating at `u32::MAX`); else 40 when the next
-//!   header is 59; else 40 + the captured bytes after the fixed header (a
-//!   lower bound; also what a host-side capture of a GSO packet gives).
-//! - The transport header needed: TCP 20 bytes (ports, flags), UDP and
-//!   UDP-Lite 8, SCTP 12, ICMP/ICMPv6 4 (type, code, checksum). ICMP (1) is
-//!   read only over IPv4 and ICMPv6 (58) only over IPv6. TCP data offset,
-//!   checksums and other fields we do not use are not validated.
+//! How ambiguous input is handled is listed on [`parse_frame`].
 
 use super::ethernet::{ethertype, EthernetFrame, VlanTag};
 use super::icmp::IcmpPacket;
@@ -75,8 +29,56 @@ pub const MAX_IPV6_EXT_HEADERS: usize = 8;
 
 /// Parses an Ethernet frame (the captured bytes, possibly shorter than the
 /// wire length) into `out`. On error `out` keeps what was learnt so far
-/// (e.g. addresses when only the transport header is cut off). See the
-/// module docs for the handling of ambiguous input.
+/// (e.g. addresses when only the transport header is cut off).
+///
+/// Choices for ambiguous input (the frame is always still counted by the
+/// caller; only `Err` values feed the parse-error counters):
+///
+/// - A capture that ends inside the payload is normal (caplen < wire
+///   length) and not an error. `Truncated` means the bytes end inside a
+///   header we needed; `out` keeps what was learnt before that header.
+/// - Non-IP EtherTypes (ARP, LLDP, PPPoE discovery, 802.3 length fields...)
+///   and PPPoE sessions carrying anything but IPv4/IPv6 are `Ok` with
+///   `addrs == None`.
+/// - VLAN tags: TPIDs 0x8100, 0x88a8 and 0x9100, up to [`MAX_VLAN_TAGS`];
+///   one more is `TooDeep`. `vlan` is the outermost VLAN id.
+/// - MPLS: up to [`MAX_MPLS_LABELS`] entries before the bottom of stack,
+///   else `TooDeep`. The payload is guessed from its first nibble: 4 IPv4,
+///   6 IPv6, anything else (pseudowires, control word 0) is non-IP and `Ok`,
+///   not an error: it is legitimate traffic we do not look into. A label
+///   stack with no byte after it is `Truncated`. An Ethernet pseudowire
+///   without control word whose MAC starts with nibble 4 or 6 is misread as
+///   IP: the usual limit of this heuristic.
+/// - PPPoE session: version/type other than 0x11 is `Malformed`.
+/// - IPv4: version != 4 or IHL < 5 is `Malformed`; so is a total length
+///   smaller than the header. A total length of 0 is not an error: it is
+///   what a host-side capture of a TSO or Linux BIG TCP packet shows (as
+///   tcpdump assumes); `ip_len` is then the captured IP bytes, a lower
+///   bound, like the IPv6 payload-length-0 fallback below. A non-first
+///   fragment (offset != 0) sets `later_fragment` and is `Ok` without
+///   transport header, even if its options are cut off. AH inside IPv4 is
+///   not skipped (`protocol` = 51).
+/// - The transport header is looked for within the IP length (so Ethernet
+///   padding is never read as a header). When it does not fit: `Truncated`
+///   if the capture ended first, `Malformed` if the IP length did (e.g. a
+///   tiny first fragment).
+/// - IPv6: version != 6 is `Malformed`. Extension headers hop-by-hop (0),
+///   routing (43), fragment (44), destination options (60) and AH (51,
+///   length (len + 2) * 4) are skipped, at most [`MAX_IPV6_EXT_HEADERS`];
+///   one more is `TooDeep`. ESP (50), no-next-header (59) and anything else
+///   end the walk: `protocol` is that value. While walking, `protocol` holds
+///   the header being read, so a `Truncated` chain reports where it stopped.
+///   A fragment header with offset != 0 sets `later_fragment` and
+///   `protocol` = its next header.
+/// - `ip_len` for IPv6 is payload length + 40. Payload length 0 (jumbogram,
+///   RFC 2675): 40 + the Jumbo Payload option's value when the hop-by-hop
+///   header carries one (saturating at `u32::MAX`); else 40 when the next
+///   header is 59; else 40 + the captured bytes after the fixed header (a
+///   lower bound; also what a host-side capture of a GSO packet gives).
+/// - The transport header needed: TCP 20 bytes (ports, flags), UDP and
+///   UDP-Lite 8, SCTP 12, ICMP/ICMPv6 4 (type, code, checksum). ICMP (1) is
+///   read only over IPv4 and ICMPv6 (58) only over IPv6. TCP data offset,
+///   checksums and other fields we do not use are not validated.
 pub fn parse_frame(frame: &[u8], out: &mut FrameFacts) -> Result<(), WireError> {
     *out = FrameFacts::default();
     let eth = EthernetFrame::new_checked(frame)?;
