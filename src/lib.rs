@@ -8,5 +8,6 @@
 pub mod capture;
 pub mod config;
 pub mod metrics;
+pub mod prefix;
 pub mod shard;
 pub mod wire;
