@@ -732,8 +732,13 @@ mod tests {
             assert_eq!(t.lookup_v4(a), n4.lookup(a), "{}", std::net::Ipv4Addr::from(a));
             checked += 1;
         }
-        for a in synth::v6_addrs(&v6, 250_000, 4) {
-            assert_eq!(t.lookup_v6(a), n6.lookup(a), "{}", std::net::Ipv6Addr::from(a));
+        let addrs6 = synth::v6_addrs(&v6, 250_000, 4);
+        let mut batch = vec![None; addrs6.len()];
+        t.v6.lookup_batch(&addrs6, &mut batch);
+        for (&a, &b) in addrs6.iter().zip(&batch) {
+            let want = n6.lookup(a);
+            assert_eq!(t.lookup_v6(a), want, "{}", std::net::Ipv6Addr::from(a));
+            assert_eq!(b, want, "batch {}", std::net::Ipv6Addr::from(a));
             checked += 1;
         }
         // Edges of every 10th prefix: first, last, just outside, middle.

@@ -28,7 +28,7 @@ mod v6;
 
 pub use load::{AsTable, AsTableBuilder, LineError, LoadError, NetworkTable, NetworkTableBuilder};
 pub use v4::{Lpm4, Lpm4Builder};
-pub use v6::{Lpm6, Lpm6Builder};
+pub use v6::{Lpm6, Lpm6Builder, BATCH_LANES};
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

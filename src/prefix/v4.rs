@@ -138,6 +138,15 @@ impl Lpm4 {
         self.values.get((e as usize).wrapping_sub(1)).copied()
     }
 
+    /// Looks up `addrs[i]` into `out[i]` for every `i` below the shorter
+    /// length (the same as calling [`Self::lookup`] in a loop, which already
+    /// overlaps the one or two reads of independent lookups). No allocation.
+    pub fn lookup_batch(&self, addrs: &[u32], out: &mut [Option<u32>]) {
+        for (a, o) in addrs.iter().zip(out.iter_mut()) {
+            *o = self.lookup(*a);
+        }
+    }
+
     /// Number of distinct prefixes in the table.
     pub fn len(&self) -> usize {
         self.prefixes

@@ -23,6 +23,8 @@ const ROOT_BITS: u32 = 20;
 const STRIDE: u32 = 6;
 const ROOT_LEN: usize = 1 << ROOT_BITS;
 const _: () = assert!((128 - ROOT_BITS) % STRIDE == 0);
+/// Lookups walked together by [`Lpm6::lookup_batch`].
+pub const BATCH_LANES: usize = 8;
 /// Flag bit of a root entry pointing at a node.
 const NODE: u32 = 1 << 31;
 
@@ -252,6 +254,80 @@ impl Lpm6 {
         self.values.get((e as usize).wrapping_sub(1)).copied()
     }
 
+    /// Looks up `addrs[i]` into `out[i]` for every `i` below the shorter
+    /// length; same answers as [`Self::lookup`], several times the
+    /// throughput on a table bigger than the caches. Lookups run in groups
+    /// of [`BATCH_LANES`] that walk the trie in lockstep, so their cache
+    /// misses overlap instead of following one another (a lone lookup's
+    /// next read depends on the last one). No allocation.
+    pub fn lookup_batch(&self, addrs: &[u128], out: &mut [Option<u32>]) {
+        let n = addrs.len().min(out.len());
+        let (addrs, out) = (&addrs[..n], &mut out[..n]);
+        let mut a = addrs.chunks_exact(BATCH_LANES);
+        let mut o = out.chunks_exact_mut(BATCH_LANES);
+        for (a, o) in (&mut a).zip(&mut o) {
+            self.lookup_lanes(a, o);
+        }
+        for (a, o) in a.remainder().iter().zip(o.into_remainder()) {
+            *o = self.lookup(*a);
+        }
+    }
+
+    #[inline]
+    fn lookup_lanes(&self, addrs: &[u128], out: &mut [Option<u32>]) {
+        let mut e = [0u32; BATCH_LANES];
+        let mut idx = [0usize; BATCH_LANES];
+        let mut shift = [0u32; BATCH_LANES];
+        // Bit l: lane l is inside the trie / has a leaf to read.
+        let mut walking = 0u32;
+        let mut leaf = 0u32;
+        for l in 0..BATCH_LANES {
+            let a = addrs.get(l).copied().unwrap_or(0);
+            e[l] = self.root[(a >> (128 - ROOT_BITS)) as usize];
+            if e[l] & NODE != 0 {
+                idx[l] = (e[l] & !NODE) as usize;
+                shift[l] = 128 - ROOT_BITS - STRIDE;
+                walking |= 1 << l;
+            }
+        }
+        let mut nodes = [Node::default(); BATCH_LANES];
+        while walking != 0 {
+            // All reads of this level first (independent, so they overlap) ...
+            for l in 0..BATCH_LANES {
+                if walking & (1 << l) != 0 {
+                    nodes[l] = self.nodes.get(idx[l]).copied().unwrap_or_default();
+                }
+            }
+            // ... then one step down for each lane.
+            for l in 0..BATCH_LANES {
+                if walking & (1 << l) == 0 {
+                    continue;
+                }
+                let node = &nodes[l];
+                let a = addrs.get(l).copied().unwrap_or(0);
+                let v = (a.wrapping_shr(shift[l]) & 63) as u32;
+                let bit = 1u64 << v;
+                let upto = bit | (bit - 1);
+                if node.vector & bit != 0 {
+                    idx[l] = (node.base1 as usize + (node.vector & upto).count_ones() as usize).wrapping_sub(1);
+                    shift[l] = shift[l].wrapping_sub(STRIDE);
+                } else {
+                    idx[l] = (node.base0 as usize + (node.leafvec & upto).count_ones() as usize).wrapping_sub(1);
+                    walking &= !(1 << l);
+                    leaf |= 1 << l;
+                }
+            }
+        }
+        for l in 0..BATCH_LANES {
+            if leaf & (1 << l) != 0 {
+                e[l] = self.leaves.get(idx[l]).copied().unwrap_or(0);
+            }
+        }
+        for (l, o) in out.iter_mut().enumerate().take(BATCH_LANES) {
+            *o = self.values.get((e[l] as usize).wrapping_sub(1)).copied();
+        }
+    }
+
     /// Number of distinct prefixes in the table.
     pub fn len(&self) -> usize {
         self.prefixes
@@ -390,10 +466,26 @@ mod tests {
                 };
                 assert_eq!(t.lookup(a), naive.lookup(a), "round {round} addr {}", Ipv6Addr::from(a));
             }
+            let mut addrs = Vec::new();
             for (p, l, _) in naive.prefixes() {
                 for a in synth::edges6(p, l) {
                     assert_eq!(t.lookup(a), naive.lookup(a), "round {round} addr {}", Ipv6Addr::from(a));
+                    addrs.push(a);
                 }
+            }
+            // Batches of every length around the lane count agree with single lookups.
+            let mut out = vec![Some(0xa5a5_a5a5); addrs.len()];
+            t.lookup_batch(&addrs, &mut out);
+            for (a, o) in addrs.iter().zip(&out) {
+                assert_eq!(*o, t.lookup(*a), "batch addr {}", Ipv6Addr::from(*a));
+            }
+            for n in 0..=2 * BATCH_LANES + 1 {
+                let mut out = vec![Some(0xa5a5_a5a5); n + 1];
+                t.lookup_batch(&addrs[..n], &mut out);
+                for (a, o) in addrs[..n].iter().zip(&out) {
+                    assert_eq!(*o, t.lookup(*a));
+                }
+                assert_eq!(out[n], Some(0xa5a5_a5a5), "wrote past the batch");
             }
         }
     }
