@@ -143,6 +143,45 @@ pub struct AccountingConfig {
     pub ipv6_host_prefix: u8,
     /// Address ranges counted per host, with labels.
     pub ranges: Vec<RangeConfig>,
+    /// Prefix-to-AS file for `xdpacct_as_*` (remote side of each frame).
+    /// Defaults to none (no AS metrics).
+    pub as_file: Option<String>,
+    /// Format of `as_file`: "ip2asn" (range_start range_end asn country name),
+    /// "networks_file" (pmacct: `[asn,]prefix`), "prefix_asn" (`prefix asn`).
+    /// Defaults to "ip2asn".
+    pub as_file_format: AsFileFormat,
+    /// Optional `asn name` file for `peer_as_name`. Defaults to none.
+    pub as_names_file: Option<String>,
+    /// Busiest ASes that get their own series; the rest are summed into
+    /// `peer_as="other"`. Defaults to 1000.
+    pub max_as_series: usize,
+    /// Remote networks counted by name (`xdpacct_network_*`).
+    pub networks: Vec<NetworkConfig>,
+    /// Networks with their own series; the rest go to `network="other"`.
+    /// Defaults to 1000.
+    pub max_network_series: usize,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AsFileFormat {
+    #[default]
+    Ip2asn,
+    NetworksFile,
+    PrefixAsn,
+}
+
+/// One `[[accounting.networks]]` entry.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// The `network` label value.
+    pub name: String,
+    /// Its prefixes, IPv4 and IPv6.
+    pub prefixes: Vec<String>,
+    /// Extra labels on its series.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
 }
 
 impl Default for AccountingConfig {
@@ -152,6 +191,12 @@ impl Default for AccountingConfig {
             local_networks: Vec::new(),
             ipv6_host_prefix: 64,
             ranges: Vec::new(),
+            as_file: None,
+            as_file_format: AsFileFormat::Ip2asn,
+            as_names_file: None,
+            max_as_series: 1000,
+            networks: Vec::new(),
+            max_network_series: 1000,
         }
     }
 }

@@ -10,6 +10,8 @@ use prometheus::proto::{
     Bucket, Counter as PCounter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType,
 };
 
+use super::fold::{Counts, Fold};
+use crate::shard::peers;
 use crate::shard::{protocol_name, Direction, HostSlots, Shard, Tables, PROTO_SLOTS, SIZE_BUCKETS};
 use crate::wire::WireError;
 
@@ -22,6 +24,8 @@ pub struct EngineCollector {
     /// Host counts of table generations that were replaced, by host, so that
     /// a reload loses nothing: [in packets, in bytes, out packets, out bytes].
     retired: Mutex<HashMap<HostKey, [u64; 4]>>,
+    as_fold: Mutex<Fold<u32>>,
+    network_fold: Mutex<Fold<usize>>,
     desc: Vec<Desc>,
 }
 
@@ -74,6 +78,8 @@ impl EngineCollector {
         EngineCollector {
             shards: RwLock::new(shards),
             retired: Mutex::new(HashMap::new()),
+            as_fold: Default::default(),
+            network_fold: Default::default(),
             desc,
         }
     }
@@ -216,6 +222,164 @@ impl EngineCollector {
     }
 }
 
+impl EngineCollector {
+    /// `xdpacct_as_*` and `xdpacct_network_*`, with bounded cardinality.
+    fn collect_peers(&self, shards: &[Arc<Shard>], out: &mut Vec<MetricFamily>) {
+        let Some(tables) = shards.first().map(|s| s.hosts.load_full().tables.clone()) else {
+            return;
+        };
+        let Some(peers) = &tables.peers else { return };
+        let dirs = [Direction::In, Direction::Out];
+
+        let mut as_totals: HashMap<u32, Counts> = HashMap::new();
+        let mut unattributed = [[0u64; 2]; 4];
+        for s in shards {
+            s.peer_as.for_each(|asn, c| {
+                let t = as_totals.entry(asn).or_default();
+                for i in 0..4 {
+                    t[i] += c[i];
+                }
+            });
+            for (d, u) in unattributed.iter_mut().enumerate() {
+                u[0] += s.as_unattributed[d].packets.get();
+                u[1] += s.as_unattributed[d].bytes.get();
+            }
+            for (i, o) in s.peer_as.overflow.iter().enumerate() {
+                unattributed[i][0] += o.packets.get();
+                unattributed[i][1] += o.bytes.get();
+            }
+        }
+        if peers.as_table.is_some() {
+            let f = self
+                .as_fold
+                .lock()
+                .expect("as fold")
+                .apply(&as_totals, peers.max_as_series);
+            let (mut pk, mut by) = (Vec::new(), Vec::new());
+            let mut push = |asn: &str, name: &str, dir: Direction, p: u64, b: u64| {
+                let labels = vec![
+                    label("peer_as", asn),
+                    label("peer_as_name", name),
+                    label("direction", dir.as_str()),
+                ];
+                pk.push(counter(labels.clone(), p));
+                by.push(counter(labels, b));
+            };
+            for (asn, c) in &f.shown {
+                for (i, d) in dirs.iter().enumerate() {
+                    push(
+                        &asn.to_string(),
+                        peers.as_name(*asn),
+                        *d,
+                        c[2 * i],
+                        c[2 * i + 1],
+                    );
+                }
+            }
+            for d in Direction::ALL {
+                let (mut p, mut b) = (unattributed[d as usize][0], unattributed[d as usize][1]);
+                if let Some(i) = dirs.iter().position(|x| *x == d) {
+                    p += f.other[2 * i];
+                    b += f.other[2 * i + 1];
+                }
+                push("other", "", d, p, b);
+            }
+            out.push(family(
+                "xdpacct_as_packets_total",
+                "Frames per remote AS (other: folded ASes and frames without a remote AS).",
+                MetricType::COUNTER,
+                pk,
+            ));
+            out.push(family(
+                "xdpacct_as_bytes_total",
+                "Bytes per remote AS, per accounting.bytes.",
+                MetricType::COUNTER,
+                by,
+            ));
+            out.push(family(
+                "xdpacct_as_series_folded",
+                "ASes with traffic summed into peer_as=\"other\" because of accounting.max_as_series.",
+                MetricType::GAUGE,
+                vec![gauge(vec![], f.folded as f64)],
+            ));
+        }
+
+        if !peers.network_labels.is_empty() {
+            let mut net_totals: HashMap<usize, Counts> = HashMap::new();
+            for s in shards {
+                for (id, n) in s.networks.iter().enumerate() {
+                    let c = [
+                        n[0].packets.get(),
+                        n[0].bytes.get(),
+                        n[1].packets.get(),
+                        n[1].bytes.get(),
+                    ];
+                    if c != [0; 4] {
+                        let t = net_totals.entry(id).or_default();
+                        for i in 0..4 {
+                            t[i] += c[i];
+                        }
+                    }
+                }
+            }
+            let f = self
+                .network_fold
+                .lock()
+                .expect("network fold")
+                .apply(&net_totals, peers.max_network_series);
+            let (mut pk, mut by) = (Vec::new(), Vec::new());
+            let names = &peers.network_label_names;
+            let mut push =
+                |net: &str, extra: &[(String, String)], dir: Direction, p: u64, b: u64| {
+                    let mut labels = vec![label("network", net), label("direction", dir.as_str())];
+                    for n in names {
+                        let v = extra
+                            .iter()
+                            .find(|(k, _)| k == n)
+                            .map_or("", |(_, v)| v.as_str());
+                        labels.push(label(n, v));
+                    }
+                    pk.push(counter(labels.clone(), p));
+                    by.push(counter(labels, b));
+                };
+            for (id, c) in &f.shown {
+                let name = peers::network_name(*id).unwrap_or_default();
+                let extra = peers
+                    .network_labels
+                    .iter()
+                    .find(|(i, _)| i == id)
+                    .map_or(&[][..], |(_, l)| &l[..]);
+                for (i, d) in dirs.iter().enumerate() {
+                    push(&name, extra, *d, c[2 * i], c[2 * i + 1]);
+                }
+            }
+            if f.folded > 0 || f.other != [0; 4] {
+                for (i, d) in dirs.iter().enumerate() {
+                    push("other", &[], *d, f.other[2 * i], f.other[2 * i + 1]);
+                }
+            }
+            out.push(family(
+                "xdpacct_network_packets_total",
+                "Frames to and from each configured remote network.",
+                MetricType::COUNTER,
+                pk,
+            ));
+            out.push(family(
+                "xdpacct_network_bytes_total",
+                "Bytes to and from each configured remote network, per accounting.bytes.",
+                MetricType::COUNTER,
+                by,
+            ));
+            out.push(family(
+                "xdpacct_network_series_folded",
+                "Networks with traffic summed into network=\"other\" because of accounting.max_network_series.",
+                MetricType::GAUGE,
+                vec![gauge(vec![], f.folded as f64)],
+            ));
+        }
+    }
+}
+
 /// Escapes a label value for the text format.
 fn escape_label(v: &str) -> std::borrow::Cow<'_, str> {
     if v.contains(['\\', '"', '\n']) {
@@ -347,6 +511,8 @@ impl Collector for EngineCollector {
             MetricType::COUNTER,
             errors,
         ));
+
+        self.collect_peers(&shards, &mut out);
 
         let accounted = shards
             .iter()

@@ -4,6 +4,7 @@
 //! reads the shards' atomics and renders text. Allocates per scrape.
 
 pub mod engine;
+pub mod fold;
 pub mod server;
 
 use std::sync::{Arc, RwLock};

@@ -130,18 +130,39 @@ pub fn v6_addrs(v6: &[(u128, u8, u32)], n: usize, seed: u64) -> Vec<u128> {
 /// their neighbours outside the prefix.
 pub fn edges4(prefix: u32, len: u8) -> [u32; 5] {
     let last = prefix | !mask32(len);
-    [prefix, last, prefix.wrapping_sub(1), last.wrapping_add(1), prefix | (!mask32(len) >> 1)]
+    [
+        prefix,
+        last,
+        prefix.wrapping_sub(1),
+        last.wrapping_add(1),
+        prefix | (!mask32(len) >> 1),
+    ]
 }
 
 /// As [`edges4`] for IPv6.
 pub fn edges6(prefix: u128, len: u8) -> [u128; 5] {
     let last = prefix | !mask128(len);
-    [prefix, last, prefix.wrapping_sub(1), last.wrapping_add(1), prefix | (!mask128(len) >> 1)]
+    [
+        prefix,
+        last,
+        prefix.wrapping_sub(1),
+        last.wrapping_add(1),
+        prefix | (!mask128(len) >> 1),
+    ]
 }
 
 /// Writes a `prefix asn` list (the plain loader's format), IPv4 then IPv6.
-pub fn write_prefix_asn<W: Write>(mut w: W, v4: &[(u32, u8, u32)], v6: &[(u128, u8, u32)]) -> io::Result<()> {
-    writeln!(w, "# synthetic full table: {} IPv4, {} IPv6 prefixes", v4.len(), v6.len())?;
+pub fn write_prefix_asn<W: Write>(
+    mut w: W,
+    v4: &[(u32, u8, u32)],
+    v6: &[(u128, u8, u32)],
+) -> io::Result<()> {
+    writeln!(
+        w,
+        "# synthetic full table: {} IPv4, {} IPv6 prefixes",
+        v4.len(),
+        v6.len()
+    )?;
     for &(p, l, a) in v4 {
         writeln!(w, "{}/{} {}", Ipv4Addr::from(p), l, a)?;
     }
@@ -174,7 +195,9 @@ impl Naive4 {
     }
 
     pub fn lookup(&self, a: u32) -> Option<u32> {
-        self.lens.iter().find_map(|&l| self.by_len[l as usize].get(&(a & mask32(l))).copied())
+        self.lens
+            .iter()
+            .find_map(|&l| self.by_len[l as usize].get(&(a & mask32(l))).copied())
     }
 
     pub fn prefixes(&self) -> Vec<(u32, u8, u32)> {
@@ -208,7 +231,9 @@ impl Naive6 {
     }
 
     pub fn lookup(&self, a: u128) -> Option<u32> {
-        self.lens.iter().find_map(|&l| self.by_len[l as usize].get(&(a & mask128(l))).copied())
+        self.lens
+            .iter()
+            .find_map(|&l| self.by_len[l as usize].get(&(a & mask128(l))).copied())
     }
 
     pub fn prefixes(&self) -> Vec<(u128, u8, u32)> {

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeSet;
 
+use super::peers::PeerTables;
 use crate::config::{AccountingConfig, BytesMode, ConfigError, IpPrefix};
 
 /// Host slots of all ranges together may not exceed this (32 bytes each per shard).
@@ -77,7 +78,7 @@ pub struct HostRange {
 }
 
 /// Everything the hot path looks up, built from `[accounting]`.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Tables {
     pub bytes: BytesMode,
     pub ipv6_host_prefix: u8,
@@ -89,6 +90,8 @@ pub struct Tables {
     /// Union of the ranges' label names, sorted.
     pub label_names: Vec<String>,
     pub slots: usize,
+    /// AS and network tables, when configured.
+    pub peers: Option<PeerTables>,
 }
 
 /// A frame's direction, from `accounting.local_networks`.
@@ -271,6 +274,7 @@ impl Tables {
             ranges,
             label_names,
             slots: slots as usize,
+            peers: PeerTables::build(cfg, origin)?,
         })
     }
 

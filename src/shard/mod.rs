@@ -6,6 +6,7 @@
 
 pub mod counter;
 pub mod hosts;
+pub mod peers;
 pub mod worker;
 
 use std::sync::Arc;
@@ -105,6 +106,13 @@ pub struct Shard {
     /// By `WireError` variant.
     pub parse_errors: [Counter; WireError::COUNT],
     pub hosts: ArcSwap<HostSlots>,
+    /// By the remote side's AS number, [in, out].
+    pub peer_as: peers::AsCounters,
+    /// Frames with no remote AS (no IP, internal or external, or an address
+    /// outside the table), by direction.
+    pub as_unattributed: [PacketsBytes; 4],
+    /// By stable network id, [in, out].
+    pub networks: Box<[[PacketsBytes; 2]]>,
 }
 
 impl Shard {
@@ -117,6 +125,11 @@ impl Shard {
             protocols: Default::default(),
             parse_errors: Default::default(),
             hosts: ArcSwap::from_pointee(HostSlots::new(tables)),
+            peer_as: Default::default(),
+            as_unattributed: Default::default(),
+            networks: (0..peers::MAX_NETWORKS)
+                .map(|_| Default::default())
+                .collect(),
         }
     }
 }

@@ -113,21 +113,34 @@ pub fn account(
     let (direction, src_slot, dst_slot) = match facts.addrs {
         L3Addrs::V4 { src, dst } => {
             let (s, d) = (u32::from_be_bytes(src), u32::from_be_bytes(dst));
-            (
-                Direction::from_locality(tables.is_local4(s), tables.is_local4(d)),
-                tables.host4(s),
-                tables.host4(d),
-            )
+            let dir = Direction::from_locality(tables.is_local4(s), tables.is_local4(d));
+            if let Some(peers) = &tables.peers {
+                let remote = if dir == Direction::In { s } else { d };
+                let known = matches!(dir, Direction::In | Direction::Out);
+                let asn = if known { peers.asn4(remote) } else { None };
+                let net = if known { peers.network4(remote) } else { None };
+                account_peer(shard, dir, bytes, asn, net);
+            }
+            (dir, tables.host4(s), tables.host4(d))
         }
         L3Addrs::V6 { src, dst } => {
             let (s, d) = (u128::from_be_bytes(src), u128::from_be_bytes(dst));
-            (
-                Direction::from_locality(tables.is_local6(s), tables.is_local6(d)),
-                tables.host6(s),
-                tables.host6(d),
-            )
+            let dir = Direction::from_locality(tables.is_local6(s), tables.is_local6(d));
+            if let Some(peers) = &tables.peers {
+                let remote = if dir == Direction::In { s } else { d };
+                let known = matches!(dir, Direction::In | Direction::Out);
+                let asn = if known { peers.asn6(remote) } else { None };
+                let net = if known { peers.network6(remote) } else { None };
+                account_peer(shard, dir, bytes, asn, net);
+            }
+            (dir, tables.host6(s), tables.host6(d))
         }
-        L3Addrs::None => (Direction::External, None, None),
+        L3Addrs::None => {
+            if tables.peers.is_some() {
+                account_peer(shard, Direction::External, bytes, None, None);
+            }
+            (Direction::External, None, None)
+        }
     };
 
     shard.traffic[direction as usize].add(bytes);
@@ -154,4 +167,22 @@ pub fn account(
         hosts.slots[slot].outbound.add(bytes);
     }
     (bytes, direction)
+}
+
+/// AS and network counters for the remote side of a frame.
+#[inline]
+fn account_peer(
+    shard: &Shard,
+    dir: Direction,
+    bytes: u64,
+    asn: Option<u32>,
+    network: Option<usize>,
+) {
+    match asn {
+        Some(asn) => shard.peer_as.add(asn, dir as usize, bytes),
+        None => shard.as_unattributed[dir as usize].add(bytes),
+    }
+    if let Some(id) = network {
+        shard.networks[id][dir as usize].add(bytes);
+    }
 }

@@ -1,0 +1,246 @@
+//! Who the traffic is with: the remote side's autonomous system (from a
+//! prefix table) and the configured remote networks.
+//!
+//! Tables are built off the hot path (allocates; a full Internet table takes
+//! a few seconds). Per frame: one longest-prefix lookup per table and one
+//! probe of the shard's fixed-capacity AS counter table; nothing allocates.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::{Mutex, OnceLock};
+
+use super::counter::PacketsBytes;
+use crate::config::{AccountingConfig, AsFileFormat, ConfigError};
+use crate::prefix::{AsTable, AsTableBuilder, NetworkTable, NetworkTableBuilder, Prefix};
+
+/// Distinct ASes a shard can count; more fold into "other" (and are counted).
+/// About 80,000 ASes are routed today.
+pub const AS_SLOTS: usize = 1 << 17;
+/// Distinct network names over the process lifetime (reloads included).
+pub const MAX_NETWORKS: usize = 1024;
+
+/// Network names get ids that never change, so counters survive reloads.
+fn network_registry() -> &'static Mutex<Vec<String>> {
+    static R: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
+    R.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+/// Name of a stable network id.
+pub fn network_name(id: usize) -> Option<String> {
+    network_registry().lock().ok()?.get(id).cloned()
+}
+
+/// The AS and network tables of one configuration generation.
+#[derive(Debug)]
+pub struct PeerTables {
+    pub as_table: Option<AsTable>,
+    networks: Option<NetworkTable>,
+    /// Dense network index of this build -> stable id.
+    network_ids: Vec<u16>,
+    /// Labels per stable id that this build knows: (id, labels).
+    pub network_labels: Vec<(usize, Vec<(String, String)>)>,
+    pub network_label_names: Vec<String>,
+    pub max_as_series: usize,
+    pub max_network_series: usize,
+}
+
+impl PeerTables {
+    pub fn build(cfg: &AccountingConfig, origin: &str) -> Result<Option<PeerTables>, ConfigError> {
+        let err = |key: &str, msg: String| ConfigError::Invalid {
+            origin: origin.to_string(),
+            key: key.to_string(),
+            msg,
+        };
+        if cfg.as_file.is_none() && cfg.networks.is_empty() {
+            return Ok(None);
+        }
+        let as_table = match &cfg.as_file {
+            None => None,
+            Some(path) => {
+                let mut b = AsTableBuilder::new();
+                let loaded = match cfg.as_file_format {
+                    AsFileFormat::Ip2asn => b.load_ip2asn(path),
+                    AsFileFormat::NetworksFile => b.load_networks_file(path),
+                    AsFileFormat::PrefixAsn => b.load_prefix_asn(path),
+                };
+                loaded.map_err(|e| err("accounting.as_file", e.to_string()))?;
+                if let Some(names) = &cfg.as_names_file {
+                    b.load_names(names)
+                        .map_err(|e| err("accounting.as_names_file", e.to_string()))?;
+                }
+                Some(b.build())
+            }
+        };
+
+        let mut network_ids = Vec::new();
+        let mut network_labels = Vec::new();
+        let mut label_names = BTreeSet::new();
+        let networks = if cfg.networks.is_empty() {
+            None
+        } else {
+            let mut b = NetworkTableBuilder::new();
+            let mut registry = network_registry().lock().expect("network registry");
+            for (i, n) in cfg.networks.iter().enumerate() {
+                let key = format!("accounting.networks[{i}]");
+                if n.name.is_empty() || n.name == "other" {
+                    return Err(err(
+                        &format!("{key}.name"),
+                        "give each network a name other than \"other\"".into(),
+                    ));
+                }
+                if n.prefixes.is_empty() {
+                    return Err(err(
+                        &format!("{key}.prefixes"),
+                        "list at least one prefix".into(),
+                    ));
+                }
+                for p in &n.prefixes {
+                    let prefix: Prefix = p
+                        .parse()
+                        .map_err(|e| err(&format!("{key}.prefixes"), format!("{p:?}: {e}")))?;
+                    let dense = b
+                        .add(&n.name, prefix)
+                        .map_err(|e| err(&format!("{key}.prefixes"), e.to_string()))?
+                        as usize;
+                    if dense == network_ids.len() {
+                        let id = match registry.iter().position(|r| *r == n.name) {
+                            Some(id) => id,
+                            None if registry.len() < MAX_NETWORKS => {
+                                registry.push(n.name.clone());
+                                registry.len() - 1
+                            }
+                            None => {
+                                return Err(err(&key, format!("more than {MAX_NETWORKS} network names since start-up; restart to reset")))
+                            }
+                        };
+                        network_ids.push(id as u16);
+                        network_labels.push((
+                            id,
+                            n.labels
+                                .iter()
+                                .map(|(k, v)| (k.clone(), v.clone()))
+                                .collect(),
+                        ));
+                    }
+                }
+                for k in n.labels.keys() {
+                    if ["network", "direction"].contains(&k.as_str()) {
+                        return Err(err(
+                            &format!("{key}.labels.{k}"),
+                            "network and direction are taken".into(),
+                        ));
+                    }
+                    label_names.insert(k.clone());
+                }
+            }
+            Some(b.build())
+        };
+        Ok(Some(PeerTables {
+            as_table,
+            networks,
+            network_ids,
+            network_labels,
+            network_label_names: label_names.into_iter().collect(),
+            max_as_series: cfg.max_as_series,
+            max_network_series: cfg.max_network_series,
+        }))
+    }
+
+    #[inline]
+    pub fn asn4(&self, a: u32) -> Option<u32> {
+        self.as_table.as_ref()?.lookup_v4(a)
+    }
+    #[inline]
+    pub fn asn6(&self, a: u128) -> Option<u32> {
+        self.as_table.as_ref()?.lookup_v6(a)
+    }
+    #[inline]
+    pub fn network4(&self, a: u32) -> Option<usize> {
+        let dense = self.networks.as_ref()?.lookup_v4(a)?;
+        self.network_ids.get(dense as usize).map(|&id| id as usize)
+    }
+    #[inline]
+    pub fn network6(&self, a: u128) -> Option<usize> {
+        let dense = self.networks.as_ref()?.lookup_v6(a)?;
+        self.network_ids.get(dense as usize).map(|&id| id as usize)
+    }
+    pub fn as_name(&self, asn: u32) -> &str {
+        self.as_table
+            .as_ref()
+            .and_then(|t| t.name(asn))
+            .unwrap_or("")
+    }
+}
+
+/// Counters by AS number in a fixed open-addressing table, written by the
+/// shard's worker alone. Keys are AS numbers + 1 (0 = free), so counts
+/// survive a reload of the prefix table.
+#[derive(Debug)]
+pub struct AsCounters {
+    keys: Box<[AtomicU32]>,
+    /// [in, out] per slot, from the remote side's point of view of the frame.
+    counts: Box<[[PacketsBytes; 2]]>,
+    /// Frames whose AS did not fit (the table is kept at most 3/4 full).
+    pub overflow: [PacketsBytes; 2],
+    used: AtomicU32,
+}
+
+impl Default for AsCounters {
+    fn default() -> Self {
+        AsCounters {
+            keys: (0..AS_SLOTS).map(|_| AtomicU32::new(0)).collect(),
+            counts: (0..AS_SLOTS).map(|_| Default::default()).collect(),
+            overflow: Default::default(),
+            used: AtomicU32::new(0),
+        }
+    }
+}
+
+impl AsCounters {
+    /// Counts a frame for `asn` in direction 0 (in) or 1 (out).
+    #[inline]
+    pub fn add(&self, asn: u32, dir: usize, bytes: u64) {
+        let key = asn.wrapping_add(1);
+        let mask = AS_SLOTS - 1;
+        let mut i = (key.wrapping_mul(0x9e37_79b1) >> 15) as usize & mask;
+        loop {
+            let k = self.keys[i].load(Relaxed);
+            if k == key {
+                self.counts[i][dir].add(bytes);
+                return;
+            }
+            if k == 0 {
+                let used = self.used.load(Relaxed);
+                if used as usize >= AS_SLOTS / 4 * 3 || key == 0 {
+                    self.overflow[dir].add(bytes);
+                    return;
+                }
+                // Counters first, then the key (Release): a scraper that
+                // sees the key (Acquire) sees zeroed-or-newer counters.
+                self.counts[i][dir].add(bytes);
+                self.used.store(used + 1, Relaxed);
+                self.keys[i].store(key, std::sync::atomic::Ordering::Release);
+                return;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// (asn, [in packets, in bytes, out packets, out bytes]) of every AS seen.
+    pub fn for_each(&self, mut f: impl FnMut(u32, [u64; 4])) {
+        for (k, c) in self.keys.iter().zip(self.counts.iter()) {
+            let key = k.load(std::sync::atomic::Ordering::Acquire);
+            if key != 0 {
+                f(
+                    key - 1,
+                    [
+                        c[0].packets.get(),
+                        c[0].bytes.get(),
+                        c[1].packets.get(),
+                        c[1].bytes.get(),
+                    ],
+                );
+            }
+        }
+    }
+}
