@@ -1,0 +1,338 @@
+//! One AF_XDP socket on one (interface, rx queue), with its own UMEM.
+//!
+//! Frames are lent to the worker straight out of the UMEM (no copy in user
+//! space) and the slots go back on the fill ring after the batch. The
+//! `recycle` vector is allocated once; `poll` does not allocate.
+
+use std::io;
+use std::num::NonZeroU32;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+
+use xdpilone::{DeviceQueue, IfInfo, RingRx, Socket, SocketConfig, Umem, UmemConfig, User};
+
+use super::program::XdpProgram;
+use super::{AfxdpOptions, ZeroCopy};
+use crate::capture::netdev::{self, Mmap};
+use crate::capture::stats::{DropReason, QueueStats, QueueStatsSource};
+use crate::capture::{Capture, CaptureError, Frame};
+
+/// Size of one UMEM frame. Holds a 1518-byte frame after the kernel's
+/// 256-byte XDP headroom; larger (jumbo) frames are dropped and counted as
+/// `other` (rx_dropped).
+pub const FRAME_SIZE: u32 = 2048;
+/// How long `poll` sleeps when the ring is empty.
+const IDLE_WAIT_MS: i32 = 100;
+/// Completion ring: unused (receive only) but required by bind.
+const COMPLETION_SIZE: u32 = 64;
+const SOL_XDP: i32 = 283;
+const XDP_STATISTICS: i32 = 7;
+
+/// `struct xdp_statistics` (linux/if_xdp.h), Linux 5.9+ layout.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+struct XdpStatistics {
+    rx_dropped: u64,
+    rx_invalid_descs: u64,
+    tx_invalid_descs: u64,
+    rx_ring_full: u64,
+    rx_fill_ring_empty_descs: u64,
+    tx_ring_empty_descs: u64,
+}
+
+/// The part of a queue the metrics thread reads.
+struct Shared {
+    ifname: String,
+    queue: u32,
+    /// A duplicate of the socket fd, for XDP_STATISTICS from another thread.
+    stats_fd: OwnedFd,
+    program: Arc<XdpProgram>,
+    /// Frames handed to the worker. Single writer (the worker): relaxed load + store.
+    received: AtomicU64,
+    last: Mutex<QueueStats>,
+}
+
+impl QueueStatsSource for Shared {
+    fn stats(&self) -> QueueStats {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        last.interface.clone_from(&self.ifname);
+        last.queue = self.queue;
+        last.frames_received = self.received.load(Relaxed);
+        if let Ok(c) = self.program.counters(self.queue) {
+            last.frames_seen = c.frames;
+            last.bytes_seen = Some(c.bytes);
+            set_reason(&mut last.dropped, DropReason::NoSocket, c.redirect_failed);
+        } else if last.bytes_seen.is_none() {
+            last.bytes_seen = Some(0);
+        }
+        let mut st = XdpStatistics::default();
+        if netdev::getsockopt(self.stats_fd.as_raw_fd(), SOL_XDP, XDP_STATISTICS, &mut st).is_ok() {
+            set_reason(&mut last.dropped, DropReason::FillRingEmpty, st.rx_fill_ring_empty_descs);
+            set_reason(&mut last.dropped, DropReason::RxRingFull, st.rx_ring_full);
+            // In copy mode an empty fill ring counts in both rx_dropped and
+            // rx_fill_ring_empty_descs; keep the rest of rx_dropped apart.
+            set_reason(&mut last.dropped, DropReason::Other, st.rx_dropped.saturating_sub(st.rx_fill_ring_empty_descs));
+            last.invalid_descs = st.rx_invalid_descs;
+        }
+        last.clone()
+    }
+}
+
+fn set_reason(dropped: &mut Vec<(DropReason, u64)>, reason: DropReason, n: u64) {
+    match dropped.iter_mut().find(|(r, _)| *r == reason) {
+        Some(slot) => slot.1 = n,
+        None => dropped.push((reason, n)),
+    }
+}
+
+/// `Umem` keeps a raw pointer to the area, which makes it `!Send`.
+struct SendUmem(#[allow(dead_code)] Umem);
+// SAFETY: the pointer inside `Umem` refers to the `Mmap` owned by the same
+// `AfxdpQueue` and moved with it; `Umem` has no thread-affine state, and the
+// queue is used by one thread at a time (`&mut self` in `poll`).
+unsafe impl Send for SendUmem {}
+
+/// An AF_XDP socket bound to one rx queue; implements [`Capture`].
+pub struct AfxdpQueue {
+    // Field order is drop order: the rings and socket go before the UMEM
+    // registration, and all of them before the memory they point into.
+    rx: RingRx,
+    fill: DeviceQueue,
+    _user: User,
+    _umem: SendUmem,
+    area: Mmap,
+    /// UMEM chunk addresses owned by user space, waiting for the fill ring.
+    recycle: Vec<u64>,
+    fd: i32,
+    zero_copy: bool,
+    shared: Arc<Shared>,
+}
+
+struct Rings {
+    umem: Umem,
+    fill: DeviceQueue,
+    user: User,
+    rx: RingRx,
+}
+
+fn errno(e: xdpilone::Errno) -> io::Error {
+    io::Error::from_raw_os_error(e.get_raw().abs())
+}
+
+fn open_rings(area: &Mmap, ifindex: u32, queue: u32, frames: u32, bind_flags: u16) -> Result<Rings, (&'static str, io::Error)> {
+    let config = UmemConfig {
+        fill_size: frames * 2,
+        complete_size: COMPLETION_SIZE,
+        frame_size: FRAME_SIZE,
+        headroom: 0,
+        flags: 0,
+    };
+    let region = NonNull::slice_from_raw_parts(area.ptr, area.len);
+    // SAFETY: `region` is a page-aligned anonymous mapping of exactly
+    // `frames * FRAME_SIZE` bytes, owned by the `AfxdpQueue` that also owns
+    // the returned `Umem` and drops it first (field order).
+    let umem = unsafe { Umem::new(config, region) }.map_err(|e| ("registering the UMEM", errno(e)))?;
+    let mut info = IfInfo::invalid();
+    info.from_ifindex(ifindex).map_err(|e| ("looking up the interface", errno(e)))?;
+    info.set_queue(queue);
+    let sock = Socket::with_shared(&info, &umem).map_err(|e| ("creating the AF_XDP socket", errno(e)))?;
+    let fill = umem.fq_cq(&sock).map_err(|e| ("creating the fill ring", errno(e)))?;
+    let cfg = SocketConfig { rx_size: NonZeroU32::new(frames), tx_size: None, bind_flags };
+    let user = umem.rx_tx(&sock, &cfg).map_err(|e| ("creating the rx ring", errno(e)))?;
+    let rx = user.map_rx().map_err(|e| ("mapping the rx ring", errno(e)))?;
+    umem.bind(&user).map_err(|e| ("binding the AF_XDP socket", errno(e)))?;
+    Ok(Rings { umem, fill, user, rx })
+}
+
+impl AfxdpQueue {
+    /// Opens and binds the socket for `queue` and registers it with `program`.
+    pub(super) fn open(program: &Arc<XdpProgram>, queue: u32, opts: &AfxdpOptions) -> Result<Self, CaptureError> {
+        let ifname = program.ifname();
+        let frames = opts.frames_per_queue.clamp(64, 1 << 16).next_power_of_two();
+        let qerr = |what: &'static str, e: io::Error| netdev::os_error(ifname, Some(queue), what, e);
+        let area = Mmap::new(frames as usize * FRAME_SIZE as usize, None).map_err(|e| qerr("allocating the UMEM", e))?;
+        let wake = SocketConfig::XDP_BIND_NEED_WAKEUP;
+        let (rings, zero_copy) = match opts.zero_copy {
+            ZeroCopy::On => (
+                open_rings(&area, program.ifindex(), queue, frames, wake | SocketConfig::XDP_BIND_ZEROCOPY).map_err(
+                    |(what, e)| match e.raw_os_error() {
+                        Some(libc::EOPNOTSUPP) => CaptureError::Interface {
+                            ifname: ifname.to_owned(),
+                            msg: "the driver cannot do AF_XDP zero-copy; set capture.zero_copy to \"auto\" or \"off\"".into(),
+                        },
+                        _ => qerr(what, e),
+                    },
+                )?,
+                true,
+            ),
+            ZeroCopy::Off => (
+                open_rings(&area, program.ifindex(), queue, frames, wake | SocketConfig::XDP_BIND_COPY)
+                    .map_err(|(what, e)| qerr(what, e))?,
+                false,
+            ),
+            ZeroCopy::Auto => match open_rings(&area, program.ifindex(), queue, frames, wake | SocketConfig::XDP_BIND_ZEROCOPY) {
+                Ok(r) => (r, true),
+                // No zero-copy here (veth, generic XDP): start again in copy mode.
+                Err(_) => (
+                    open_rings(&area, program.ifindex(), queue, frames, wake | SocketConfig::XDP_BIND_COPY)
+                        .map_err(|(what, e)| qerr(what, e))?,
+                    false,
+                ),
+            },
+        };
+        let fd = rings.user.as_raw_fd();
+        // SAFETY: `fd` is the socket's open descriptor; dup(2) makes a new
+        // descriptor that we own alone.
+        let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+        if dup < 0 {
+            return Err(qerr("duplicating the socket fd", io::Error::last_os_error()));
+        }
+        // SAFETY: `dup` was just created and is owned by no one else.
+        let stats_fd = unsafe { OwnedFd::from_raw_fd(dup) };
+        let shared = Arc::new(Shared {
+            ifname: ifname.to_owned(),
+            queue,
+            stats_fd,
+            program: Arc::clone(program),
+            received: AtomicU64::new(0),
+            last: Mutex::new(QueueStats::default()),
+        });
+        let mut q = AfxdpQueue {
+            rx: rings.rx,
+            fill: rings.fill,
+            _user: rings.user,
+            _umem: SendUmem(rings.umem),
+            area,
+            recycle: (0..frames as u64).map(|i| i * FRAME_SIZE as u64).collect(),
+            fd,
+            zero_copy,
+            shared,
+        };
+        q.refill();
+        if !q.recycle.is_empty() {
+            return Err(qerr("filling the fill ring", io::Error::from_raw_os_error(libc::ENOSPC)));
+        }
+        program.register(queue, fd)?;
+        Ok(q)
+    }
+
+    /// The rx queue this socket is bound to.
+    pub fn queue(&self) -> u32 {
+        self.shared.queue
+    }
+
+    /// The interface name.
+    pub fn ifname(&self) -> &str {
+        &self.shared.ifname
+    }
+
+    /// Whether the socket runs in zero-copy mode (else copy mode).
+    pub fn is_zero_copy(&self) -> bool {
+        self.zero_copy
+    }
+
+    /// A handle the metrics thread can read `QueueStats` from.
+    pub fn stats_source(&self) -> Arc<dyn QueueStatsSource> {
+        self.shared.clone()
+    }
+
+    /// A fresh snapshot of this queue's counters.
+    pub fn stats(&self) -> QueueStats {
+        self.shared.stats()
+    }
+
+    /// Puts every recycled chunk back on the fill ring. xdpilone re-reads the
+    /// kernel's consumer index only when its cached view shows no room, so a
+    /// single call may place fewer than fit: loop until all are placed or the
+    /// ring is really full.
+    fn refill(&mut self) {
+        while !self.recycle.is_empty() {
+            let mut w = self.fill.fill(self.recycle.len() as u32);
+            let k = (w.capacity() as usize).min(self.recycle.len());
+            if k == 0 {
+                break;
+            }
+            let start = self.recycle.len() - k;
+            let placed = w.insert(self.recycle[start..].iter().copied()) as usize;
+            w.commit();
+            self.recycle.truncate(self.recycle.len() - placed);
+            if placed == 0 {
+                break;
+            }
+        }
+        if self.fill.needs_wakeup() {
+            self.fill.wake();
+        }
+    }
+
+    /// Takes up to `max` frames off the rx ring, lends each to `f`, then
+    /// returns their chunks to the fill ring.
+    fn receive<F: FnMut(Frame<'_>)>(&mut self, max: usize, f: &mut F) -> usize {
+        let mask = !(FRAME_SIZE as u64 - 1);
+        let base = self.area.ptr.as_ptr();
+        let area_len = self.area.len as u64;
+        let mut n = 0usize;
+        // Like the fill ring, the rx ring may hand out fewer than are ready.
+        while n < max {
+            let mut r = self.rx.receive((max - n).min(u32::MAX as usize) as u32);
+            if r.capacity() == 0 {
+                break;
+            }
+            while let Some(desc) = r.read() {
+                n += 1;
+                let end = desc.addr.saturating_add(u64::from(desc.len));
+                if end <= area_len {
+                    // SAFETY: the kernel produced this descriptor on the rx
+                    // ring (read after an Acquire of the producer index,
+                    // pairing with the kernel's release), so the chunk is
+                    // fully written and belongs to user space until we put it
+                    // on the fill ring below; `addr..end` was checked to lie
+                    // inside the UMEM mapping, which outlives this call.
+                    let data = unsafe { std::slice::from_raw_parts(base.add(desc.addr as usize), desc.len as usize) };
+                    f(Frame { data, wire_len: desc.len });
+                }
+                self.recycle.push(desc.addr & mask);
+            }
+            r.release();
+        }
+        if n > 0 {
+            let received = &self.shared.received;
+            received.store(received.load(Relaxed) + n as u64, Relaxed);
+            self.refill();
+        }
+        n
+    }
+}
+
+impl Capture for AfxdpQueue {
+    fn poll<F: FnMut(Frame<'_>)>(&mut self, max: usize, mut f: F) -> Result<usize, CaptureError> {
+        if !self.recycle.is_empty() {
+            self.refill();
+        }
+        let n = self.receive(max, &mut f);
+        if n > 0 {
+            return Ok(n);
+        }
+        // Idle: sleep in poll(2); with need_wakeup this also kicks the driver.
+        match netdev::wait_readable(self.fd, IDLE_WAIT_MS) {
+            Ok(true) => Ok(self.receive(max, &mut f)),
+            Ok(false) => Ok(0),
+            Err(e) => Err(CaptureError::Queue {
+                ifname: self.shared.ifname.clone(),
+                queue: self.shared.queue,
+                what: "waiting for frames",
+                source: e,
+            }),
+        }
+    }
+}
+
+impl Drop for AfxdpQueue {
+    fn drop(&mut self) {
+        // Stop redirecting before the socket goes away; later frames on this
+        // queue count as `no_socket`.
+        self.shared.program.unregister(self.shared.queue);
+    }
+}
