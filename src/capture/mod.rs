@@ -69,6 +69,11 @@ pub enum CaptureError {
         #[source]
         source: io::Error,
     },
+    #[error(
+        "{ifname} queue {queue}: already used by another AF_XDP socket \
+         (another xdpacct or XDP tool); stop it first"
+    )]
+    QueueBusy { ifname: String, queue: u32 },
     #[error("{ifname} queue {queue}: {what}")]
     Queue {
         ifname: String,

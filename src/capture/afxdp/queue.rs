@@ -10,6 +10,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use xdpilone::{DeviceQueue, IfInfo, RingRx, Socket, SocketConfig, Umem, UmemConfig, User};
 
@@ -146,17 +147,40 @@ fn open_rings(area: &Mmap, ifindex: u32, queue: u32, frames: u32, bind_flags: u1
     Ok(Rings { umem, fill, user, rx })
 }
 
+/// How long a bind waits for a queue that is still bound. The kernel frees a
+/// dead process's AF_XDP sockets (and the XSKMAP holding them) in deferred
+/// work, a few milliseconds after the process is gone; a restart right after
+/// a crash must not fail on that.
+const BUSY_WAIT: Duration = Duration::from_secs(2);
+
+fn open_rings_retrying(area: &Mmap, ifindex: u32, queue: u32, frames: u32, flags: u16) -> Result<Rings, (&'static str, io::Error)> {
+    let deadline = Instant::now() + BUSY_WAIT;
+    loop {
+        match open_rings(area, ifindex, queue, frames, flags) {
+            Err((_, e)) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 impl AfxdpQueue {
     /// Opens and binds the socket for `queue` and registers it with `program`.
     pub(super) fn open(program: &Arc<XdpProgram>, queue: u32, opts: &AfxdpOptions) -> Result<Self, CaptureError> {
         let ifname = program.ifname();
         let frames = opts.frames_per_queue.clamp(64, 1 << 16).next_power_of_two();
-        let qerr = |what: &'static str, e: io::Error| netdev::os_error(ifname, Some(queue), what, e);
+        let qerr = |what: &'static str, e: io::Error| match e.raw_os_error() {
+            Some(libc::EBUSY) => CaptureError::QueueBusy { ifname: ifname.to_owned(), queue },
+            _ => netdev::os_error(ifname, Some(queue), what, e),
+        };
         let area = Mmap::new(frames as usize * FRAME_SIZE as usize, None).map_err(|e| qerr("allocating the UMEM", e))?;
         let wake = SocketConfig::XDP_BIND_NEED_WAKEUP;
+        let ifindex = program.ifindex();
+        let open = |flags: u16| open_rings_retrying(&area, ifindex, queue, frames, wake | flags);
         let (rings, zero_copy) = match opts.zero_copy {
             ZeroCopy::On => (
-                open_rings(&area, program.ifindex(), queue, frames, wake | SocketConfig::XDP_BIND_ZEROCOPY).map_err(
+                open(SocketConfig::XDP_BIND_ZEROCOPY).map_err(
                     |(what, e)| match e.raw_os_error() {
                         Some(libc::EOPNOTSUPP) => CaptureError::Interface {
                             ifname: ifname.to_owned(),
@@ -168,16 +192,15 @@ impl AfxdpQueue {
                 true,
             ),
             ZeroCopy::Off => (
-                open_rings(&area, program.ifindex(), queue, frames, wake | SocketConfig::XDP_BIND_COPY)
-                    .map_err(|(what, e)| qerr(what, e))?,
+                open(SocketConfig::XDP_BIND_COPY).map_err(|(what, e)| qerr(what, e))?,
                 false,
             ),
-            ZeroCopy::Auto => match open_rings(&area, program.ifindex(), queue, frames, wake | SocketConfig::XDP_BIND_ZEROCOPY) {
+            ZeroCopy::Auto => match open(SocketConfig::XDP_BIND_ZEROCOPY) {
                 Ok(r) => (r, true),
                 // No zero-copy here (veth, generic XDP): start again in copy mode.
+                Err((_, e)) if e.raw_os_error() == Some(libc::EBUSY) => return Err(qerr("binding the AF_XDP socket", e)),
                 Err(_) => (
-                    open_rings(&area, program.ifindex(), queue, frames, wake | SocketConfig::XDP_BIND_COPY)
-                        .map_err(|(what, e)| qerr(what, e))?,
+                    open(SocketConfig::XDP_BIND_COPY).map_err(|(what, e)| qerr(what, e))?,
                     false,
                 ),
             },
