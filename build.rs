@@ -12,11 +12,7 @@ fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     SkeletonBuilder::new()
         .source(SRC)
-        .clang_args([
-            "-I/usr/include/x86_64-linux-gnu",
-            "-Ibpf",
-            "-Wall",
-        ])
+        .clang_args(["-I/usr/include/x86_64-linux-gnu", "-Ibpf", "-Wall"])
         .build_and_generate(out.join("xdpacct.skel.rs"))
         .unwrap_or_else(|e| panic!("building {SRC}: {e:#}"));
     println!("cargo:rerun-if-changed=bpf/xdpacct.bpf.c");

@@ -57,7 +57,11 @@ fn run<C: Capture + 'static>(queues: Vec<C>, secs: u64, stats: Vec<Arc<dyn Queue
     for t in threads {
         let _ = t.join();
     }
-    println!("frames={} bytes={}", frames.load(Ordering::Relaxed), bytes.load(Ordering::Relaxed));
+    println!(
+        "frames={} bytes={}",
+        frames.load(Ordering::Relaxed),
+        bytes.load(Ordering::Relaxed)
+    );
     for s in stats {
         println!("{:?}", s.stats());
     }

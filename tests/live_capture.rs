@@ -27,11 +27,19 @@ fn can_run() -> bool {
     // SAFETY-free check: /proc/self/status Uid line; root is needed for netns and BPF.
     let root = std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
         .unwrap_or(false);
-    let tools = ["ip", "tcpreplay", "python3"]
-        .iter()
-        .all(|t| Command::new("sh").args(["-c", &format!("command -v {t}")]).output().map(|o| o.status.success()).unwrap_or(false));
+    let tools = ["ip", "tcpreplay", "python3"].iter().all(|t| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {t}")])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    });
     if !(root && tools) {
         eprintln!("skipping live capture test: needs root, ip, tcpreplay and python3");
     }
@@ -39,8 +47,15 @@ fn can_run() -> bool {
 }
 
 fn sh(args: &[&str]) -> String {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -55,16 +70,45 @@ impl TestNet {
     fn new(tag: &str) -> TestNet {
         let id = std::process::id() % 100_000;
         let ns = format!("xq{id}{tag}");
-        let net = TestNet { root_if: format!("{ns}r"), peer_if: format!("{ns}p"), ns };
+        let net = TestNet {
+            root_if: format!("{ns}r"),
+            peer_if: format!("{ns}p"),
+            ns,
+        };
         // Leftovers from a killed earlier run with the same pid are removed first.
         net.remove();
         sh(&["ip", "netns", "add", &net.ns]);
         sh(&[
-            "ip", "link", "add", &net.root_if, "numtxqueues", "2", "numrxqueues", "2", "type", "veth", "peer", "name",
-            &net.peer_if, "numtxqueues", "2", "numrxqueues", "2", "netns", &net.ns,
+            "ip",
+            "link",
+            "add",
+            &net.root_if,
+            "numtxqueues",
+            "2",
+            "numrxqueues",
+            "2",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &net.peer_if,
+            "numtxqueues",
+            "2",
+            "numrxqueues",
+            "2",
+            "netns",
+            &net.ns,
         ]);
-        sh(&["sysctl", "-qw", &format!("net.ipv6.conf.{}.disable_ipv6=1", net.root_if)]);
-        net.in_ns(&["sysctl", "-qw", &format!("net.ipv6.conf.{}.disable_ipv6=1", net.peer_if)]);
+        sh(&[
+            "sysctl",
+            "-qw",
+            &format!("net.ipv6.conf.{}.disable_ipv6=1", net.root_if),
+        ]);
+        net.in_ns(&[
+            "sysctl",
+            "-qw",
+            &format!("net.ipv6.conf.{}.disable_ipv6=1", net.peer_if),
+        ]);
         sh(&["ip", "link", "set", &net.root_if, "up"]);
         net.in_ns(&["ip", "link", "set", &net.peer_if, "up"]);
         net
@@ -78,8 +122,20 @@ impl TestNet {
 
     /// Replays `pcap` out of the peer end; returns tcpreplay's count of sent frames.
     fn replay(&self, pcap: &Path) -> u64 {
-        let out = self.in_ns(&["tcpreplay", "-i", &self.peer_if, "--topspeed", pcap.to_str().unwrap()]);
-        eprintln!("{}", out.lines().filter(|l| l.contains("Rated") || l.contains("Actual")).collect::<Vec<_>>().join("\n"));
+        let out = self.in_ns(&[
+            "tcpreplay",
+            "-i",
+            &self.peer_if,
+            "--topspeed",
+            pcap.to_str().unwrap(),
+        ]);
+        eprintln!(
+            "{}",
+            out.lines()
+                .filter(|l| l.contains("Rated") || l.contains("Actual"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
         out.lines()
             .find(|l| l.contains("Successful packets:"))
             .and_then(|l| l.split(':').nth(1))
@@ -100,8 +156,14 @@ impl TestNet {
     }
 
     fn remove(&self) {
-        let _ = Command::new("ip").args(["link", "del", &self.root_if]).stderr(Stdio::null()).status();
-        let _ = Command::new("ip").args(["netns", "del", &self.ns]).stderr(Stdio::null()).status();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.root_if])
+            .stderr(Stdio::null())
+            .status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.ns])
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
@@ -125,17 +187,39 @@ fn truth() -> &'static Truth {
             let dir = tempfile::tempdir().unwrap();
             let pcap = dir.path().join("live.pcap");
             let json = dir.path().join("live.truth.json");
-            let gen = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/synthetic/gen_pcap.py");
-            let gen = if gen.exists() { gen } else { PathBuf::from("/work/shared/testdata/synthetic/gen_pcap.py") };
+            let gen = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../shared/testdata/synthetic/gen_pcap.py");
+            let gen = if gen.exists() {
+                gen
+            } else {
+                PathBuf::from("/work/shared/testdata/synthetic/gen_pcap.py")
+            };
             sh(&[
-                "python3", gen.to_str().unwrap(), pcap.to_str().unwrap(), "--packets", &PACKETS.to_string(), "--seed", "3",
-                "--snaplen", "1600", "--truth", json.to_str().unwrap(),
+                "python3",
+                gen.to_str().unwrap(),
+                pcap.to_str().unwrap(),
+                "--packets",
+                &PACKETS.to_string(),
+                "--seed",
+                "3",
+                "--snaplen",
+                "1600",
+                "--truth",
+                json.to_str().unwrap(),
             ]);
-            let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+            let v: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
             let packets = v["totals"]["packets"].as_u64().unwrap();
             let l2_bytes = v["totals"]["l2_bytes"].as_u64().unwrap();
             assert_eq!(packets, PACKETS);
-            (dir, Truth { pcap, packets, l2_bytes })
+            (
+                dir,
+                Truth {
+                    pcap,
+                    packets,
+                    l2_bytes,
+                },
+            )
         })
         .1
 }
@@ -156,7 +240,11 @@ fn count_with<C: Capture + 'static>(
         .enumerate()
         .map(|(i, mut q)| {
             let (stop, frames, bytes) = (stop.clone(), frames.clone(), bytes.clone());
-            let core = if cores.is_empty() { None } else { Some(cores[i % cores.len()]) };
+            let core = if cores.is_empty() {
+                None
+            } else {
+                Some(cores[i % cores.len()])
+            };
             std::thread::spawn(move || {
                 if let Some(c) = core {
                     core_affinity::set_for_current(c);
@@ -191,7 +279,12 @@ fn count_with<C: Capture + 'static>(
         w.join().expect("worker panicked");
     }
     let snap = stats.iter().map(|s| s.stats()).collect();
-    (sent, frames.load(Ordering::Relaxed), bytes.load(Ordering::Relaxed), snap)
+    (
+        sent,
+        frames.load(Ordering::Relaxed),
+        bytes.load(Ordering::Relaxed),
+        snap,
+    )
 }
 
 fn check(backend: &str, net: &TestNet, sent: u64, frames: u64, bytes: u64, stats: &[QueueStats]) {
@@ -204,10 +297,25 @@ fn check(backend: &str, net: &TestNet, sent: u64, frames: u64, bytes: u64, stats
     }
     let ctx = || format!("{backend}: stats {stats:#?}\n{}", net.link_stats());
     assert_eq!(sent, t.packets, "tcpreplay sent every frame");
-    assert_eq!(received, frames, "the stats' received count matches the closure's; {}", ctx());
-    assert_eq!(frames + dropped, t.packets, "received + dropped == sent; {}", ctx());
+    assert_eq!(
+        received,
+        frames,
+        "the stats' received count matches the closure's; {}",
+        ctx()
+    );
+    assert_eq!(
+        frames + dropped,
+        t.packets,
+        "received + dropped == sent; {}",
+        ctx()
+    );
     assert_eq!(dropped, 0, "no drops at tcpreplay's pace; {}", ctx());
-    assert_eq!(bytes, t.l2_bytes, "layer-2 bytes match the truth; {}", ctx());
+    assert_eq!(
+        bytes,
+        t.l2_bytes,
+        "layer-2 bytes match the truth; {}",
+        ctx()
+    );
 }
 
 fn afxdp_replay(tag: &str, mode: XdpMode) {
@@ -215,7 +323,10 @@ fn afxdp_replay(tag: &str, mode: XdpMode) {
         return;
     }
     let net = TestNet::new(tag);
-    let opts = AfxdpOptions { xdp_mode: mode, ..AfxdpOptions::default() };
+    let opts = AfxdpOptions {
+        xdp_mode: mode,
+        ..AfxdpOptions::default()
+    };
     let queues = open_afxdp(&opts, &net.root_if).expect("open AF_XDP");
     assert_eq!(queues.len(), 2, "one socket per rx queue");
     assert!(net.xdp_attached());
@@ -225,9 +336,16 @@ fn afxdp_replay(tag: &str, mode: XdpMode) {
     let seen: u64 = snap.iter().map(|s| s.frames_seen).sum();
     let seen_bytes: u64 = snap.iter().filter_map(|s| s.bytes_seen).sum();
     assert_eq!(seen, truth().packets, "the XDP program saw every frame");
-    assert_eq!(seen_bytes, truth().l2_bytes, "the XDP program saw every byte");
+    assert_eq!(
+        seen_bytes,
+        truth().l2_bytes,
+        "the XDP program saw every byte"
+    );
     // All queues dropped: the bpf_link is gone with them.
-    assert!(!net.xdp_attached(), "XDP program detached when the queues were dropped");
+    assert!(
+        !net.xdp_attached(),
+        "XDP program detached when the queues were dropped"
+    );
 }
 
 #[test]
@@ -252,7 +370,11 @@ fn afpacket_counts_replay_exactly() {
     let (sent, frames, bytes, snap) = count_with(queues, stats, || net.replay(&truth().pcap));
     check("afpacket", &net, sent, frames, bytes, &snap);
     let seen: u64 = snap.iter().map(|s| s.frames_seen).sum();
-    assert_eq!(seen, truth().packets, "tp_packets over the group equals sent");
+    assert_eq!(
+        seen,
+        truth().packets,
+        "tp_packets over the group equals sent"
+    );
 }
 
 #[test]
@@ -260,24 +382,43 @@ fn startup_errors_name_interface_and_fix() {
     if !can_run() {
         return;
     }
-    let err = open_afxdp(&AfxdpOptions::default(), "xq-missing0").err().expect("missing interface fails");
-    assert!(matches!(err, CaptureError::NoSuchInterface { .. }), "{err:?}");
+    let err = open_afxdp(&AfxdpOptions::default(), "xq-missing0")
+        .err()
+        .expect("missing interface fails");
+    assert!(
+        matches!(err, CaptureError::NoSuchInterface { .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("xq-missing0"), "{err}");
-    let err = open_afpacket(&AfpacketOptions::default(), "xq-missing0").err().expect("missing interface fails");
-    assert!(matches!(err, CaptureError::NoSuchInterface { .. }), "{err:?}");
+    let err = open_afpacket(&AfpacketOptions::default(), "xq-missing0")
+        .err()
+        .expect("missing interface fails");
+    assert!(
+        matches!(err, CaptureError::NoSuchInterface { .. }),
+        "{err:?}"
+    );
 
     // A second xdpacct on the same interface: its sockets find the queues taken.
     let net = TestNet::new("e");
     let held = open_afxdp(&AfxdpOptions::default(), &net.root_if).expect("first attach");
-    let err = open_afxdp(&AfxdpOptions::default(), &net.root_if).err().expect("second attach fails");
+    let err = open_afxdp(&AfxdpOptions::default(), &net.root_if)
+        .err()
+        .expect("second attach fails");
     assert!(matches!(err, CaptureError::QueueBusy { .. }), "{err:?}");
     let msg = err.to_string();
-    assert!(msg.contains(&net.root_if) && msg.contains("already"), "{msg}");
+    assert!(
+        msg.contains(&net.root_if) && msg.contains("already"),
+        "{msg}"
+    );
     assert!(!msg.contains('\n'), "one line: {msg}");
     drop(held);
 
     // Another tool's XDP program, attached through netlink.
-    let has_clang = Command::new("sh").args(["-c", "command -v clang"]).output().map(|o| o.status.success()).unwrap_or(false);
+    let has_clang = Command::new("sh")
+        .args(["-c", "command -v clang"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
     if !has_clang {
         eprintln!("skipping the foreign-program case: clang not installed");
         return;
@@ -285,15 +426,43 @@ fn startup_errors_name_interface_and_fix() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("pass.c");
     let obj = dir.path().join("pass.o");
-    std::fs::write(&src, "__attribute__((section(\"xdp\"), used)) int pass(void *ctx) { return 2; }\n\
-                          char _license[] __attribute__((section(\"license\"), used)) = \"GPL\";\n")
-        .unwrap();
-    sh(&["clang", "-O2", "-target", "bpf", "-c", src.to_str().unwrap(), "-o", obj.to_str().unwrap()]);
-    sh(&["ip", "link", "set", "dev", &net.root_if, "xdp", "obj", obj.to_str().unwrap(), "sec", "xdp"]);
-    let err = open_afxdp(&AfxdpOptions::default(), &net.root_if).err().expect("attach over a foreign program fails");
+    std::fs::write(
+        &src,
+        "__attribute__((section(\"xdp\"), used)) int pass(void *ctx) { return 2; }\n\
+                          char _license[] __attribute__((section(\"license\"), used)) = \"GPL\";\n",
+    )
+    .unwrap();
+    sh(&[
+        "clang",
+        "-O2",
+        "-target",
+        "bpf",
+        "-c",
+        src.to_str().unwrap(),
+        "-o",
+        obj.to_str().unwrap(),
+    ]);
+    sh(&[
+        "ip",
+        "link",
+        "set",
+        "dev",
+        &net.root_if,
+        "xdp",
+        "obj",
+        obj.to_str().unwrap(),
+        "sec",
+        "xdp",
+    ]);
+    let err = open_afxdp(&AfxdpOptions::default(), &net.root_if)
+        .err()
+        .expect("attach over a foreign program fails");
     assert!(matches!(err, CaptureError::XdpBusy { .. }), "{err:?}");
     let msg = err.to_string();
-    assert!(msg.contains(&net.root_if) && msg.contains("already attached") && msg.contains("xdp off"), "{msg}");
+    assert!(
+        msg.contains(&net.root_if) && msg.contains("already attached") && msg.contains("xdp off"),
+        "{msg}"
+    );
     assert!(!msg.contains('\n'), "one line: {msg}");
     sh(&["ip", "link", "set", "dev", &net.root_if, "xdp", "off"]);
 }
@@ -303,7 +472,9 @@ fn startup_errors_name_interface_and_fix() {
 #[test]
 #[ignore]
 fn hold_xdp_helper() {
-    let Ok(ifname) = std::env::var("XDPACCT_HOLD_IF") else { return };
+    let Ok(ifname) = std::env::var("XDPACCT_HOLD_IF") else {
+        return;
+    };
     match open_afxdp(&AfxdpOptions::default(), &ifname) {
         Ok(_queues) => {
             println!("HOLDING");
@@ -317,7 +488,16 @@ fn spawn_helper(ifname: &str, wrap: &[&str]) -> (std::process::Child, String) {
     let exe = std::env::current_exe().unwrap();
     let mut args: Vec<String> = wrap.iter().map(|s| s.to_string()).collect();
     args.push(exe.to_str().unwrap().to_owned());
-    args.extend(["hold_xdp_helper", "--exact", "--ignored", "--nocapture", "--test-threads=1"].map(String::from));
+    args.extend(
+        [
+            "hold_xdp_helper",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ]
+        .map(String::from),
+    );
     let mut child = Command::new(&args[0])
         .args(&args[1..])
         .env("XDPACCT_HOLD_IF", ifname)
@@ -339,7 +519,9 @@ fn spawn_helper(ifname: &str, wrap: &[&str]) -> (std::process::Child, String) {
         }
         let _ = tx.send(String::from("EOF"));
     });
-    let line = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| String::from("TIMEOUT"));
+    let line = rx
+        .recv_timeout(Duration::from_secs(20))
+        .unwrap_or_else(|_| String::from("TIMEOUT"));
     (child, line)
 }
 
@@ -360,7 +542,11 @@ fn sigkill_leaves_no_xdp_program() {
     assert!(net.xdp_attached(), "helper holds the program");
     child.kill().expect("SIGKILL helper");
     child.wait().expect("reap helper");
-    assert!(!net.xdp_attached(), "no XDP program left after SIGKILL: {}", sh(&["ip", "link", "show", "dev", &net.root_if]));
+    assert!(
+        !net.xdp_attached(),
+        "no XDP program left after SIGKILL: {}",
+        sh(&["ip", "link", "show", "dev", &net.root_if])
+    );
     // The kernel frees the dead process's sockets in deferred work; open
     // waits for that (bounded), so a restart right after a crash succeeds.
     let t0 = Instant::now();
@@ -378,21 +564,41 @@ fn unprivileged_start_names_capabilities() {
     if !can_run() {
         return;
     }
-    let has_setpriv = Command::new("sh").args(["-c", "command -v setpriv"]).output().map(|o| o.status.success()).unwrap_or(false);
+    let has_setpriv = Command::new("sh")
+        .args(["-c", "command -v setpriv"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
     if !has_setpriv {
         eprintln!("skipping: setpriv not installed");
         return;
     }
     let net = TestNet::new("u");
-    let (mut child, line) =
-        spawn_helper(&net.root_if, &["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]);
+    let (mut child, line) = spawn_helper(
+        &net.root_if,
+        &[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ],
+    );
     let _ = child.kill();
     let _ = child.wait();
     if line == "EOF" || line == "TIMEOUT" {
         eprintln!("skipping: helper could not run unprivileged ({line}); is the test binary readable by nobody?");
         return;
     }
-    assert!(line.starts_with("ERROR"), "unprivileged attach should fail: {line}");
-    assert!(line.contains("permission denied") && line.contains("CAP_BPF") && line.contains(&net.root_if), "{line}");
+    assert!(
+        line.starts_with("ERROR"),
+        "unprivileged attach should fail: {line}"
+    );
+    assert!(
+        line.contains("permission denied")
+            && line.contains("CAP_BPF")
+            && line.contains(&net.root_if),
+        "{line}"
+    );
     assert!(!net.xdp_attached());
 }

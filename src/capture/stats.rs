@@ -102,11 +102,31 @@ const DROPPED: &str = "xdpacct_queue_dropped_total";
 const INVALID: &str = "xdpacct_queue_invalid_descs_total";
 
 const FAMILIES: [(&str, &str, bool); 5] = [
-    (SEEN, "Frames the kernel saw for this capture queue, before any drop.", false),
-    (BYTES, "Layer-2 bytes the XDP program saw for this capture queue.", false),
-    (RECEIVED, "Frames a worker took off this capture queue.", false),
-    (DROPPED, "Frames the kernel dropped before a worker saw them, by reason.", true),
-    (INVALID, "Descriptors the kernel rejected on this AF_XDP socket.", false),
+    (
+        SEEN,
+        "Frames the kernel saw for this capture queue, before any drop.",
+        false,
+    ),
+    (
+        BYTES,
+        "Layer-2 bytes the XDP program saw for this capture queue.",
+        false,
+    ),
+    (
+        RECEIVED,
+        "Frames a worker took off this capture queue.",
+        false,
+    ),
+    (
+        DROPPED,
+        "Frames the kernel dropped before a worker saw them, by reason.",
+        true,
+    ),
+    (
+        INVALID,
+        "Descriptors the kernel rejected on this AF_XDP socket.",
+        false,
+    ),
 ];
 
 impl CaptureCollector {
@@ -160,7 +180,10 @@ impl Collector for CaptureCollector {
         let mut metrics: [Vec<Metric>; 5] = Default::default();
         for s in self.snapshot() {
             let queue = s.queue.to_string();
-            let base = [("interface", s.interface.as_str()), ("queue", queue.as_str())];
+            let base = [
+                ("interface", s.interface.as_str()),
+                ("queue", queue.as_str()),
+            ];
             metrics[0].push(counter(&base, s.frames_seen));
             if let Some(bytes) = s.bytes_seen {
                 metrics[1].push(counter(&base, bytes));
@@ -215,9 +238,17 @@ mod tests {
         let c = CaptureCollector::new(vec![Arc::new(Fixed(s))]);
         let reg = prometheus::Registry::new();
         reg.register(Box::new(c)).unwrap();
-        let text = prometheus::TextEncoder::new().encode_to_string(&reg.gather()).unwrap();
-        assert!(text.contains(r#"xdpacct_queue_frames_seen_total{interface="eth1",queue="3"} 10"#), "{text}");
+        let text = prometheus::TextEncoder::new()
+            .encode_to_string(&reg.gather())
+            .unwrap();
+        assert!(
+            text.contains(r#"xdpacct_queue_frames_seen_total{interface="eth1",queue="3"} 10"#),
+            "{text}"
+        );
         assert!(text.contains(r#"xdpacct_queue_dropped_total{interface="eth1",queue="3",reason="fill_ring_empty"} 2"#), "{text}");
-        assert!(text.contains(r#"xdpacct_queue_bytes_seen_total{interface="eth1",queue="3"} 640"#), "{text}");
+        assert!(
+            text.contains(r#"xdpacct_queue_bytes_seen_total{interface="eth1",queue="3"} 640"#),
+            "{text}"
+        );
     }
 }

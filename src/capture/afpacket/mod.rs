@@ -76,7 +76,14 @@ pub struct AfpacketOptions {
 
 impl Default for AfpacketOptions {
     fn default() -> Self {
-        AfpacketOptions { workers: 0, fanout_group: None, block_size: 1 << 20, block_count: 16, retire_ms: 20, promiscuous: true }
+        AfpacketOptions {
+            workers: 0,
+            fanout_group: None,
+            block_size: 1 << 20,
+            block_count: 16,
+            retire_ms: 20,
+            promiscuous: true,
+        }
     }
 }
 
@@ -96,7 +103,14 @@ impl QueueStatsSource for Shared {
     fn stats(&self) -> QueueStats {
         let mut totals = self.totals.lock().unwrap_or_else(|p| p.into_inner());
         let mut st = TpacketStatsV3::default();
-        if netdev::getsockopt(self.stats_fd.as_raw_fd(), libc::SOL_PACKET, libc::PACKET_STATISTICS, &mut st).is_ok() {
+        if netdev::getsockopt(
+            self.stats_fd.as_raw_fd(),
+            libc::SOL_PACKET,
+            libc::PACKET_STATISTICS,
+            &mut st,
+        )
+        .is_ok()
+        {
             // The kernel reports tp_packets including tp_drops.
             totals.0 += u64::from(st.packets);
             totals.1 += u64::from(st.drops);
@@ -128,7 +142,10 @@ pub struct AfpacketQueue {
 }
 
 /// Opens `workers` TPACKET_V3 sockets on `ifname` in one fanout hash group.
-pub fn open_afpacket(opts: &AfpacketOptions, ifname: &str) -> Result<Vec<AfpacketQueue>, CaptureError> {
+pub fn open_afpacket(
+    opts: &AfpacketOptions,
+    ifname: &str,
+) -> Result<Vec<AfpacketQueue>, CaptureError> {
     let ifindex = netdev::ifindex(ifname)?;
     let workers = match opts.workers {
         0 => netdev::rx_queue_count(ifname)?,
@@ -138,21 +155,45 @@ pub fn open_afpacket(opts: &AfpacketOptions, ifname: &str) -> Result<Vec<Afpacke
     if !opts.block_size.is_power_of_two() || opts.block_size < page || opts.block_count == 0 {
         return Err(CaptureError::Interface {
             ifname: ifname.to_owned(),
-            msg: format!("AF_PACKET block size {} must be a power of two of at least {page}", opts.block_size),
+            msg: format!(
+                "AF_PACKET block size {} must be a power of two of at least {page}",
+                opts.block_size
+            ),
         });
     }
     // SAFETY: getpid has no preconditions.
-    let group = opts.fanout_group.unwrap_or_else(|| (unsafe { libc::getpid() } as u32 & 0xffff) as u16);
-    let promiscuous = if opts.promiscuous { Some(Arc::new(Promiscuous::enable(ifname, ifindex)?)) } else { None };
+    let group = opts
+        .fanout_group
+        .unwrap_or_else(|| (unsafe { libc::getpid() } as u32 & 0xffff) as u16);
+    let promiscuous = if opts.promiscuous {
+        Some(Arc::new(Promiscuous::enable(ifname, ifindex)?))
+    } else {
+        None
+    };
     let mut queues = Vec::with_capacity(workers as usize);
     for queue in 0..workers {
-        queues.push(AfpacketQueue::open(ifname, ifindex, queue, group, opts, promiscuous.clone())?);
+        queues.push(AfpacketQueue::open(
+            ifname,
+            ifindex,
+            queue,
+            group,
+            opts,
+            promiscuous.clone(),
+        )?);
     }
     // Every socket dropped all frames while the group was forming (otherwise
     // the first socket would see everyone's share twice); open the gates.
     for q in &queues {
-        netdev::setsockopt(&q.fd, libc::SOL_SOCKET, libc::SO_DETACH_FILTER, &0i32)
-            .map_err(|e| netdev::os_error(ifname, Some(q.shared.queue), "removing the start-up filter", e))?;
+        netdev::setsockopt(&q.fd, libc::SOL_SOCKET, libc::SO_DETACH_FILTER, &0i32).map_err(
+            |e| {
+                netdev::os_error(
+                    ifname,
+                    Some(q.shared.queue),
+                    "removing the start-up filter",
+                    e,
+                )
+            },
+        )?;
     }
     Ok(queues)
 }
@@ -166,12 +207,22 @@ impl AfpacketQueue {
         opts: &AfpacketOptions,
         promiscuous: Option<Arc<Promiscuous>>,
     ) -> Result<Self, CaptureError> {
-        let qerr = |what: &'static str, e: io::Error| netdev::os_error(ifname, Some(queue), what, e);
+        let qerr =
+            |what: &'static str, e: io::Error| netdev::os_error(ifname, Some(queue), what, e);
         // Protocol 0: receive nothing until bound to the interface below.
-        let fd = netdev::socket(libc::AF_PACKET, libc::SOCK_RAW, 0).map_err(|e| qerr("opening a packet socket", e))?;
+        let fd = netdev::socket(libc::AF_PACKET, libc::SOCK_RAW, 0)
+            .map_err(|e| qerr("opening a packet socket", e))?;
         // Drop everything until the whole fanout group has joined.
-        let drop_all = [libc::sock_filter { code: 0x06, jt: 0, jf: 0, k: 0 }]; // BPF_RET|BPF_K 0
-        let prog = libc::sock_fprog { len: 1, filter: drop_all.as_ptr() as *mut _ };
+        let drop_all = [libc::sock_filter {
+            code: 0x06,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        }]; // BPF_RET|BPF_K 0
+        let prog = libc::sock_fprog {
+            len: 1,
+            filter: drop_all.as_ptr() as *mut _,
+        };
         netdev::setsockopt(&fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog)
             .map_err(|e| qerr("attaching the start-up filter", e))?;
         netdev::setsockopt(&fd, libc::SOL_PACKET, libc::PACKET_VERSION, &TPACKET_V3)
@@ -211,7 +262,10 @@ impl AfpacketQueue {
             )
         };
         if rc != 0 {
-            return Err(qerr("binding the packet socket", io::Error::last_os_error()));
+            return Err(qerr(
+                "binding the packet socket",
+                io::Error::last_os_error(),
+            ));
         }
         let fanout = u32::from(group) | (PACKET_FANOUT_HASH << 16);
         netdev::setsockopt(&fd, libc::SOL_PACKET, libc::PACKET_FANOUT, &fanout).map_err(|e| match e.raw_os_error() {
@@ -224,13 +278,21 @@ impl AfpacketQueue {
         // SAFETY: duplicating our own open descriptor; the result is owned alone.
         let dup = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
         if dup < 0 {
-            return Err(qerr("duplicating the socket fd", io::Error::last_os_error()));
+            return Err(qerr(
+                "duplicating the socket fd",
+                io::Error::last_os_error(),
+            ));
         }
         // SAFETY: `dup` is a fresh descriptor owned by no one else.
         let stats_fd = unsafe { OwnedFd::from_raw_fd(dup) };
         // Reading the statistics resets them: start from zero.
         let mut discard = TpacketStatsV3::default();
-        let _ = netdev::getsockopt(stats_fd.as_raw_fd(), libc::SOL_PACKET, libc::PACKET_STATISTICS, &mut discard);
+        let _ = netdev::getsockopt(
+            stats_fd.as_raw_fd(),
+            libc::SOL_PACKET,
+            libc::PACKET_STATISTICS,
+            &mut discard,
+        );
         let shared = Arc::new(Shared {
             ifname: ifname.to_owned(),
             queue,
@@ -294,7 +356,10 @@ impl AfpacketQueue {
             }
             let (mut left, mut off) = match self.cursor {
                 Some(c) => c,
-                None => (self.read_u32(BLOCK_NUM_PKTS), self.read_u32(BLOCK_FIRST_PKT) as usize),
+                None => (
+                    self.read_u32(BLOCK_NUM_PKTS),
+                    self.read_u32(BLOCK_FIRST_PKT) as usize,
+                ),
             };
             while left > 0 && n < max {
                 if off + TPACKET3_HDR_LEN > self.block_size {
@@ -307,14 +372,23 @@ impl AfpacketQueue {
                 let status = self.read_u32(off + 20);
                 let mac = (self.read_u32(off + 24) & 0xffff) as usize;
                 let tci = self.read_u32(off + 32) as u16;
-                let tpid = if status & TP_STATUS_VLAN_TPID_VALID != 0 { self.read_u32(off + 36) as u16 } else { 0x8100 };
+                let tpid = if status & TP_STATUS_VLAN_TPID_VALID != 0 {
+                    self.read_u32(off + 36) as u16
+                } else {
+                    0x8100
+                };
                 if off + mac + snaplen <= self.block_size {
                     // SAFETY: the range was checked to lie in the current
                     // block, which the kernel handed to user space (status
                     // USER, read with Acquire) and will not touch until we
                     // set it back to KERNEL below, after `f` has returned.
-                    let data = unsafe { std::slice::from_raw_parts(self.block_ptr().add(off + mac), snaplen) };
-                    if status & TP_STATUS_VLAN_VALID != 0 && data.len() >= 12 && data.len() + 4 <= self.scratch.len() {
+                    let data = unsafe {
+                        std::slice::from_raw_parts(self.block_ptr().add(off + mac), snaplen)
+                    };
+                    if status & TP_STATUS_VLAN_VALID != 0
+                        && data.len() >= 12
+                        && data.len() + 4 <= self.scratch.len()
+                    {
                         // The kernel moved the outer 802.1Q tag out of the
                         // frame; put it back so the frame is as on the wire.
                         let s = &mut self.scratch;
@@ -322,9 +396,15 @@ impl AfpacketQueue {
                         s[12..14].copy_from_slice(&tpid.to_be_bytes());
                         s[14..16].copy_from_slice(&tci.to_be_bytes());
                         s[16..data.len() + 4].copy_from_slice(&data[12..]);
-                        f(Frame { data: &s[..data.len() + 4], wire_len: wire + 4 });
+                        f(Frame {
+                            data: &s[..data.len() + 4],
+                            wire_len: wire + 4,
+                        });
                     } else {
-                        f(Frame { data, wire_len: wire });
+                        f(Frame {
+                            data,
+                            wire_len: wire,
+                        });
                     }
                 }
                 n += 1;

@@ -85,7 +85,9 @@ pub fn open_afxdp(opts: &AfxdpOptions, ifname: &str) -> Result<Vec<AfxdpQueue>, 
     if let Some(&bad) = queues.iter().find(|&&q| q >= count.min(MAX_QUEUES)) {
         return Err(CaptureError::Interface {
             ifname: ifname.to_owned(),
-            msg: format!("rx queue {bad} does not exist (the interface has {count}); fix the queue list"),
+            msg: format!(
+                "rx queue {bad} does not exist (the interface has {count}); fix the queue list"
+            ),
         });
     }
     let program = Arc::new(XdpProgram::load(ifname, opts.promiscuous)?);

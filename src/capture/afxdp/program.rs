@@ -59,10 +59,13 @@ impl XdpProgram {
         let open = XdpacctSkelBuilder::default()
             .open(&mut object)
             .map_err(|e| bpf_error(ifname, "opening the XDP program", e))?;
-        let skel = open.load().map_err(|e| bpf_error(ifname, "loading the XDP program", e))?;
-        let xsks = MapHandle::try_from(&skel.maps.xsks).map_err(|e| bpf_error(ifname, "opening the XSKMAP", e))?;
-        let counters =
-            MapHandle::try_from(&skel.maps.counters).map_err(|e| bpf_error(ifname, "opening the counter map", e))?;
+        let skel = open
+            .load()
+            .map_err(|e| bpf_error(ifname, "loading the XDP program", e))?;
+        let xsks = MapHandle::try_from(&skel.maps.xsks)
+            .map_err(|e| bpf_error(ifname, "opening the XSKMAP", e))?;
+        let counters = MapHandle::try_from(&skel.maps.counters)
+            .map_err(|e| bpf_error(ifname, "opening the counter map", e))?;
         let prog = skel
             .progs
             .xdpacct_rx
@@ -72,8 +75,20 @@ impl XdpProgram {
         // The skeleton (and its object) is dropped here; the kernel objects
         // live on through the descriptors kept above.
         drop(skel);
-        let _promiscuous = if promiscuous { Some(Promiscuous::enable(ifname, ifindex)?) } else { None };
-        Ok(XdpProgram { ifname: ifname.to_owned(), ifindex, prog, xsks, counters, link: OnceLock::new(), _promiscuous })
+        let _promiscuous = if promiscuous {
+            Some(Promiscuous::enable(ifname, ifindex)?)
+        } else {
+            None
+        };
+        Ok(XdpProgram {
+            ifname: ifname.to_owned(),
+            ifindex,
+            prog,
+            xsks,
+            counters,
+            link: OnceLock::new(),
+            _promiscuous,
+        })
     }
 
     /// Attaches the program to the interface through a bpf_link.
@@ -95,7 +110,12 @@ impl XdpProgram {
         // initialised options struct whose `sz` is its own size; libbpf reads
         // it during the call only.
         let fd = unsafe {
-            libbpf_sys::bpf_link_create(self.prog.as_raw_fd(), self.ifindex as i32, libbpf_sys::BPF_XDP, &opts)
+            libbpf_sys::bpf_link_create(
+                self.prog.as_raw_fd(),
+                self.ifindex as i32,
+                libbpf_sys::BPF_XDP,
+                &opts,
+            )
         };
         if fd < 0 {
             let err = io::Error::from_raw_os_error(-fd);
@@ -126,7 +146,11 @@ impl XdpProgram {
     /// Points rx queue `queue` at the AF_XDP socket `fd`.
     pub fn register(&self, queue: u32, fd: i32) -> Result<(), CaptureError> {
         self.xsks
-            .update(&queue.to_ne_bytes(), &(fd as u32).to_ne_bytes(), MapFlags::ANY)
+            .update(
+                &queue.to_ne_bytes(),
+                &(fd as u32).to_ne_bytes(),
+                MapFlags::ANY,
+            )
             .map_err(|e| CaptureError::Queue {
                 ifname: self.ifname.clone(),
                 queue,

@@ -70,11 +70,19 @@ impl QueueStatsSource for Shared {
         }
         let mut st = XdpStatistics::default();
         if netdev::getsockopt(self.stats_fd.as_raw_fd(), SOL_XDP, XDP_STATISTICS, &mut st).is_ok() {
-            set_reason(&mut last.dropped, DropReason::FillRingEmpty, st.rx_fill_ring_empty_descs);
+            set_reason(
+                &mut last.dropped,
+                DropReason::FillRingEmpty,
+                st.rx_fill_ring_empty_descs,
+            );
             set_reason(&mut last.dropped, DropReason::RxRingFull, st.rx_ring_full);
             // In copy mode an empty fill ring counts in both rx_dropped and
             // rx_fill_ring_empty_descs; keep the rest of rx_dropped apart.
-            set_reason(&mut last.dropped, DropReason::Other, st.rx_dropped.saturating_sub(st.rx_fill_ring_empty_descs));
+            set_reason(
+                &mut last.dropped,
+                DropReason::Other,
+                st.rx_dropped.saturating_sub(st.rx_fill_ring_empty_descs),
+            );
             last.invalid_descs = st.rx_invalid_descs;
         }
         last.clone()
@@ -122,7 +130,13 @@ fn errno(e: xdpilone::Errno) -> io::Error {
     io::Error::from_raw_os_error(e.get_raw().abs())
 }
 
-fn open_rings(area: &Mmap, ifindex: u32, queue: u32, frames: u32, bind_flags: u16) -> Result<Rings, (&'static str, io::Error)> {
+fn open_rings(
+    area: &Mmap,
+    ifindex: u32,
+    queue: u32,
+    frames: u32,
+    bind_flags: u16,
+) -> Result<Rings, (&'static str, io::Error)> {
     let config = UmemConfig {
         fill_size: frames * 2,
         complete_size: COMPLETION_SIZE,
@@ -134,17 +148,36 @@ fn open_rings(area: &Mmap, ifindex: u32, queue: u32, frames: u32, bind_flags: u1
     // SAFETY: `region` is a page-aligned anonymous mapping of exactly
     // `frames * FRAME_SIZE` bytes, owned by the `AfxdpQueue` that also owns
     // the returned `Umem` and drops it first (field order).
-    let umem = unsafe { Umem::new(config, region) }.map_err(|e| ("registering the UMEM", errno(e)))?;
+    let umem =
+        unsafe { Umem::new(config, region) }.map_err(|e| ("registering the UMEM", errno(e)))?;
     let mut info = IfInfo::invalid();
-    info.from_ifindex(ifindex).map_err(|e| ("looking up the interface", errno(e)))?;
+    info.from_ifindex(ifindex)
+        .map_err(|e| ("looking up the interface", errno(e)))?;
     info.set_queue(queue);
-    let sock = Socket::with_shared(&info, &umem).map_err(|e| ("creating the AF_XDP socket", errno(e)))?;
-    let fill = umem.fq_cq(&sock).map_err(|e| ("creating the fill ring", errno(e)))?;
-    let cfg = SocketConfig { rx_size: NonZeroU32::new(frames), tx_size: None, bind_flags };
-    let user = umem.rx_tx(&sock, &cfg).map_err(|e| ("creating the rx ring", errno(e)))?;
-    let rx = user.map_rx().map_err(|e| ("mapping the rx ring", errno(e)))?;
-    umem.bind(&user).map_err(|e| ("binding the AF_XDP socket", errno(e)))?;
-    Ok(Rings { umem, fill, user, rx })
+    let sock =
+        Socket::with_shared(&info, &umem).map_err(|e| ("creating the AF_XDP socket", errno(e)))?;
+    let fill = umem
+        .fq_cq(&sock)
+        .map_err(|e| ("creating the fill ring", errno(e)))?;
+    let cfg = SocketConfig {
+        rx_size: NonZeroU32::new(frames),
+        tx_size: None,
+        bind_flags,
+    };
+    let user = umem
+        .rx_tx(&sock, &cfg)
+        .map_err(|e| ("creating the rx ring", errno(e)))?;
+    let rx = user
+        .map_rx()
+        .map_err(|e| ("mapping the rx ring", errno(e)))?;
+    umem.bind(&user)
+        .map_err(|e| ("binding the AF_XDP socket", errno(e)))?;
+    Ok(Rings {
+        umem,
+        fill,
+        user,
+        rx,
+    })
 }
 
 /// How long a bind waits for a queue that is still bound. The kernel frees a
@@ -153,7 +186,13 @@ fn open_rings(area: &Mmap, ifindex: u32, queue: u32, frames: u32, bind_flags: u1
 /// a crash must not fail on that.
 const BUSY_WAIT: Duration = Duration::from_secs(2);
 
-fn open_rings_retrying(area: &Mmap, ifindex: u32, queue: u32, frames: u32, flags: u16) -> Result<Rings, (&'static str, io::Error)> {
+fn open_rings_retrying(
+    area: &Mmap,
+    ifindex: u32,
+    queue: u32,
+    frames: u32,
+    flags: u16,
+) -> Result<Rings, (&'static str, io::Error)> {
     let deadline = Instant::now() + BUSY_WAIT;
     loop {
         match open_rings(area, ifindex, queue, frames, flags) {
@@ -167,14 +206,22 @@ fn open_rings_retrying(area: &Mmap, ifindex: u32, queue: u32, frames: u32, flags
 
 impl AfxdpQueue {
     /// Opens and binds the socket for `queue` and registers it with `program`.
-    pub(super) fn open(program: &Arc<XdpProgram>, queue: u32, opts: &AfxdpOptions) -> Result<Self, CaptureError> {
+    pub(super) fn open(
+        program: &Arc<XdpProgram>,
+        queue: u32,
+        opts: &AfxdpOptions,
+    ) -> Result<Self, CaptureError> {
         let ifname = program.ifname();
         let frames = opts.frames_per_queue.clamp(64, 1 << 16).next_power_of_two();
         let qerr = |what: &'static str, e: io::Error| match e.raw_os_error() {
-            Some(libc::EBUSY) => CaptureError::QueueBusy { ifname: ifname.to_owned(), queue },
+            Some(libc::EBUSY) => CaptureError::QueueBusy {
+                ifname: ifname.to_owned(),
+                queue,
+            },
             _ => netdev::os_error(ifname, Some(queue), what, e),
         };
-        let area = Mmap::new(frames as usize * FRAME_SIZE as usize, None).map_err(|e| qerr("allocating the UMEM", e))?;
+        let area = Mmap::new(frames as usize * FRAME_SIZE as usize, None)
+            .map_err(|e| qerr("allocating the UMEM", e))?;
         let wake = SocketConfig::XDP_BIND_NEED_WAKEUP;
         let ifindex = program.ifindex();
         let open = |flags: u16| open_rings_retrying(&area, ifindex, queue, frames, wake | flags);
@@ -210,7 +257,10 @@ impl AfxdpQueue {
         // descriptor that we own alone.
         let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
         if dup < 0 {
-            return Err(qerr("duplicating the socket fd", io::Error::last_os_error()));
+            return Err(qerr(
+                "duplicating the socket fd",
+                io::Error::last_os_error(),
+            ));
         }
         // SAFETY: `dup` was just created and is owned by no one else.
         let stats_fd = unsafe { OwnedFd::from_raw_fd(dup) };
@@ -235,7 +285,10 @@ impl AfxdpQueue {
         };
         q.refill();
         if !q.recycle.is_empty() {
-            return Err(qerr("filling the fill ring", io::Error::from_raw_os_error(libc::ENOSPC)));
+            return Err(qerr(
+                "filling the fill ring",
+                io::Error::from_raw_os_error(libc::ENOSPC),
+            ));
         }
         program.register(queue, fd)?;
         Ok(q)
@@ -313,8 +366,13 @@ impl AfxdpQueue {
                     // fully written and belongs to user space until we put it
                     // on the fill ring below; `addr..end` was checked to lie
                     // inside the UMEM mapping, which outlives this call.
-                    let data = unsafe { std::slice::from_raw_parts(base.add(desc.addr as usize), desc.len as usize) };
-                    f(Frame { data, wire_len: desc.len });
+                    let data = unsafe {
+                        std::slice::from_raw_parts(base.add(desc.addr as usize), desc.len as usize)
+                    };
+                    f(Frame {
+                        data,
+                        wire_len: desc.len,
+                    });
                 }
                 self.recycle.push(desc.addr & mask);
             }
