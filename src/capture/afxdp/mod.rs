@@ -55,6 +55,10 @@ pub struct AfxdpOptions {
     /// the rx ring has as many slots and the fill ring twice as many.
     /// Defaults to 4096 (8 MiB per queue).
     pub frames_per_queue: u32,
+    /// Rx ring slots (power of two). Defaults to `frames_per_queue`.
+    pub rx_ring: Option<u32>,
+    /// Fill ring slots (power of two). Defaults to twice `frames_per_queue`.
+    pub fill_ring: Option<u32>,
     /// Put the interface in promiscuous mode while capturing. Defaults to true.
     pub promiscuous: bool,
     /// Only these rx queues; `None` means all of them. Defaults to `None`.
@@ -67,6 +71,8 @@ impl Default for AfxdpOptions {
             xdp_mode: XdpMode::Auto,
             zero_copy: ZeroCopy::Auto,
             frames_per_queue: 4096,
+            rx_ring: None,
+            fill_ring: None,
             promiscuous: true,
             queues: None,
         }

@@ -43,6 +43,22 @@ pub struct XdpProgram {
     _promiscuous: Option<Promiscuous>,
 }
 
+/// Routes libbpf's messages to `tracing` instead of raw stderr.
+fn route_libbpf_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    fn log(level: libbpf_rs::PrintLevel, msg: String) {
+        let msg = msg.trim_end();
+        match level {
+            libbpf_rs::PrintLevel::Warn => tracing::warn!(target: "libbpf", "{msg}"),
+            libbpf_rs::PrintLevel::Info => tracing::info!(target: "libbpf", "{msg}"),
+            libbpf_rs::PrintLevel::Debug => tracing::debug!(target: "libbpf", "{msg}"),
+        }
+    }
+    ONCE.call_once(|| {
+        libbpf_rs::set_print(Some((libbpf_rs::PrintLevel::Info, log)));
+    });
+}
+
 fn bpf_error(ifname: &str, what: &'static str, e: libbpf_rs::Error) -> CaptureError {
     let err = match e.kind() {
         libbpf_rs::ErrorKind::PermissionDenied => io::Error::from_raw_os_error(libc::EPERM),
@@ -55,6 +71,7 @@ impl XdpProgram {
     /// Loads the program and its maps into the kernel (not attached yet).
     pub fn load(ifname: &str, promiscuous: bool) -> Result<Self, CaptureError> {
         let ifindex = netdev::ifindex(ifname)?;
+        route_libbpf_logs();
         let mut object = MaybeUninit::uninit();
         let open = XdpacctSkelBuilder::default()
             .open(&mut object)

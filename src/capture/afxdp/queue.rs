@@ -130,15 +130,22 @@ fn errno(e: xdpilone::Errno) -> io::Error {
     io::Error::from_raw_os_error(e.get_raw().abs())
 }
 
+/// Ring sizes of one socket (powers of two).
+#[derive(Clone, Copy)]
+struct RingSizes {
+    fill: u32,
+    rx: u32,
+}
+
 fn open_rings(
     area: &Mmap,
     ifindex: u32,
     queue: u32,
-    frames: u32,
+    sizes: RingSizes,
     bind_flags: u16,
 ) -> Result<Rings, (&'static str, io::Error)> {
     let config = UmemConfig {
-        fill_size: frames * 2,
+        fill_size: sizes.fill,
         complete_size: COMPLETION_SIZE,
         frame_size: FRAME_SIZE,
         headroom: 0,
@@ -146,7 +153,7 @@ fn open_rings(
     };
     let region = NonNull::slice_from_raw_parts(area.ptr, area.len);
     // SAFETY: `region` is a page-aligned anonymous mapping of exactly
-    // `frames * FRAME_SIZE` bytes, owned by the `AfxdpQueue` that also owns
+    // `frames_per_queue * FRAME_SIZE` bytes, owned by the `AfxdpQueue` that also owns
     // the returned `Umem` and drops it first (field order).
     let umem =
         unsafe { Umem::new(config, region) }.map_err(|e| ("registering the UMEM", errno(e)))?;
@@ -160,7 +167,7 @@ fn open_rings(
         .fq_cq(&sock)
         .map_err(|e| ("creating the fill ring", errno(e)))?;
     let cfg = SocketConfig {
-        rx_size: NonZeroU32::new(frames),
+        rx_size: NonZeroU32::new(sizes.rx),
         tx_size: None,
         bind_flags,
     };
@@ -190,12 +197,12 @@ fn open_rings_retrying(
     area: &Mmap,
     ifindex: u32,
     queue: u32,
-    frames: u32,
+    sizes: RingSizes,
     flags: u16,
 ) -> Result<Rings, (&'static str, io::Error)> {
     let deadline = Instant::now() + BUSY_WAIT;
     loop {
-        match open_rings(area, ifindex, queue, frames, flags) {
+        match open_rings(area, ifindex, queue, sizes, flags) {
             Err((_, e)) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -224,7 +231,12 @@ impl AfxdpQueue {
             .map_err(|e| qerr("allocating the UMEM", e))?;
         let wake = SocketConfig::XDP_BIND_NEED_WAKEUP;
         let ifindex = program.ifindex();
-        let open = |flags: u16| open_rings_retrying(&area, ifindex, queue, frames, wake | flags);
+        let ring = |n: Option<u32>, default: u32| n.unwrap_or(default).clamp(64, 1 << 20).next_power_of_two();
+        let sizes = RingSizes {
+            fill: ring(opts.fill_ring, frames * 2),
+            rx: ring(opts.rx_ring, frames),
+        };
+        let open = |flags: u16| open_rings_retrying(&area, ifindex, queue, sizes, wake | flags);
         let (rings, zero_copy) = match opts.zero_copy {
             ZeroCopy::On => (
                 open(SocketConfig::XDP_BIND_ZEROCOPY).map_err(
@@ -283,13 +295,8 @@ impl AfxdpQueue {
             zero_copy,
             shared,
         };
+        // With a fill ring smaller than the UMEM the rest waits in `recycle`.
         q.refill();
-        if !q.recycle.is_empty() {
-            return Err(qerr(
-                "filling the fill ring",
-                io::Error::from_raw_os_error(libc::ENOSPC),
-            ));
-        }
         program.register(queue, fd)?;
         Ok(q)
     }
