@@ -23,6 +23,14 @@ use xdpacct::capture::{Capture, CaptureError};
 
 const PACKETS: u64 = 20_000;
 
+/// The live tests share two cores with the kernel and tcpreplay; running
+/// them one at a time (whatever --test-threads says) keeps the zero-drop
+/// check meaningful.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn can_run() -> bool {
     // SAFETY-free check: /proc/self/status Uid line; root is needed for netns and BPF.
     let root = std::fs::read_to_string("/proc/self/status")
@@ -322,6 +330,7 @@ fn afxdp_replay(tag: &str, mode: XdpMode) {
     if !can_run() {
         return;
     }
+    let _serial = serial();
     let net = TestNet::new(tag);
     let opts = AfxdpOptions {
         xdp_mode: mode,
@@ -363,6 +372,7 @@ fn afpacket_counts_replay_exactly() {
     if !can_run() {
         return;
     }
+    let _serial = serial();
     let net = TestNet::new("p");
     let queues = open_afpacket(&AfpacketOptions::default(), &net.root_if).expect("open AF_PACKET");
     assert_eq!(queues.len(), 2, "one fanout member per rx queue");
@@ -382,6 +392,7 @@ fn startup_errors_name_interface_and_fix() {
     if !can_run() {
         return;
     }
+    let _serial = serial();
     let err = open_afxdp(&AfxdpOptions::default(), "xq-missing0")
         .err()
         .expect("missing interface fails");
@@ -532,6 +543,7 @@ fn sigkill_leaves_no_xdp_program() {
     if !can_run() {
         return;
     }
+    let _serial = serial();
     let net = TestNet::new("k");
     let (mut child, line) = spawn_helper(&net.root_if, &[]);
     if line != "HOLDING" {
@@ -564,6 +576,7 @@ fn unprivileged_start_names_capabilities() {
     if !can_run() {
         return;
     }
+    let _serial = serial();
     let has_setpriv = Command::new("sh")
         .args(["-c", "command -v setpriv"])
         .output()
@@ -601,4 +614,121 @@ fn unprivileged_start_names_capabilities() {
         "{line}"
     );
     assert!(!net.xdp_attached());
+}
+
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    body.contains(" 200 ").then_some(body)
+}
+
+/// Sum of every sample of metric `name` (any labels) on a metrics page.
+fn metric_sum(page: &str, name: &str) -> u64 {
+    page.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// The real binary end to end: `xdpacct run` on the veth, replay, scrape.
+fn daemon_replay(tag: &str, mode: &str) {
+    if !can_run() {
+        return;
+    }
+    let _serial = serial();
+    let net = TestNet::new(tag);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xdpacct"))
+        .args([
+            "run",
+            "-i",
+            &net.root_if,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .args(["-r", "198.51.100.0/24", "--log-level", "warn"])
+        .env("XDPACCT_CAPTURE__MODE", mode)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start xdpacct run");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let ready = Instant::now() + Duration::from_secs(15);
+    while http_get(port, "/metrics").is_none() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("xdpacct run exited early: {status}");
+        }
+        assert!(Instant::now() < ready, "xdpacct run did not serve /metrics");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut child = Kill(child);
+    // The environment layer picked the backend.
+    assert_eq!(net.xdp_attached(), mode == "afxdp", "backend {mode} in use");
+    let sent = net.replay(&truth().pcap);
+    assert_eq!(sent, truth().packets);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let page = loop {
+        let page = http_get(port, "/metrics").expect("scrape");
+        let done = metric_sum(&page, "xdpacct_interface_packets_total")
+            + metric_sum(&page, "xdpacct_queue_dropped_total");
+        if done >= sent || Instant::now() > deadline {
+            break page;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let page = http_get(port, "/metrics").unwrap_or(page);
+    let packets = metric_sum(&page, "xdpacct_interface_packets_total");
+    let bytes = metric_sum(&page, "xdpacct_interface_bytes_total");
+    let dropped = metric_sum(&page, "xdpacct_queue_dropped_total");
+    let seen = metric_sum(&page, "xdpacct_queue_frames_seen_total");
+    let relevant: Vec<&str> = page
+        .lines()
+        .filter(|l| l.starts_with("xdpacct_interface_") || l.starts_with("xdpacct_queue_"))
+        .collect();
+    eprintln!("{mode} daemon: packets {packets}, bytes {bytes}, dropped {dropped}, seen {seen}");
+    let ctx = || relevant.join("\n");
+    assert_eq!(packets + dropped, truth().packets, "{}", ctx());
+    assert_eq!(dropped, 0, "{}", ctx());
+    assert_eq!(packets, truth().packets, "{}", ctx());
+    assert_eq!(bytes, truth().l2_bytes, "{}", ctx());
+    assert_eq!(seen, truth().packets, "{}", ctx());
+    assert_eq!(
+        metric_sum(&page, "xdpacct_queue_frames_accounted_total"),
+        packets
+    );
+
+    sh(&["kill", "-TERM", &child.0.id().to_string()]);
+    let stop = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < stop, "xdpacct run did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "clean exit on SIGTERM: {status}");
+    assert!(!net.xdp_attached(), "no XDP program left after exit");
+}
+
+#[test]
+fn daemon_afxdp_metrics_match_replay() {
+    daemon_replay("d", "afxdp");
+}
+
+#[test]
+fn daemon_afpacket_metrics_match_replay() {
+    daemon_replay("a", "afpacket");
 }
