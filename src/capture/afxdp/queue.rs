@@ -116,6 +116,11 @@ pub struct AfxdpQueue {
     recycle: Vec<u64>,
     fd: i32,
     zero_copy: bool,
+    multi_buffer: bool,
+    /// First fragment of a multi-buffer frame whose last fragment has not
+    /// been read yet: (descriptor address, its length, total so far). Its
+    /// chunk stays out of `recycle` until the frame has been lent.
+    partial: Option<(u64, u32, u32)>,
     shared: Arc<Shared>,
 }
 
@@ -187,6 +192,44 @@ fn open_rings(
     })
 }
 
+/// `XDP_USE_SG`: frames larger than a UMEM frame arrive as several
+/// descriptors (Linux 6.6+) instead of being dropped.
+const XDP_USE_SG: u16 = 1 << 4;
+/// `XDP_PKT_CONTD` in a descriptor's options: more fragments follow.
+const XDP_PKT_CONTD: u32 = 1;
+
+/// Tries the socket variants `zero_copy` allows, best first: zero-copy before
+/// copy, multi-buffer before single-buffer. Returns the rings and whether
+/// they are zero-copy and multi-buffer. A busy queue fails at once.
+fn open_socket(
+    zero_copy: ZeroCopy,
+    open: impl Fn(u16) -> Result<Rings, (&'static str, io::Error)>,
+) -> Result<(Rings, bool, bool), (&'static str, io::Error)> {
+    let modes: &[(u16, bool)] = match zero_copy {
+        ZeroCopy::On => &[(SocketConfig::XDP_BIND_ZEROCOPY, true)],
+        ZeroCopy::Off => &[(SocketConfig::XDP_BIND_COPY, false)],
+        ZeroCopy::Auto => &[
+            (SocketConfig::XDP_BIND_ZEROCOPY, true),
+            (SocketConfig::XDP_BIND_COPY, false),
+        ],
+    };
+    let mut last = None;
+    for &(mode, zc) in modes {
+        for sg in [true, false] {
+            let flags = mode | if sg { XDP_USE_SG } else { 0 };
+            match open(flags) {
+                Ok(rings) => return Ok((rings, zc, sg)),
+                Err((what, e)) if e.raw_os_error() == Some(libc::EBUSY) => return Err((what, e)),
+                Err(err) => last = Some(err),
+            }
+        }
+    }
+    Err(last.unwrap_or((
+        "binding the AF_XDP socket",
+        io::Error::from_raw_os_error(libc::EINVAL),
+    )))
+}
+
 /// How long a bind waits for a queue that is still bound. The kernel frees a
 /// dead process's AF_XDP sockets (and the XSKMAP holding them) in deferred
 /// work, a few milliseconds after the process is gone; a restart right after
@@ -231,39 +274,22 @@ impl AfxdpQueue {
             .map_err(|e| qerr("allocating the UMEM", e))?;
         let wake = SocketConfig::XDP_BIND_NEED_WAKEUP;
         let ifindex = program.ifindex();
-        let ring = |n: Option<u32>, default: u32| n.unwrap_or(default).clamp(64, 1 << 20).next_power_of_two();
+        let ring = |n: Option<u32>, default: u32| {
+            n.unwrap_or(default).clamp(64, 1 << 20).next_power_of_two()
+        };
         let sizes = RingSizes {
             fill: ring(opts.fill_ring, frames * 2),
             rx: ring(opts.rx_ring, frames),
         };
         let open = |flags: u16| open_rings_retrying(&area, ifindex, queue, sizes, wake | flags);
-        let (rings, zero_copy) = match opts.zero_copy {
-            ZeroCopy::On => (
-                open(SocketConfig::XDP_BIND_ZEROCOPY).map_err(
-                    |(what, e)| match e.raw_os_error() {
-                        Some(libc::EOPNOTSUPP) => CaptureError::Interface {
-                            ifname: ifname.to_owned(),
-                            msg: "the driver cannot do AF_XDP zero-copy; set capture.zero_copy to \"auto\" or \"off\"".into(),
-                        },
-                        _ => qerr(what, e),
-                    },
-                )?,
-                true,
-            ),
-            ZeroCopy::Off => (
-                open(SocketConfig::XDP_BIND_COPY).map_err(|(what, e)| qerr(what, e))?,
-                false,
-            ),
-            ZeroCopy::Auto => match open(SocketConfig::XDP_BIND_ZEROCOPY) {
-                Ok(r) => (r, true),
-                // No zero-copy here (veth, generic XDP): start again in copy mode.
-                Err((_, e)) if e.raw_os_error() == Some(libc::EBUSY) => return Err(qerr("binding the AF_XDP socket", e)),
-                Err(_) => (
-                    open(SocketConfig::XDP_BIND_COPY).map_err(|(what, e)| qerr(what, e))?,
-                    false,
-                ),
-            },
-        };
+        let (rings, zero_copy, multi_buffer) = open_socket(opts.zero_copy, |flags| open(flags))
+            .map_err(|(what, e)| match (e.raw_os_error(), opts.zero_copy) {
+                (Some(libc::EOPNOTSUPP), ZeroCopy::On) => CaptureError::Interface {
+                    ifname: ifname.to_owned(),
+                    msg: "the driver cannot do AF_XDP zero-copy; set capture.zero_copy to \"auto\" or \"off\"".into(),
+                },
+                _ => qerr(what, e),
+            })?;
         let fd = rings.user.as_raw_fd();
         // SAFETY: `fd` is the socket's open descriptor; dup(2) makes a new
         // descriptor that we own alone.
@@ -293,6 +319,8 @@ impl AfxdpQueue {
             recycle: (0..frames as u64).map(|i| i * FRAME_SIZE as u64).collect(),
             fd,
             zero_copy,
+            multi_buffer,
+            partial: None,
             shared,
         };
         // With a fill ring smaller than the UMEM the rest waits in `recycle`.
@@ -350,47 +378,78 @@ impl AfxdpQueue {
         }
     }
 
+    /// Whether frames larger than a UMEM frame arrive in fragments (else
+    /// the kernel drops them, counted as `other`).
+    pub fn is_multi_buffer(&self) -> bool {
+        self.multi_buffer
+    }
+
     /// Takes up to `max` frames off the rx ring, lends each to `f`, then
-    /// returns their chunks to the fill ring.
+    /// returns their chunks to the fill ring. A multi-buffer frame is lent
+    /// as its first fragment (which holds the headers) with `wire_len` the
+    /// sum of all fragments.
     fn receive<F: FnMut(Frame<'_>)>(&mut self, max: usize, f: &mut F) -> usize {
         let mask = !(FRAME_SIZE as u64 - 1);
         let base = self.area.ptr.as_ptr();
         let area_len = self.area.len as u64;
-        let mut n = 0usize;
+        let mut frames = 0usize;
+        let mut descs = 0usize;
         // Like the fill ring, the rx ring may hand out fewer than are ready.
-        while n < max {
-            let mut r = self.rx.receive((max - n).min(u32::MAX as usize) as u32);
+        while frames < max {
+            let mut r = self
+                .rx
+                .receive((max - frames).min(u32::MAX as usize) as u32);
             if r.capacity() == 0 {
                 break;
             }
             while let Some(desc) = r.read() {
-                n += 1;
-                let end = desc.addr.saturating_add(u64::from(desc.len));
-                if end <= area_len {
+                descs += 1;
+                let more = desc.options & XDP_PKT_CONTD != 0;
+                let (addr, len, total) = match self.partial.take() {
+                    None if more => {
+                        self.partial = Some((desc.addr, desc.len, desc.len));
+                        continue;
+                    }
+                    None => (desc.addr, desc.len, desc.len),
+                    Some((addr, len, total)) => {
+                        self.recycle.push(desc.addr & mask);
+                        let total = total.saturating_add(desc.len);
+                        if more {
+                            self.partial = Some((addr, len, total));
+                            continue;
+                        }
+                        (addr, len, total)
+                    }
+                };
+                frames += 1;
+                if addr.saturating_add(u64::from(len)) <= area_len {
                     // SAFETY: the kernel produced this descriptor on the rx
                     // ring (read after an Acquire of the producer index,
                     // pairing with the kernel's release), so the chunk is
                     // fully written and belongs to user space until we put it
-                    // on the fill ring below; `addr..end` was checked to lie
-                    // inside the UMEM mapping, which outlives this call.
+                    // on the fill ring (after `f` returns); `addr..addr+len`
+                    // was checked to lie inside the UMEM mapping, which
+                    // outlives this call.
                     let data = unsafe {
-                        std::slice::from_raw_parts(base.add(desc.addr as usize), desc.len as usize)
+                        std::slice::from_raw_parts(base.add(addr as usize), len as usize)
                     };
                     f(Frame {
                         data,
-                        wire_len: desc.len,
+                        wire_len: total,
                     });
                 }
-                self.recycle.push(desc.addr & mask);
+                self.recycle.push(addr & mask);
             }
             r.release();
         }
-        if n > 0 {
+        if frames > 0 {
             let received = &self.shared.received;
-            received.store(received.load(Relaxed) + n as u64, Relaxed);
+            received.store(received.load(Relaxed) + frames as u64, Relaxed);
+        }
+        if descs > 0 {
             self.refill();
         }
-        n
+        frames
     }
 }
 
