@@ -340,6 +340,8 @@ fn afxdp_replay(tag: &str, mode: XdpMode) {
     assert_eq!(queues.len(), 2, "one socket per rx queue");
     assert!(net.xdp_attached());
     let stats: Vec<_> = queues.iter().map(|q| q.stats_source()).collect();
+    // The metrics side keeps its handles after the queues are gone.
+    let kept = stats.clone();
     let (sent, frames, bytes, snap) = count_with(queues, stats, || net.replay(&truth().pcap));
     check("afxdp", &net, sent, frames, bytes, &snap);
     let seen: u64 = snap.iter().map(|s| s.frames_seen).sum();
@@ -350,10 +352,17 @@ fn afxdp_replay(tag: &str, mode: XdpMode) {
         truth().l2_bytes,
         "the XDP program saw every byte"
     );
-    // All queues dropped: the bpf_link is gone with them.
+    // All queues dropped: the bpf_link is gone with them, even though stats
+    // handles are still held, and those still report the final counts.
     assert!(
         !net.xdp_attached(),
         "XDP program detached when the queues were dropped"
+    );
+    let after: u64 = kept.iter().map(|s| s.stats().frames_received).sum();
+    assert_eq!(after, frames, "closed queues keep their final counts");
+    assert!(
+        sh(&["ip", "-d", "link", "show", "dev", &net.root_if]).contains("promiscuity 0"),
+        "promiscuous mode left with the queues"
     );
 }
 

@@ -8,9 +8,9 @@
 //! back the tag the kernel moved out of the frame.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use super::netdev::{self, Mmap, Promiscuous};
 use super::stats::{DropReason, QueueStats, QueueStatsSource};
@@ -90,27 +90,24 @@ impl Default for AfpacketOptions {
 struct Shared {
     ifname: String,
     queue: u32,
-    /// Duplicate of the socket fd, for PACKET_STATISTICS from the metrics thread.
-    stats_fd: OwnedFd,
+    /// The socket's fd while the queue is open. The queue's `Drop` takes the
+    /// write lock before the socket closes, so a reader holding the read lock
+    /// never uses a closed (or reused) descriptor. Workers never touch it.
+    sock: RwLock<Option<i32>>,
     /// Frames handed to the worker. Single writer: relaxed load + store.
     received: AtomicU64,
     /// PACKET_STATISTICS resets on every read: running totals (packets, drops).
     totals: Mutex<(u64, u64)>,
-    _promiscuous: Option<Arc<Promiscuous>>,
 }
 
 impl QueueStatsSource for Shared {
     fn stats(&self) -> QueueStats {
         let mut totals = self.totals.lock().unwrap_or_else(|p| p.into_inner());
+        let sock = self.sock.read().unwrap_or_else(|p| p.into_inner());
         let mut st = TpacketStatsV3::default();
-        if netdev::getsockopt(
-            self.stats_fd.as_raw_fd(),
-            libc::SOL_PACKET,
-            libc::PACKET_STATISTICS,
-            &mut st,
-        )
-        .is_ok()
-        {
+        if sock.is_some_and(|fd| {
+            netdev::getsockopt(fd, libc::SOL_PACKET, libc::PACKET_STATISTICS, &mut st).is_ok()
+        }) {
             // The kernel reports tp_packets including tp_drops.
             totals.0 += u64::from(st.packets);
             totals.1 += u64::from(st.drops);
@@ -139,6 +136,7 @@ pub struct AfpacketQueue {
     cursor: Option<(u32, usize)>,
     scratch: Vec<u8>,
     shared: Arc<Shared>,
+    _promiscuous: Option<Arc<Promiscuous>>,
 }
 
 /// Opens `workers` TPACKET_V3 sockets on `ifname` in one fanout hash group.
@@ -275,20 +273,10 @@ impl AfpacketQueue {
             },
             _ => qerr("joining the fanout group", e),
         })?;
-        // SAFETY: duplicating our own open descriptor; the result is owned alone.
-        let dup = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
-        if dup < 0 {
-            return Err(qerr(
-                "duplicating the socket fd",
-                io::Error::last_os_error(),
-            ));
-        }
-        // SAFETY: `dup` is a fresh descriptor owned by no one else.
-        let stats_fd = unsafe { OwnedFd::from_raw_fd(dup) };
         // Reading the statistics resets them: start from zero.
         let mut discard = TpacketStatsV3::default();
         let _ = netdev::getsockopt(
-            stats_fd.as_raw_fd(),
+            fd.as_raw_fd(),
             libc::SOL_PACKET,
             libc::PACKET_STATISTICS,
             &mut discard,
@@ -296,10 +284,9 @@ impl AfpacketQueue {
         let shared = Arc::new(Shared {
             ifname: ifname.to_owned(),
             queue,
-            stats_fd,
+            sock: RwLock::new(Some(fd.as_raw_fd())),
             received: AtomicU64::new(0),
             totals: Mutex::new((0, 0)),
-            _promiscuous: promiscuous,
         });
         Ok(AfpacketQueue {
             ring,
@@ -310,6 +297,7 @@ impl AfpacketQueue {
             cursor: None,
             scratch: vec![0; 1 << 16],
             shared,
+            _promiscuous: promiscuous,
         })
     }
 
@@ -444,5 +432,13 @@ impl Capture for AfpacketQueue {
                 source: e,
             }),
         }
+    }
+}
+
+impl Drop for AfpacketQueue {
+    fn drop(&mut self) {
+        // Keep the final counts, then make sure no reader uses the fd again.
+        let _ = self.shared.stats();
+        *self.shared.sock.write().unwrap_or_else(|p| p.into_inner()) = None;
     }
 }

@@ -8,7 +8,7 @@
 use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, MapHandle};
@@ -33,14 +33,21 @@ pub struct ProgramCounters {
 }
 
 /// A loaded (and, after `attach`, attached) XDP program on one interface.
+/// Dropping the last handle detaches it and leaves promiscuous mode.
 pub struct XdpProgram {
-    ifname: String,
     ifindex: u32,
     prog: OwnedFd,
-    xsks: MapHandle,
-    counters: MapHandle,
+    maps: Arc<ProgramMaps>,
     link: OnceLock<OwnedFd>,
     _promiscuous: Option<Promiscuous>,
+}
+
+/// The program's maps. The metrics side keeps these (not the program) so
+/// that stats handles never keep the program attached.
+pub struct ProgramMaps {
+    ifname: String,
+    xsks: MapHandle,
+    counters: MapHandle,
 }
 
 /// Routes libbpf's messages to `tracing` instead of raw stderr.
@@ -98,11 +105,13 @@ impl XdpProgram {
             None
         };
         Ok(XdpProgram {
-            ifname: ifname.to_owned(),
             ifindex,
             prog,
-            xsks,
-            counters,
+            maps: Arc::new(ProgramMaps {
+                ifname: ifname.to_owned(),
+                xsks,
+                counters,
+            }),
             link: OnceLock::new(),
             _promiscuous,
         })
@@ -137,12 +146,12 @@ impl XdpProgram {
         if fd < 0 {
             let err = io::Error::from_raw_os_error(-fd);
             return Err(match -fd {
-                libc::EBUSY | libc::EEXIST => CaptureError::XdpBusy { ifname: self.ifname.clone(), source: err },
+                libc::EBUSY | libc::EEXIST => CaptureError::XdpBusy { ifname: self.maps.ifname.clone(), source: err },
                 libc::EOPNOTSUPP if mode == XdpMode::Native => CaptureError::Interface {
-                    ifname: self.ifname.clone(),
+                    ifname: self.maps.ifname.clone(),
                     msg: "the driver has no native XDP support; set capture.xdp_mode to \"generic\" or \"auto\"".into(),
                 },
-                _ => netdev::os_error(&self.ifname, None, "attaching the XDP program", err),
+                _ => netdev::os_error(&self.maps.ifname, None, "attaching the XDP program", err),
             });
         }
         // SAFETY: a non-negative return is a new link fd that we alone own.
@@ -152,7 +161,7 @@ impl XdpProgram {
 
     /// Interface name.
     pub fn ifname(&self) -> &str {
-        &self.ifname
+        &self.maps.ifname
     }
 
     /// Interface index.
@@ -160,6 +169,13 @@ impl XdpProgram {
         self.ifindex
     }
 
+    /// The program's maps, for stats readers.
+    pub fn maps(&self) -> &Arc<ProgramMaps> {
+        &self.maps
+    }
+}
+
+impl ProgramMaps {
     /// Points rx queue `queue` at the AF_XDP socket `fd`.
     pub fn register(&self, queue: u32, fd: i32) -> Result<(), CaptureError> {
         self.xsks

@@ -6,15 +6,14 @@
 
 use std::io;
 use std::num::NonZeroU32;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use xdpilone::{DeviceQueue, IfInfo, RingRx, Socket, SocketConfig, Umem, UmemConfig, User};
 
-use super::program::XdpProgram;
+use super::program::{ProgramMaps, XdpProgram};
 use super::{AfxdpOptions, ZeroCopy};
 use crate::capture::netdev::{self, Mmap};
 use crate::capture::stats::{DropReason, QueueStats, QueueStatsSource};
@@ -47,11 +46,14 @@ struct XdpStatistics {
 struct Shared {
     ifname: String,
     queue: u32,
-    /// A duplicate of the socket fd, for XDP_STATISTICS from another thread.
-    stats_fd: OwnedFd,
-    program: Arc<XdpProgram>,
+    /// The socket's fd while the queue is open. The queue's `Drop` takes the
+    /// write lock before the socket closes, so a reader holding the read lock
+    /// never uses a closed (or reused) descriptor. Workers never touch it.
+    sock: RwLock<Option<i32>>,
+    maps: Arc<ProgramMaps>,
     /// Frames handed to the worker. Single writer (the worker): relaxed load + store.
     received: AtomicU64,
+    /// Last values read, kept after the queue closes.
     last: Mutex<QueueStats>,
 }
 
@@ -61,29 +63,35 @@ impl QueueStatsSource for Shared {
         last.interface.clone_from(&self.ifname);
         last.queue = self.queue;
         last.frames_received = self.received.load(Relaxed);
-        if let Ok(c) = self.program.counters(self.queue) {
-            last.frames_seen = c.frames;
-            last.bytes_seen = Some(c.bytes);
-            set_reason(&mut last.dropped, DropReason::NoSocket, c.redirect_failed);
-        } else if last.bytes_seen.is_none() {
-            last.bytes_seen = Some(0);
+        match self.maps.counters(self.queue) {
+            Ok(c) => {
+                last.frames_seen = c.frames;
+                last.bytes_seen = Some(c.bytes);
+                set_reason(&mut last.dropped, DropReason::NoSocket, c.redirect_failed);
+            }
+            Err(_) => {
+                last.bytes_seen.get_or_insert(0);
+            }
         }
+        let sock = self.sock.read().unwrap_or_else(|p| p.into_inner());
         let mut st = XdpStatistics::default();
-        if netdev::getsockopt(self.stats_fd.as_raw_fd(), SOL_XDP, XDP_STATISTICS, &mut st).is_ok() {
-            set_reason(
-                &mut last.dropped,
-                DropReason::FillRingEmpty,
-                st.rx_fill_ring_empty_descs,
-            );
-            set_reason(&mut last.dropped, DropReason::RxRingFull, st.rx_ring_full);
-            // In copy mode an empty fill ring counts in both rx_dropped and
-            // rx_fill_ring_empty_descs; keep the rest of rx_dropped apart.
-            set_reason(
-                &mut last.dropped,
-                DropReason::Other,
-                st.rx_dropped.saturating_sub(st.rx_fill_ring_empty_descs),
-            );
-            last.invalid_descs = st.rx_invalid_descs;
+        if let Some(fd) = *sock {
+            if netdev::getsockopt(fd, SOL_XDP, XDP_STATISTICS, &mut st).is_ok() {
+                set_reason(
+                    &mut last.dropped,
+                    DropReason::FillRingEmpty,
+                    st.rx_fill_ring_empty_descs,
+                );
+                set_reason(&mut last.dropped, DropReason::RxRingFull, st.rx_ring_full);
+                // In copy mode an empty fill ring counts in both rx_dropped and
+                // rx_fill_ring_empty_descs; keep the rest of rx_dropped apart.
+                set_reason(
+                    &mut last.dropped,
+                    DropReason::Other,
+                    st.rx_dropped.saturating_sub(st.rx_fill_ring_empty_descs),
+                );
+                last.invalid_descs = st.rx_invalid_descs;
+            }
         }
         last.clone()
     }
@@ -122,6 +130,8 @@ pub struct AfxdpQueue {
     /// chunk stays out of `recycle` until the frame has been lent.
     partial: Option<(u64, u32, u32)>,
     shared: Arc<Shared>,
+    /// Keeps the program attached while any queue of the interface is open.
+    program: Arc<XdpProgram>,
 }
 
 struct Rings {
@@ -291,22 +301,11 @@ impl AfxdpQueue {
                 _ => qerr(what, e),
             })?;
         let fd = rings.user.as_raw_fd();
-        // SAFETY: `fd` is the socket's open descriptor; dup(2) makes a new
-        // descriptor that we own alone.
-        let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
-        if dup < 0 {
-            return Err(qerr(
-                "duplicating the socket fd",
-                io::Error::last_os_error(),
-            ));
-        }
-        // SAFETY: `dup` was just created and is owned by no one else.
-        let stats_fd = unsafe { OwnedFd::from_raw_fd(dup) };
         let shared = Arc::new(Shared {
             ifname: ifname.to_owned(),
             queue,
-            stats_fd,
-            program: Arc::clone(program),
+            sock: RwLock::new(Some(fd)),
+            maps: Arc::clone(program.maps()),
             received: AtomicU64::new(0),
             last: Mutex::new(QueueStats::default()),
         });
@@ -322,10 +321,11 @@ impl AfxdpQueue {
             multi_buffer,
             partial: None,
             shared,
+            program: Arc::clone(program),
         };
         // With a fill ring smaller than the UMEM the rest waits in `recycle`.
         q.refill();
-        program.register(queue, fd)?;
+        program.maps().register(queue, fd)?;
         Ok(q)
     }
 
@@ -480,6 +480,9 @@ impl Drop for AfxdpQueue {
     fn drop(&mut self) {
         // Stop redirecting before the socket goes away; later frames on this
         // queue count as `no_socket`.
-        self.shared.program.unregister(self.shared.queue);
+        self.program.maps().unregister(self.shared.queue);
+        // Keep the final counts, then make sure no reader uses the fd again.
+        let _ = self.shared.stats();
+        *self.shared.sock.write().unwrap_or_else(|p| p.into_inner()) = None;
     }
 }
