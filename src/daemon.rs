@@ -66,7 +66,10 @@ pub fn afxdp_options(c: &CaptureConfig) -> AfxdpOptions {
 fn worker_cores(c: &CaptureConfig) -> Vec<core_affinity::CoreId> {
     let all = core_affinity::get_core_ids().unwrap_or_default();
     if !c.cores.is_empty() {
-        return all.into_iter().filter(|id| c.cores.contains(&id.id)).collect();
+        return all
+            .into_iter()
+            .filter(|id| c.cores.contains(&id.id))
+            .collect();
     }
     if all.len() > 1 {
         all[1..].to_vec()
@@ -116,7 +119,12 @@ fn spawn<C: Capture + 'static>(
                 result
             })
             .context("spawning a worker thread")?;
-        tracing::info!(interface = ifname, queue, core = core.map(|c| c.id), "worker started");
+        tracing::info!(
+            interface = ifname,
+            queue,
+            core = core.map(|c| c.id),
+            "worker started"
+        );
         w.handles.push(handle);
         w.shards.push(shard);
         w.stats.push(stats);

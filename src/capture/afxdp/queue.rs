@@ -292,7 +292,7 @@ impl AfxdpQueue {
             rx: ring(opts.rx_ring, frames),
         };
         let open = |flags: u16| open_rings_retrying(&area, ifindex, queue, sizes, wake | flags);
-        let (rings, zero_copy, multi_buffer) = open_socket(opts.zero_copy, |flags| open(flags))
+        let (rings, zero_copy, multi_buffer) = open_socket(opts.zero_copy, open)
             .map_err(|(what, e)| match (e.raw_os_error(), opts.zero_copy) {
                 (Some(libc::EOPNOTSUPP), ZeroCopy::On) => CaptureError::Interface {
                     ifname: ifname.to_owned(),
