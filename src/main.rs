@@ -176,7 +176,7 @@ fn cmd_replay(
     let secs = started.elapsed().as_secs_f64();
 
     let exposition = Exposition::new();
-    exposition.register(Box::new(EngineCollector::new(shards)));
+    exposition.register_engine(Arc::new(EngineCollector::new(shards)));
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     out.write_all(&exposition.render())?;

@@ -134,17 +134,16 @@ impl EngineCollector {
         retired.retain(|k, _| keep.contains(k));
     }
 
-    fn collect_hosts(&self, shards: &[Arc<Shard>], out: &mut Vec<MetricFamily>) {
+    /// Per-host totals over all shards plus retired generations, in slot order:
+    /// [in packets, in bytes, out packets, out bytes].
+    fn host_totals(&self) -> Option<(Arc<Tables>, Vec<[u64; 4]>)> {
         let retired = self.retired.lock().expect("retired lock");
-        let gens: Vec<Arc<HostSlots>> = shards.iter().map(|s| s.hosts.load_full()).collect();
-        let Some(tables) = gens.first().map(|g| g.tables.clone()) else {
-            return;
-        };
+        let gens: Vec<Arc<HostSlots>> = self.shards().iter().map(|s| s.hosts.load_full()).collect();
+        let tables = gens.first()?.tables.clone();
         let mut totals = vec![[0u64; 4]; tables.slots];
-        for g in &gens {
-            if !Arc::ptr_eq(&g.tables, &tables) {
-                continue; // cannot happen: reloads swap all shards under the lock
-            }
+        // Reloads swap every shard under the `retired` lock, so all
+        // generations here are the same.
+        for g in gens.iter().filter(|g| Arc::ptr_eq(&g.tables, &tables)) {
             for (t, h) in totals.iter_mut().zip(g.slots.iter()) {
                 t[0] += h.inbound.packets.get();
                 t[1] += h.inbound.bytes.get();
@@ -152,40 +151,80 @@ impl EngineCollector {
                 t[3] += h.outbound.bytes.get();
             }
         }
-        let n = tables.slots * 2;
-        let (mut packets, mut bytes) = (Vec::with_capacity(n), Vec::with_capacity(n));
-        for range in &tables.ranges {
-            for off in 0..range.count {
-                let slot = (range.base + off) as usize;
-                let mut v = totals[slot];
-                if let Some(r) = retired.get(&(range.v6, range.first + off as u128)) {
-                    for i in 0..4 {
-                        v[i] += r[i];
+        if !retired.is_empty() {
+            for range in &tables.ranges {
+                for off in 0..range.count {
+                    if let Some(r) = retired.get(&(range.v6, range.first + off as u128)) {
+                        let t = &mut totals[(range.base + off) as usize];
+                        for i in 0..4 {
+                            t[i] += r[i];
+                        }
                     }
-                }
-                let ip = tables.host_label(range, off);
-                for (dir, p, b) in [("in", v[0], v[1]), ("out", v[2], v[3])] {
-                    let mut labels = vec![label("ip", ip.clone()), label("direction", dir)];
-                    for (name, value) in tables.label_names.iter().zip(&range.label_values) {
-                        labels.push(label(name, value.clone()));
-                    }
-                    packets.push(counter(labels.clone(), p));
-                    bytes.push(counter(labels, b));
                 }
             }
         }
-        out.push(family(
-            "xdpacct_host_packets_total",
-            "Frames to (in) and from (out) each configured host.",
-            MetricType::COUNTER,
-            packets,
-        ));
-        out.push(family(
-            "xdpacct_host_bytes_total",
-            "Bytes to (in) and from (out) each configured host, per accounting.bytes.",
-            MetricType::COUNTER,
-            bytes,
-        ));
+        Some((tables, totals))
+    }
+
+    /// Writes `xdpacct_host_packets_total` and `xdpacct_host_bytes_total` in
+    /// the text format straight from the counters: with 100,000 hosts this is
+    /// several times faster than building metric protos first.
+    pub fn write_hosts_text(&self, out: &mut Vec<u8>) {
+        use std::io::Write;
+        let Some((tables, totals)) = self.host_totals() else {
+            return;
+        };
+        for (metric, help, idx) in [
+            (
+                "xdpacct_host_packets_total",
+                "Frames to (in) and from (out) each configured host.",
+                [0, 2],
+            ),
+            (
+                "xdpacct_host_bytes_total",
+                "Bytes to (in) and from (out) each configured host, per accounting.bytes.",
+                [1, 3],
+            ),
+        ] {
+            let _ = write!(out, "# HELP {metric} {help}\n# TYPE {metric} counter\n");
+            for range in &tables.ranges {
+                let mut extra = String::new();
+                for (name, value) in tables.label_names.iter().zip(&range.label_values) {
+                    extra.push_str(&format!(",{name}=\"{}\"", escape_label(value)));
+                }
+                let mut ip = String::new();
+                let mut num = itoa::Buffer::new();
+                for off in 0..range.count {
+                    let t = &totals[(range.base + off) as usize];
+                    ip.clear();
+                    tables.write_host_label(&mut ip, range, off);
+                    for (dir, i) in [("in", idx[0]), ("out", idx[1])] {
+                        out.extend_from_slice(metric.as_bytes());
+                        out.extend_from_slice(b"{ip=\"");
+                        out.extend_from_slice(ip.as_bytes());
+                        out.extend_from_slice(b"\",direction=\"");
+                        out.extend_from_slice(dir.as_bytes());
+                        out.push(b'"');
+                        out.extend_from_slice(extra.as_bytes());
+                        out.extend_from_slice(b"} ");
+                        out.extend_from_slice(num.format(t[i]).as_bytes());
+                        out.push(b'\n');
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Escapes a label value for the text format.
+fn escape_label(v: &str) -> std::borrow::Cow<'_, str> {
+    if v.contains(['\\', '"', '\n']) {
+        v.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+            .into()
+    } else {
+        v.into()
     }
 }
 
@@ -326,7 +365,6 @@ impl Collector for EngineCollector {
             accounted,
         ));
 
-        self.collect_hosts(&shards, &mut out);
         out
     }
 }

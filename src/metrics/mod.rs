@@ -18,6 +18,7 @@ pub use engine::EngineCollector;
 #[derive(Clone, Default)]
 pub struct Exposition {
     collectors: Arc<RwLock<Vec<Box<dyn Collector>>>>,
+    engines: Arc<RwLock<Vec<Arc<EngineCollector>>>>,
 }
 
 impl Exposition {
@@ -29,6 +30,15 @@ impl Exposition {
 
     pub fn register(&self, c: Box<dyn Collector>) {
         self.collectors.write().expect("collectors lock").push(c);
+    }
+
+    /// Registers the accounting counters (host series are written as text directly).
+    pub fn register_engine(&self, engine: Arc<EngineCollector>) {
+        self.engines
+            .write()
+            .expect("engines lock")
+            .push(engine.clone());
+        self.register(Box::new(EngineHandle(engine)));
     }
 
     /// All metric families, sorted by name. Unlike `Registry::gather` this
@@ -52,6 +62,9 @@ impl Exposition {
         TextEncoder::new()
             .encode(&self.gather(), &mut buf)
             .expect("text encoding to a Vec cannot fail");
+        for engine in self.engines.read().expect("engines lock").iter() {
+            engine.write_hosts_text(&mut buf);
+        }
         buf
     }
 }
@@ -73,5 +86,17 @@ impl Collector for BuildInfo {
                 1.0,
             )],
         )]
+    }
+}
+
+/// Lets an `Arc<EngineCollector>` be registered as a boxed collector.
+struct EngineHandle(Arc<EngineCollector>);
+
+impl Collector for EngineHandle {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        self.0.desc()
+    }
+    fn collect(&self) -> Vec<MetricFamily> {
+        self.0.collect()
     }
 }

@@ -298,18 +298,26 @@ impl Tables {
 
     /// The `ip` label of a host: the address, or for IPv6 its host prefix.
     pub fn host_label(&self, range: &HostRange, offset: u32) -> String {
+        let mut s = String::new();
+        self.write_host_label(&mut s, range, offset);
+        s
+    }
+
+    /// Appends the `ip` label of a host to `out` (no allocation once `out` has room).
+    pub fn write_host_label(&self, out: &mut String, range: &HostRange, offset: u32) {
+        use std::fmt::Write;
         let k = range.first + offset as u128;
-        if range.v6 {
+        let _ = if range.v6 {
             let shift = 128 - self.ipv6_host_prefix as u32;
             let addr = std::net::Ipv6Addr::from(if shift >= 128 { 0 } else { k << shift });
             if self.ipv6_host_prefix == 128 {
-                addr.to_string()
+                write!(out, "{addr}")
             } else {
-                format!("{addr}/{}", self.ipv6_host_prefix)
+                write!(out, "{addr}/{}", self.ipv6_host_prefix)
             }
         } else {
-            std::net::Ipv4Addr::from(k as u32).to_string()
-        }
+            write!(out, "{}", std::net::Ipv4Addr::from(k as u32))
+        };
     }
 
     /// Identity of a host slot that survives a reload: family and key.

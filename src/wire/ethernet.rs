@@ -49,7 +49,7 @@ pub struct EthernetFrame<T: AsRef<[u8]>> {
 
 impl<T: AsRef<[u8]>> EthernetFrame<T> {
     /// Checks that the 14-byte header is present (else `Truncated`).
-    #[inline]
+    #[inline(always)]
     pub fn new_checked(buffer: T) -> Result<Self, WireError> {
         if buffer.as_ref().len() < HEADER_LEN {
             return Err(WireError::Truncated);
@@ -57,14 +57,14 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
         Ok(EthernetFrame { buffer })
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn dst_addr(&self) -> [u8; 6] {
         let mut a = [0; 6];
         a.copy_from_slice(&self.buffer.as_ref()[field::DST]);
         a
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn src_addr(&self) -> [u8; 6] {
         let mut a = [0; 6];
         a.copy_from_slice(&self.buffer.as_ref()[field::SRC]);
@@ -72,7 +72,7 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
     }
 
     /// The EtherType (or the TPID of the first VLAN tag).
-    #[inline]
+    #[inline(always)]
     pub fn ethertype(&self) -> u16 {
         be16(self.buffer.as_ref(), field::ETHERTYPE)
     }
@@ -80,7 +80,7 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
 
 impl<'a> EthernetFrame<&'a [u8]> {
     /// The bytes after the 14-byte header (VLAN tags included).
-    #[inline]
+    #[inline(always)]
     pub fn payload(&self) -> &'a [u8] {
         &self.buffer[field::PAYLOAD..]
     }
@@ -103,7 +103,7 @@ pub struct VlanTag<T: AsRef<[u8]>> {
 
 impl<T: AsRef<[u8]>> VlanTag<T> {
     /// Checks that TCI and inner EtherType are present (else `Truncated`).
-    #[inline]
+    #[inline(always)]
     pub fn new_checked(buffer: T) -> Result<Self, WireError> {
         if buffer.as_ref().len() < VLAN_TAG_LEN {
             return Err(WireError::Truncated);
@@ -111,38 +111,38 @@ impl<T: AsRef<[u8]>> VlanTag<T> {
         Ok(VlanTag { buffer })
     }
 
-    #[inline]
+    #[inline(always)]
     fn tci(&self) -> u16 {
         be16(self.buffer.as_ref(), tag_field::TCI)
     }
 
     /// Priority code point (3 bits).
-    #[inline]
+    #[inline(always)]
     pub fn pcp(&self) -> u8 {
         (self.tci() >> 13) as u8
     }
 
     /// Drop eligible indicator.
-    #[inline]
+    #[inline(always)]
     pub fn dei(&self) -> bool {
         self.tci() & 0x1000 != 0
     }
 
     /// VLAN id (12 bits); 0 in a priority-only tag.
-    #[inline]
+    #[inline(always)]
     pub fn vid(&self) -> u16 {
         self.tci() & 0x0fff
     }
 
     /// The EtherType (or next TPID) after this tag.
-    #[inline]
+    #[inline(always)]
     pub fn ethertype(&self) -> u16 {
         be16(self.buffer.as_ref(), tag_field::ETHERTYPE)
     }
 }
 
 impl<'a> VlanTag<&'a [u8]> {
-    #[inline]
+    #[inline(always)]
     pub fn payload(&self) -> &'a [u8] {
         &self.buffer[tag_field::PAYLOAD..]
     }
@@ -179,11 +179,17 @@ mod tests {
     #[test]
     fn ethernet_short() {
         for n in 0..HEADER_LEN {
-            assert_eq!(EthernetFrame::new_checked(&FRAME[..n]).err(), Some(WireError::Truncated));
+            assert_eq!(
+                EthernetFrame::new_checked(&FRAME[..n]).err(),
+                Some(WireError::Truncated)
+            );
         }
         assert!(EthernetFrame::new_checked(&FRAME[..HEADER_LEN]).is_ok());
         for n in 0..VLAN_TAG_LEN {
-            assert_eq!(VlanTag::new_checked(&FRAME[14..14 + n]).err(), Some(WireError::Truncated));
+            assert_eq!(
+                VlanTag::new_checked(&FRAME[14..14 + n]).err(),
+                Some(WireError::Truncated)
+            );
         }
     }
 

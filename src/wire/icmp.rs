@@ -22,7 +22,7 @@ pub struct IcmpPacket<T: AsRef<[u8]>> {
 
 impl<T: AsRef<[u8]>> IcmpPacket<T> {
     /// `Truncated` unless type, code and checksum are present.
-    #[inline]
+    #[inline(always)]
     pub fn new_checked(buffer: T) -> Result<Self, WireError> {
         if buffer.as_ref().len() < HEADER_LEN {
             return Err(WireError::Truncated);
@@ -30,17 +30,17 @@ impl<T: AsRef<[u8]>> IcmpPacket<T> {
         Ok(IcmpPacket { buffer })
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn msg_type(&self) -> u8 {
         self.buffer.as_ref()[field::TYPE]
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn code(&self) -> u8 {
         self.buffer.as_ref()[field::CODE]
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn checksum(&self) -> u16 {
         be16(self.buffer.as_ref(), field::CHECKSUM)
     }
@@ -57,6 +57,9 @@ mod tests {
         assert_eq!(i.msg_type(), 3);
         assert_eq!(i.code(), 13);
         assert_eq!(i.checksum(), 0x1234);
-        assert_eq!(IcmpPacket::new_checked(&b[..3]).err(), Some(WireError::Truncated));
+        assert_eq!(
+            IcmpPacket::new_checked(&b[..3]).err(),
+            Some(WireError::Truncated)
+        );
     }
 }

@@ -33,7 +33,7 @@ pub struct Ipv4Packet<T: AsRef<[u8]>> {
 impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     /// `Truncated` when fewer than 20 bytes; `Malformed` when the version is
     /// not 4 or IHL < 5.
-    #[inline]
+    #[inline(always)]
     pub fn new_checked(buffer: T) -> Result<Self, WireError> {
         let b = buffer.as_ref();
         if b.len() < MIN_HEADER_LEN {
@@ -46,76 +46,86 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         Ok(Ipv4Packet { buffer })
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn version(&self) -> u8 {
         self.buffer.as_ref()[field::VER_IHL] >> 4
     }
 
     /// Header length in bytes (IHL * 4, 20..=60).
-    #[inline]
+    #[inline(always)]
     pub fn header_len(&self) -> usize {
         usize::from(self.buffer.as_ref()[field::VER_IHL] & 0x0f) * 4
     }
 
     /// The ToS byte (DSCP << 2 | ECN).
-    #[inline]
+    #[inline(always)]
     pub fn tos(&self) -> u8 {
         self.buffer.as_ref()[field::TOS]
     }
 
     /// Total length field (header + payload), as sent.
-    #[inline]
+    #[inline(always)]
     pub fn total_len(&self) -> u16 {
         be16(self.buffer.as_ref(), field::TOTAL_LEN)
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn ident(&self) -> u16 {
         be16(self.buffer.as_ref(), field::IDENT)
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn dont_frag(&self) -> bool {
         self.buffer.as_ref()[field::FLAGS_FRAG] & 0x40 != 0
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn more_frags(&self) -> bool {
         self.buffer.as_ref()[field::FLAGS_FRAG] & 0x20 != 0
     }
 
     /// Fragment offset in 8-byte units (0 for an unfragmented packet or a
     /// first fragment).
-    #[inline]
+    #[inline(always)]
     pub fn frag_offset(&self) -> u16 {
         be16(self.buffer.as_ref(), field::FLAGS_FRAG) & 0x1fff
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn ttl(&self) -> u8 {
         self.buffer.as_ref()[field::TTL]
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn protocol(&self) -> u8 {
         self.buffer.as_ref()[field::PROTOCOL]
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn checksum(&self) -> u16 {
         be16(self.buffer.as_ref(), field::CHECKSUM)
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn src_addr(&self) -> [u8; 4] {
         let b = self.buffer.as_ref();
-        [b[field::SRC.start], b[field::SRC.start + 1], b[field::SRC.start + 2], b[field::SRC.start + 3]]
+        [
+            b[field::SRC.start],
+            b[field::SRC.start + 1],
+            b[field::SRC.start + 2],
+            b[field::SRC.start + 3],
+        ]
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn dst_addr(&self) -> [u8; 4] {
         let b = self.buffer.as_ref();
-        [b[field::DST.start], b[field::DST.start + 1], b[field::DST.start + 2], b[field::DST.start + 3]]
+        [
+            b[field::DST.start],
+            b[field::DST.start + 1],
+            b[field::DST.start + 2],
+            b[field::DST.start + 3],
+        ]
     }
 }
 
@@ -126,8 +136,8 @@ mod tests {
     // 10.0.0.1 -> 192.168.1.2, TOS 0xb8, total 52, id 0x1c46, DF, TTL 64, TCP,
     // with one 4-byte option (IHL 6).
     const HDR: [u8; 24] = [
-        0x46, 0xb8, 0x00, 0x34, 0x1c, 0x46, 0x40, 0x00, 0x40, 0x06, 0xbe, 0xef, 10, 0, 0, 1, 192, 168, 1,
-        2, 0x01, 0x01, 0x01, 0x00,
+        0x46, 0xb8, 0x00, 0x34, 0x1c, 0x46, 0x40, 0x00, 0x40, 0x06, 0xbe, 0xef, 10, 0, 0, 1, 192,
+        168, 1, 2, 0x01, 0x01, 0x01, 0x00,
     ];
 
     #[test]
@@ -162,7 +172,10 @@ mod tests {
     #[test]
     fn ipv4_checked() {
         for n in 0..MIN_HEADER_LEN {
-            assert_eq!(Ipv4Packet::new_checked(&HDR[..n]).err(), Some(WireError::Truncated));
+            assert_eq!(
+                Ipv4Packet::new_checked(&HDR[..n]).err(),
+                Some(WireError::Truncated)
+            );
         }
         // Options need not fit: the parser checks them itself.
         assert!(Ipv4Packet::new_checked(&HDR[..20]).is_ok());

@@ -31,7 +31,7 @@ pub struct Ipv6Packet<T: AsRef<[u8]>> {
 impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     /// `Truncated` when fewer than 40 bytes; `Malformed` when the version
     /// is not 6.
-    #[inline]
+    #[inline(always)]
     pub fn new_checked(buffer: T) -> Result<Self, WireError> {
         let b = buffer.as_ref();
         if b.len() < HEADER_LEN {
@@ -43,47 +43,47 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
         Ok(Ipv6Packet { buffer })
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn version(&self) -> u8 {
         self.buffer.as_ref()[field::VER_TC_FLOW] >> 4
     }
 
     /// Traffic class (DSCP << 2 | ECN).
-    #[inline]
+    #[inline(always)]
     pub fn traffic_class(&self) -> u8 {
         (be16(self.buffer.as_ref(), field::VER_TC_FLOW) >> 4) as u8
     }
 
     /// Flow label (20 bits).
-    #[inline]
+    #[inline(always)]
     pub fn flow_label(&self) -> u32 {
         be32(self.buffer.as_ref(), field::VER_TC_FLOW) & 0x000f_ffff
     }
 
     /// Payload length (extension headers included); 0 in a jumbogram.
-    #[inline]
+    #[inline(always)]
     pub fn payload_len(&self) -> u16 {
         be16(self.buffer.as_ref(), field::PAYLOAD_LEN)
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn next_header(&self) -> u8 {
         self.buffer.as_ref()[field::NEXT_HEADER]
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn hop_limit(&self) -> u8 {
         self.buffer.as_ref()[field::HOP_LIMIT]
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn src_addr(&self) -> [u8; 16] {
         let mut a = [0; 16];
         a.copy_from_slice(&self.buffer.as_ref()[field::SRC]);
         a
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn dst_addr(&self) -> [u8; 16] {
         let mut a = [0; 16];
         a.copy_from_slice(&self.buffer.as_ref()[field::DST]);
@@ -93,7 +93,7 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
 
 impl<'a> Ipv6Packet<&'a [u8]> {
     /// The captured bytes after the fixed header (not cut to `payload_len`).
-    #[inline]
+    #[inline(always)]
     pub fn payload(&self) -> &'a [u8] {
         &self.buffer[field::PAYLOAD..]
     }
@@ -114,7 +114,7 @@ pub struct Ipv6ExtHeader<T: AsRef<[u8]>> {
 
 impl<T: AsRef<[u8]>> Ipv6ExtHeader<T> {
     /// `Truncated` unless the whole header ((len + 1) * 8 bytes) is present.
-    #[inline]
+    #[inline(always)]
     pub fn new_checked(buffer: T) -> Result<Self, WireError> {
         let b = buffer.as_ref();
         match b.get(1) {
@@ -123,13 +123,13 @@ impl<T: AsRef<[u8]>> Ipv6ExtHeader<T> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn next_header(&self) -> u8 {
         self.buffer.as_ref()[0]
     }
 
     /// Header length in bytes (8..=2048).
-    #[inline]
+    #[inline(always)]
     pub fn header_len(&self) -> usize {
         (usize::from(self.buffer.as_ref()[1]) + 1) * 8
     }
@@ -158,7 +158,7 @@ impl<T: AsRef<[u8]>> Ipv6ExtHeader<T> {
 
 impl<'a> Ipv6ExtHeader<&'a [u8]> {
     /// The bytes after this header.
-    #[inline]
+    #[inline(always)]
     pub fn payload(&self) -> &'a [u8] {
         &self.buffer[self.header_len()..]
     }
@@ -175,7 +175,7 @@ pub struct Ipv6FragHeader<T: AsRef<[u8]>> {
 
 impl<T: AsRef<[u8]>> Ipv6FragHeader<T> {
     /// `Truncated` unless the 8 bytes are present.
-    #[inline]
+    #[inline(always)]
     pub fn new_checked(buffer: T) -> Result<Self, WireError> {
         if buffer.as_ref().len() < FRAG_HEADER_LEN {
             return Err(WireError::Truncated);
@@ -183,30 +183,30 @@ impl<T: AsRef<[u8]>> Ipv6FragHeader<T> {
         Ok(Ipv6FragHeader { buffer })
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn next_header(&self) -> u8 {
         self.buffer.as_ref()[0]
     }
 
     /// Fragment offset in 8-byte units.
-    #[inline]
+    #[inline(always)]
     pub fn frag_offset(&self) -> u16 {
         be16(self.buffer.as_ref(), 2) >> 3
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn more_frags(&self) -> bool {
         self.buffer.as_ref()[3] & 0x01 != 0
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn ident(&self) -> u32 {
         be32(self.buffer.as_ref(), 4)
     }
 }
 
 impl<'a> Ipv6FragHeader<&'a [u8]> {
-    #[inline]
+    #[inline(always)]
     pub fn payload(&self) -> &'a [u8] {
         &self.buffer[FRAG_HEADER_LEN..]
     }
@@ -223,7 +223,7 @@ impl<T: AsRef<[u8]>> AuthHeader<T> {
     /// `Truncated` unless the whole header is present; `Malformed` when the
     /// length field is 0 (an AH always holds SPI and sequence number, so it
     /// is at least 12 bytes).
-    #[inline]
+    #[inline(always)]
     pub fn new_checked(buffer: T) -> Result<Self, WireError> {
         let b = buffer.as_ref();
         let Some(&len) = b.get(1) else {
@@ -238,30 +238,30 @@ impl<T: AsRef<[u8]>> AuthHeader<T> {
         Ok(AuthHeader { buffer })
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn next_header(&self) -> u8 {
         self.buffer.as_ref()[0]
     }
 
     /// Header length in bytes ((len + 2) * 4, 12..=1028).
-    #[inline]
+    #[inline(always)]
     pub fn header_len(&self) -> usize {
         (usize::from(self.buffer.as_ref()[1]) + 2) * 4
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn spi(&self) -> u32 {
         be32(self.buffer.as_ref(), 4)
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn seq(&self) -> u32 {
         be32(self.buffer.as_ref(), 8)
     }
 }
 
 impl<'a> AuthHeader<&'a [u8]> {
-    #[inline]
+    #[inline(always)]
     pub fn payload(&self) -> &'a [u8] {
         &self.buffer[self.header_len()..]
     }
@@ -292,10 +292,16 @@ mod tests {
         assert_eq!(p.src_addr()[15], 1);
         assert_eq!(p.dst_addr()[15], 2);
         assert!(p.payload().is_empty());
-        assert_eq!(Ipv6Packet::new_checked(&HDR[..39]).err(), Some(WireError::Truncated));
+        assert_eq!(
+            Ipv6Packet::new_checked(&HDR[..39]).err(),
+            Some(WireError::Truncated)
+        );
         let mut h = HDR;
         h[0] = 0x4b;
-        assert_eq!(Ipv6Packet::new_checked(&h[..]).err(), Some(WireError::Malformed));
+        assert_eq!(
+            Ipv6Packet::new_checked(&h[..]).err(),
+            Some(WireError::Malformed)
+        );
     }
 
     #[test]
@@ -306,7 +312,10 @@ mod tests {
         assert_eq!(e.header_len(), 16);
         assert_eq!(e.payload(), &[0xaa]);
         for n in 0..16 {
-            assert_eq!(Ipv6ExtHeader::new_checked(&b[..n]).err(), Some(WireError::Truncated));
+            assert_eq!(
+                Ipv6ExtHeader::new_checked(&b[..n]).err(),
+                Some(WireError::Truncated)
+            );
         }
     }
 
@@ -317,16 +326,33 @@ mod tests {
         let e = Ipv6ExtHeader::new_checked(&hbh[..]).unwrap();
         assert_eq!(e.jumbo_payload_len(), Some(0x0001_0000));
         // Pad1 then PadN(2) then jumbo, in a 16-byte header.
-        let hbh = [6u8, 1, 0, 1, 2, 0, 0, OPT_JUMBO, 4, 0x00, 0x02, 0x00, 0x08, 1, 0, 0];
+        let hbh = [
+            6u8, 1, 0, 1, 2, 0, 0, OPT_JUMBO, 4, 0x00, 0x02, 0x00, 0x08, 1, 0, 0,
+        ];
         let e = Ipv6ExtHeader::new_checked(&hbh[..]).unwrap();
         assert_eq!(e.jumbo_payload_len(), Some(0x0002_0008));
         // No jumbo option; an option whose length runs past the end.
         let hbh = [6u8, 0, 1, 4, 0, 0, 0, 0];
-        assert_eq!(Ipv6ExtHeader::new_checked(&hbh[..]).unwrap().jumbo_payload_len(), None);
+        assert_eq!(
+            Ipv6ExtHeader::new_checked(&hbh[..])
+                .unwrap()
+                .jumbo_payload_len(),
+            None
+        );
         let hbh = [6u8, 0, 0x05, 200, 0, 0, 0, 0];
-        assert_eq!(Ipv6ExtHeader::new_checked(&hbh[..]).unwrap().jumbo_payload_len(), None);
+        assert_eq!(
+            Ipv6ExtHeader::new_checked(&hbh[..])
+                .unwrap()
+                .jumbo_payload_len(),
+            None
+        );
         let hbh = [6u8, 0, 0, 0, 0, 0, 0, OPT_JUMBO];
-        assert_eq!(Ipv6ExtHeader::new_checked(&hbh[..]).unwrap().jumbo_payload_len(), None);
+        assert_eq!(
+            Ipv6ExtHeader::new_checked(&hbh[..])
+                .unwrap()
+                .jumbo_payload_len(),
+            None
+        );
     }
 
     #[test]
@@ -337,7 +363,10 @@ mod tests {
         assert_eq!(f.frag_offset(), 0xb5);
         assert!(f.more_frags());
         assert_eq!(f.ident(), 0xdeadbeef);
-        assert_eq!(Ipv6FragHeader::new_checked(&b[..7]).err(), Some(WireError::Truncated));
+        assert_eq!(
+            Ipv6FragHeader::new_checked(&b[..7]).err(),
+            Some(WireError::Truncated)
+        );
     }
 
     #[test]
@@ -355,9 +384,18 @@ mod tests {
         assert_eq!(a.spi(), 0x1001);
         assert_eq!(a.seq(), 7);
         assert_eq!(a.payload(), &[0xaa]);
-        assert_eq!(AuthHeader::new_checked(&b[..23]).err(), Some(WireError::Truncated));
-        assert_eq!(AuthHeader::new_checked(&b[..1]).err(), Some(WireError::Truncated));
+        assert_eq!(
+            AuthHeader::new_checked(&b[..23]).err(),
+            Some(WireError::Truncated)
+        );
+        assert_eq!(
+            AuthHeader::new_checked(&b[..1]).err(),
+            Some(WireError::Truncated)
+        );
         b[1] = 0;
-        assert_eq!(AuthHeader::new_checked(&b[..]).err(), Some(WireError::Malformed));
+        assert_eq!(
+            AuthHeader::new_checked(&b[..]).err(),
+            Some(WireError::Malformed)
+        );
     }
 }

@@ -15,7 +15,7 @@ pub struct MplsLabel<T: AsRef<[u8]>> {
 
 impl<T: AsRef<[u8]>> MplsLabel<T> {
     /// Checks that the 4-byte entry is present (else `Truncated`).
-    #[inline]
+    #[inline(always)]
     pub fn new_checked(buffer: T) -> Result<Self, WireError> {
         if buffer.as_ref().len() < ENTRY_LEN {
             return Err(WireError::Truncated);
@@ -23,30 +23,30 @@ impl<T: AsRef<[u8]>> MplsLabel<T> {
         Ok(MplsLabel { buffer })
     }
 
-    #[inline]
+    #[inline(always)]
     fn word(&self) -> u32 {
         be32(self.buffer.as_ref(), 0)
     }
 
     /// The 20-bit label.
-    #[inline]
+    #[inline(always)]
     pub fn label(&self) -> u32 {
         self.word() >> 12
     }
 
     /// Traffic class (3 bits, formerly EXP).
-    #[inline]
+    #[inline(always)]
     pub fn traffic_class(&self) -> u8 {
         ((self.word() >> 9) & 0x7) as u8
     }
 
     /// The S bit: this is the last entry of the stack.
-    #[inline]
+    #[inline(always)]
     pub fn bottom_of_stack(&self) -> bool {
         self.buffer.as_ref()[2] & 0x01 != 0
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn ttl(&self) -> u8 {
         self.buffer.as_ref()[3]
     }
@@ -55,7 +55,7 @@ impl<T: AsRef<[u8]>> MplsLabel<T> {
 impl<'a> MplsLabel<&'a [u8]> {
     /// The bytes after this entry (the next entry, or the payload after the
     /// bottom of the stack).
-    #[inline]
+    #[inline(always)]
     pub fn payload(&self) -> &'a [u8] {
         &self.buffer[ENTRY_LEN..]
     }
@@ -79,6 +79,9 @@ mod tests {
         let l = MplsLabel::new_checked(&b[..]).unwrap();
         assert_eq!(l.label(), 16);
         assert!(!l.bottom_of_stack());
-        assert_eq!(MplsLabel::new_checked(&b[..3]).err(), Some(WireError::Truncated));
+        assert_eq!(
+            MplsLabel::new_checked(&b[..3]).err(),
+            Some(WireError::Truncated)
+        );
     }
 }

@@ -36,7 +36,7 @@ pub struct PppoeSession<T: AsRef<[u8]>> {
 impl<T: AsRef<[u8]>> PppoeSession<T> {
     /// Checks that the 8 bytes are present (else `Truncated`) and that the
     /// version/type byte is 0x11 (else `Malformed`).
-    #[inline]
+    #[inline(always)]
     pub fn new_checked(buffer: T) -> Result<Self, WireError> {
         let b = buffer.as_ref();
         if b.len() < HEADER_LEN {
@@ -48,30 +48,30 @@ impl<T: AsRef<[u8]>> PppoeSession<T> {
         Ok(PppoeSession { buffer })
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn ver_type(&self) -> u8 {
         self.buffer.as_ref()[field::VER_TYPE]
     }
 
     /// 0x00 for session data.
-    #[inline]
+    #[inline(always)]
     pub fn code(&self) -> u8 {
         self.buffer.as_ref()[field::CODE]
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn session_id(&self) -> u16 {
         be16(self.buffer.as_ref(), field::SESSION_ID)
     }
 
     /// PPPoE payload length (PPP protocol field included).
-    #[inline]
+    #[inline(always)]
     pub fn length(&self) -> u16 {
         be16(self.buffer.as_ref(), field::LENGTH)
     }
 
     /// The PPP protocol number (0x0021 IPv4, 0x0057 IPv6, ...).
-    #[inline]
+    #[inline(always)]
     pub fn ppp_protocol(&self) -> u16 {
         be16(self.buffer.as_ref(), field::PPP_PROTOCOL)
     }
@@ -79,7 +79,7 @@ impl<T: AsRef<[u8]>> PppoeSession<T> {
 
 impl<'a> PppoeSession<&'a [u8]> {
     /// The PPP payload (after the protocol field).
-    #[inline]
+    #[inline(always)]
     pub fn payload(&self) -> &'a [u8] {
         &self.buffer[field::PAYLOAD..]
     }
@@ -99,8 +99,14 @@ mod tests {
         assert_eq!(p.length(), 42);
         assert_eq!(p.ppp_protocol(), ppp_proto::IPV6);
         assert_eq!(p.payload(), &[0x60]);
-        assert_eq!(PppoeSession::new_checked(&b[..7]).err(), Some(WireError::Truncated));
+        assert_eq!(
+            PppoeSession::new_checked(&b[..7]).err(),
+            Some(WireError::Truncated)
+        );
         let bad = [0x21, 0x00, 0x12, 0x34, 0x00, 0x2a, 0x00, 0x57];
-        assert_eq!(PppoeSession::new_checked(&bad[..]).err(), Some(WireError::Malformed));
+        assert_eq!(
+            PppoeSession::new_checked(&bad[..]).err(),
+            Some(WireError::Malformed)
+        );
     }
 }

@@ -22,7 +22,7 @@ pub struct SctpPacket<T: AsRef<[u8]>> {
 
 impl<T: AsRef<[u8]>> SctpPacket<T> {
     /// `Truncated` unless the 12-byte common header is present.
-    #[inline]
+    #[inline(always)]
     pub fn new_checked(buffer: T) -> Result<Self, WireError> {
         if buffer.as_ref().len() < HEADER_LEN {
             return Err(WireError::Truncated);
@@ -30,22 +30,22 @@ impl<T: AsRef<[u8]>> SctpPacket<T> {
         Ok(SctpPacket { buffer })
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn src_port(&self) -> u16 {
         be16(self.buffer.as_ref(), field::SRC_PORT)
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn dst_port(&self) -> u16 {
         be16(self.buffer.as_ref(), field::DST_PORT)
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn verification_tag(&self) -> u32 {
         be32(self.buffer.as_ref(), field::VTAG)
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn checksum(&self) -> u32 {
         be32(self.buffer.as_ref(), field::CHECKSUM)
     }
@@ -63,6 +63,9 @@ mod tests {
         assert_eq!(s.dst_port(), 2906);
         assert_eq!(s.verification_tag(), 9);
         assert_eq!(s.checksum(), 0xdeadbeef);
-        assert_eq!(SctpPacket::new_checked(&b[..11]).err(), Some(WireError::Truncated));
+        assert_eq!(
+            SctpPacket::new_checked(&b[..11]).err(),
+            Some(WireError::Truncated)
+        );
     }
 }

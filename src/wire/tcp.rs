@@ -40,7 +40,7 @@ pub struct TcpPacket<T: AsRef<[u8]>> {
 
 impl<T: AsRef<[u8]>> TcpPacket<T> {
     /// `Truncated` unless the 20-byte fixed header is present.
-    #[inline]
+    #[inline(always)]
     pub fn new_checked(buffer: T) -> Result<Self, WireError> {
         if buffer.as_ref().len() < MIN_HEADER_LEN {
             return Err(WireError::Truncated);
@@ -48,39 +48,39 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
         Ok(TcpPacket { buffer })
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn src_port(&self) -> u16 {
         be16(self.buffer.as_ref(), field::SRC_PORT)
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn dst_port(&self) -> u16 {
         be16(self.buffer.as_ref(), field::DST_PORT)
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn seq_number(&self) -> u32 {
         be32(self.buffer.as_ref(), field::SEQ)
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn ack_number(&self) -> u32 {
         be32(self.buffer.as_ref(), field::ACK)
     }
 
     /// Header length in bytes from the data offset (not validated).
-    #[inline]
+    #[inline(always)]
     pub fn header_len(&self) -> usize {
         usize::from(self.buffer.as_ref()[field::DATA_OFF] >> 4) * 4
     }
 
     /// The flag byte (see [`flags`]); the NS bit of byte 12 is not included.
-    #[inline]
+    #[inline(always)]
     pub fn flags(&self) -> TcpFlags {
         TcpFlags(self.buffer.as_ref()[field::FLAGS])
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn window(&self) -> u16 {
         be16(self.buffer.as_ref(), field::WINDOW)
     }
@@ -92,29 +92,29 @@ pub struct TcpFlags(pub u8);
 
 impl TcpFlags {
     /// True when every bit of `mask` is set.
-    #[inline]
+    #[inline(always)]
     pub const fn contains(self, mask: u8) -> bool {
         self.0 & mask == mask
     }
 
     /// A connection opening: SYN set, ACK clear (RST, FIN clear too).
-    #[inline]
+    #[inline(always)]
     pub const fn is_syn(self) -> bool {
         self.0 & (flags::SYN | flags::ACK | flags::RST | flags::FIN) == flags::SYN
     }
 
     /// The answer to an opening: both SYN and ACK set (RST, FIN clear).
-    #[inline]
+    #[inline(always)]
     pub const fn is_syn_ack(self) -> bool {
         self.0 & (flags::SYN | flags::ACK | flags::RST | flags::FIN) == flags::SYN | flags::ACK
     }
 
-    #[inline]
+    #[inline(always)]
     pub const fn is_fin(self) -> bool {
         self.0 & flags::FIN != 0
     }
 
-    #[inline]
+    #[inline(always)]
     pub const fn is_rst(self) -> bool {
         self.0 & flags::RST != 0
     }
@@ -143,7 +143,10 @@ mod tests {
         assert_eq!(t.header_len(), 20);
         assert_eq!(t.flags(), TcpFlags(SYN | ACK));
         assert_eq!(t.window(), 0xfaf0);
-        assert_eq!(TcpPacket::new_checked(&HDR[..19]).err(), Some(WireError::Truncated));
+        assert_eq!(
+            TcpPacket::new_checked(&HDR[..19]).err(),
+            Some(WireError::Truncated)
+        );
     }
 
     /// Each helper against each common flag combination: a `synack()` that

@@ -22,7 +22,7 @@ pub struct UdpPacket<T: AsRef<[u8]>> {
 
 impl<T: AsRef<[u8]>> UdpPacket<T> {
     /// `Truncated` unless the 8-byte header is present.
-    #[inline]
+    #[inline(always)]
     pub fn new_checked(buffer: T) -> Result<Self, WireError> {
         if buffer.as_ref().len() < HEADER_LEN {
             return Err(WireError::Truncated);
@@ -30,23 +30,23 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
         Ok(UdpPacket { buffer })
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn src_port(&self) -> u16 {
         be16(self.buffer.as_ref(), field::SRC_PORT)
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn dst_port(&self) -> u16 {
         be16(self.buffer.as_ref(), field::DST_PORT)
     }
 
     /// UDP length; in UDP-Lite the checksum coverage.
-    #[inline]
+    #[inline(always)]
     pub fn len_or_coverage(&self) -> u16 {
         be16(self.buffer.as_ref(), field::LENGTH)
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn checksum(&self) -> u16 {
         be16(self.buffer.as_ref(), field::CHECKSUM)
     }
@@ -64,6 +64,9 @@ mod tests {
         assert_eq!(u.dst_port(), 54321);
         assert_eq!(u.len_or_coverage(), 28);
         assert_eq!(u.checksum(), 0xabcd);
-        assert_eq!(UdpPacket::new_checked(&b[..7]).err(), Some(WireError::Truncated));
+        assert_eq!(
+            UdpPacket::new_checked(&b[..7]).err(),
+            Some(WireError::Truncated)
+        );
     }
 }
