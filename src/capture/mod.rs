@@ -4,8 +4,20 @@
 //! - `replay`: pcap / pcapng files, spread over workers by a symmetric flow hash.
 //! - `afxdp`: per-queue AF_XDP sockets (the default for live capture).
 //! - `afpacket`: TPACKET_V3 with fanout, for NICs or kernels without XDP.
+//! - `stats`: per-queue kernel drop counters of the live backends, as a
+//!   Prometheus collector.
+//!
+//! All unsafe code of the crate lives in `afxdp`, `afpacket` and `netdev`
+//! (syscalls and rings shared with the kernel).
 
+#[allow(unsafe_code)]
+pub mod afpacket;
+#[allow(unsafe_code)]
+pub mod afxdp;
+#[allow(unsafe_code)]
+mod netdev;
 pub mod replay;
+pub mod stats;
 
 use std::io;
 
@@ -35,6 +47,33 @@ pub enum CaptureError {
     File { path: String, msg: String },
     #[error("{ifname}: {msg}")]
     Interface { ifname: String, msg: String },
+    #[error("{ifname}: no such network interface; check the name with `ip -br link`")]
+    NoSuchInterface { ifname: String },
+    #[error(
+        "{ifname}: permission denied while {what}; run as root or grant \
+         CAP_NET_ADMIN, CAP_BPF, CAP_NET_RAW and CAP_IPC_LOCK"
+    )]
+    PermissionDenied {
+        ifname: String,
+        what: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "{ifname}: an XDP program is already attached by another process or tool; \
+         see `ip link show dev {ifname}`, then stop its owner or run \
+         `ip link set dev {ifname} xdp off`"
+    )]
+    XdpBusy {
+        ifname: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "{ifname} queue {queue}: already used by another AF_XDP socket \
+         (another xdpacct or XDP tool); stop it first"
+    )]
+    QueueBusy { ifname: String, queue: u32 },
     #[error("{ifname} queue {queue}: {what}")]
     Queue {
         ifname: String,

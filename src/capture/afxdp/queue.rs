@@ -1,0 +1,488 @@
+//! One AF_XDP socket on one (interface, rx queue), with its own UMEM.
+//!
+//! Frames are lent to the worker straight out of the UMEM (no copy in user
+//! space) and the slots go back on the fill ring after the batch. The
+//! `recycle` vector is allocated once; `poll` does not allocate.
+
+use std::io;
+use std::num::NonZeroU32;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use xdpilone::{DeviceQueue, IfInfo, RingRx, Socket, SocketConfig, Umem, UmemConfig, User};
+
+use super::program::{ProgramMaps, XdpProgram};
+use super::{AfxdpOptions, ZeroCopy};
+use crate::capture::netdev::{self, Mmap};
+use crate::capture::stats::{DropReason, QueueStats, QueueStatsSource};
+use crate::capture::{Capture, CaptureError, Frame};
+
+/// Size of one UMEM frame. Holds a 1518-byte frame after the kernel's
+/// 256-byte XDP headroom; larger (jumbo) frames are dropped and counted as
+/// `other` (rx_dropped).
+pub const FRAME_SIZE: u32 = 2048;
+/// How long `poll` sleeps when the ring is empty.
+const IDLE_WAIT_MS: i32 = 100;
+/// Completion ring: unused (receive only) but required by bind.
+const COMPLETION_SIZE: u32 = 64;
+const SOL_XDP: i32 = 283;
+const XDP_STATISTICS: i32 = 7;
+
+/// `struct xdp_statistics` (linux/if_xdp.h), Linux 5.9+ layout.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+struct XdpStatistics {
+    rx_dropped: u64,
+    rx_invalid_descs: u64,
+    tx_invalid_descs: u64,
+    rx_ring_full: u64,
+    rx_fill_ring_empty_descs: u64,
+    tx_ring_empty_descs: u64,
+}
+
+/// The part of a queue the metrics thread reads.
+struct Shared {
+    ifname: String,
+    queue: u32,
+    /// The socket's fd while the queue is open. The queue's `Drop` takes the
+    /// write lock before the socket closes, so a reader holding the read lock
+    /// never uses a closed (or reused) descriptor. Workers never touch it.
+    sock: RwLock<Option<i32>>,
+    maps: Arc<ProgramMaps>,
+    /// Frames handed to the worker. Single writer (the worker): relaxed load + store.
+    received: AtomicU64,
+    /// Last values read, kept after the queue closes.
+    last: Mutex<QueueStats>,
+}
+
+impl QueueStatsSource for Shared {
+    fn stats(&self) -> QueueStats {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        last.interface.clone_from(&self.ifname);
+        last.queue = self.queue;
+        last.frames_received = self.received.load(Relaxed);
+        match self.maps.counters(self.queue) {
+            Ok(c) => {
+                last.frames_seen = c.frames;
+                last.bytes_seen = Some(c.bytes);
+                set_reason(&mut last.dropped, DropReason::NoSocket, c.redirect_failed);
+            }
+            Err(_) => {
+                last.bytes_seen.get_or_insert(0);
+            }
+        }
+        let sock = self.sock.read().unwrap_or_else(|p| p.into_inner());
+        let mut st = XdpStatistics::default();
+        if let Some(fd) = *sock {
+            if netdev::getsockopt(fd, SOL_XDP, XDP_STATISTICS, &mut st).is_ok() {
+                set_reason(
+                    &mut last.dropped,
+                    DropReason::FillRingEmpty,
+                    st.rx_fill_ring_empty_descs,
+                );
+                set_reason(&mut last.dropped, DropReason::RxRingFull, st.rx_ring_full);
+                // In copy mode an empty fill ring counts in both rx_dropped and
+                // rx_fill_ring_empty_descs; keep the rest of rx_dropped apart.
+                set_reason(
+                    &mut last.dropped,
+                    DropReason::Other,
+                    st.rx_dropped.saturating_sub(st.rx_fill_ring_empty_descs),
+                );
+                last.invalid_descs = st.rx_invalid_descs;
+            }
+        }
+        last.clone()
+    }
+}
+
+fn set_reason(dropped: &mut Vec<(DropReason, u64)>, reason: DropReason, n: u64) {
+    match dropped.iter_mut().find(|(r, _)| *r == reason) {
+        Some(slot) => slot.1 = n,
+        None => dropped.push((reason, n)),
+    }
+}
+
+/// `Umem` keeps a raw pointer to the area, which makes it `!Send`.
+struct SendUmem(#[allow(dead_code)] Umem);
+// SAFETY: the pointer inside `Umem` refers to the `Mmap` owned by the same
+// `AfxdpQueue` and moved with it; `Umem` has no thread-affine state, and the
+// queue is used by one thread at a time (`&mut self` in `poll`).
+unsafe impl Send for SendUmem {}
+
+/// An AF_XDP socket bound to one rx queue; implements [`Capture`].
+pub struct AfxdpQueue {
+    // Field order is drop order: the rings and socket go before the UMEM
+    // registration, and all of them before the memory they point into.
+    rx: RingRx,
+    fill: DeviceQueue,
+    _user: User,
+    _umem: SendUmem,
+    area: Mmap,
+    /// UMEM chunk addresses owned by user space, waiting for the fill ring.
+    recycle: Vec<u64>,
+    fd: i32,
+    zero_copy: bool,
+    multi_buffer: bool,
+    /// First fragment of a multi-buffer frame whose last fragment has not
+    /// been read yet: (descriptor address, its length, total so far). Its
+    /// chunk stays out of `recycle` until the frame has been lent.
+    partial: Option<(u64, u32, u32)>,
+    shared: Arc<Shared>,
+    /// Keeps the program attached while any queue of the interface is open.
+    program: Arc<XdpProgram>,
+}
+
+struct Rings {
+    umem: Umem,
+    fill: DeviceQueue,
+    user: User,
+    rx: RingRx,
+}
+
+fn errno(e: xdpilone::Errno) -> io::Error {
+    io::Error::from_raw_os_error(e.get_raw().abs())
+}
+
+/// Ring sizes of one socket (powers of two).
+#[derive(Clone, Copy)]
+struct RingSizes {
+    fill: u32,
+    rx: u32,
+}
+
+fn open_rings(
+    area: &Mmap,
+    ifindex: u32,
+    queue: u32,
+    sizes: RingSizes,
+    bind_flags: u16,
+) -> Result<Rings, (&'static str, io::Error)> {
+    let config = UmemConfig {
+        fill_size: sizes.fill,
+        complete_size: COMPLETION_SIZE,
+        frame_size: FRAME_SIZE,
+        headroom: 0,
+        flags: 0,
+    };
+    let region = NonNull::slice_from_raw_parts(area.ptr, area.len);
+    // SAFETY: `region` is a page-aligned anonymous mapping of exactly
+    // `frames_per_queue * FRAME_SIZE` bytes, owned by the `AfxdpQueue` that also owns
+    // the returned `Umem` and drops it first (field order).
+    let umem =
+        unsafe { Umem::new(config, region) }.map_err(|e| ("registering the UMEM", errno(e)))?;
+    let mut info = IfInfo::invalid();
+    info.from_ifindex(ifindex)
+        .map_err(|e| ("looking up the interface", errno(e)))?;
+    info.set_queue(queue);
+    let sock =
+        Socket::with_shared(&info, &umem).map_err(|e| ("creating the AF_XDP socket", errno(e)))?;
+    let fill = umem
+        .fq_cq(&sock)
+        .map_err(|e| ("creating the fill ring", errno(e)))?;
+    let cfg = SocketConfig {
+        rx_size: NonZeroU32::new(sizes.rx),
+        tx_size: None,
+        bind_flags,
+    };
+    let user = umem
+        .rx_tx(&sock, &cfg)
+        .map_err(|e| ("creating the rx ring", errno(e)))?;
+    let rx = user
+        .map_rx()
+        .map_err(|e| ("mapping the rx ring", errno(e)))?;
+    umem.bind(&user)
+        .map_err(|e| ("binding the AF_XDP socket", errno(e)))?;
+    Ok(Rings {
+        umem,
+        fill,
+        user,
+        rx,
+    })
+}
+
+/// `XDP_USE_SG`: frames larger than a UMEM frame arrive as several
+/// descriptors (Linux 6.6+) instead of being dropped.
+const XDP_USE_SG: u16 = 1 << 4;
+/// `XDP_PKT_CONTD` in a descriptor's options: more fragments follow.
+const XDP_PKT_CONTD: u32 = 1;
+
+/// Tries the socket variants `zero_copy` allows, best first: zero-copy before
+/// copy, multi-buffer before single-buffer. Returns the rings and whether
+/// they are zero-copy and multi-buffer. A busy queue fails at once.
+fn open_socket(
+    zero_copy: ZeroCopy,
+    open: impl Fn(u16) -> Result<Rings, (&'static str, io::Error)>,
+) -> Result<(Rings, bool, bool), (&'static str, io::Error)> {
+    let modes: &[(u16, bool)] = match zero_copy {
+        ZeroCopy::On => &[(SocketConfig::XDP_BIND_ZEROCOPY, true)],
+        ZeroCopy::Off => &[(SocketConfig::XDP_BIND_COPY, false)],
+        ZeroCopy::Auto => &[
+            (SocketConfig::XDP_BIND_ZEROCOPY, true),
+            (SocketConfig::XDP_BIND_COPY, false),
+        ],
+    };
+    let mut last = None;
+    for &(mode, zc) in modes {
+        for sg in [true, false] {
+            let flags = mode | if sg { XDP_USE_SG } else { 0 };
+            match open(flags) {
+                Ok(rings) => return Ok((rings, zc, sg)),
+                Err((what, e)) if e.raw_os_error() == Some(libc::EBUSY) => return Err((what, e)),
+                Err(err) => last = Some(err),
+            }
+        }
+    }
+    Err(last.unwrap_or((
+        "binding the AF_XDP socket",
+        io::Error::from_raw_os_error(libc::EINVAL),
+    )))
+}
+
+/// How long a bind waits for a queue that is still bound. The kernel frees a
+/// dead process's AF_XDP sockets (and the XSKMAP holding them) in deferred
+/// work, a few milliseconds after the process is gone; a restart right after
+/// a crash must not fail on that.
+const BUSY_WAIT: Duration = Duration::from_secs(2);
+
+fn open_rings_retrying(
+    area: &Mmap,
+    ifindex: u32,
+    queue: u32,
+    sizes: RingSizes,
+    flags: u16,
+) -> Result<Rings, (&'static str, io::Error)> {
+    let deadline = Instant::now() + BUSY_WAIT;
+    loop {
+        match open_rings(area, ifindex, queue, sizes, flags) {
+            Err((_, e)) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
+impl AfxdpQueue {
+    /// Opens and binds the socket for `queue` and registers it with `program`.
+    pub(super) fn open(
+        program: &Arc<XdpProgram>,
+        queue: u32,
+        opts: &AfxdpOptions,
+    ) -> Result<Self, CaptureError> {
+        let ifname = program.ifname();
+        let frames = opts.frames_per_queue.clamp(64, 1 << 16).next_power_of_two();
+        let qerr = |what: &'static str, e: io::Error| match e.raw_os_error() {
+            Some(libc::EBUSY) => CaptureError::QueueBusy {
+                ifname: ifname.to_owned(),
+                queue,
+            },
+            _ => netdev::os_error(ifname, Some(queue), what, e),
+        };
+        let area = Mmap::new(frames as usize * FRAME_SIZE as usize, None)
+            .map_err(|e| qerr("allocating the UMEM", e))?;
+        let wake = SocketConfig::XDP_BIND_NEED_WAKEUP;
+        let ifindex = program.ifindex();
+        let ring = |n: Option<u32>, default: u32| {
+            n.unwrap_or(default).clamp(64, 1 << 20).next_power_of_two()
+        };
+        let sizes = RingSizes {
+            fill: ring(opts.fill_ring, frames * 2),
+            rx: ring(opts.rx_ring, frames),
+        };
+        let open = |flags: u16| open_rings_retrying(&area, ifindex, queue, sizes, wake | flags);
+        let (rings, zero_copy, multi_buffer) = open_socket(opts.zero_copy, open)
+            .map_err(|(what, e)| match (e.raw_os_error(), opts.zero_copy) {
+                (Some(libc::EOPNOTSUPP), ZeroCopy::On) => CaptureError::Interface {
+                    ifname: ifname.to_owned(),
+                    msg: "the driver cannot do AF_XDP zero-copy; set capture.zero_copy to \"auto\" or \"off\"".into(),
+                },
+                _ => qerr(what, e),
+            })?;
+        let fd = rings.user.as_raw_fd();
+        let shared = Arc::new(Shared {
+            ifname: ifname.to_owned(),
+            queue,
+            sock: RwLock::new(Some(fd)),
+            maps: Arc::clone(program.maps()),
+            received: AtomicU64::new(0),
+            last: Mutex::new(QueueStats::default()),
+        });
+        let mut q = AfxdpQueue {
+            rx: rings.rx,
+            fill: rings.fill,
+            _user: rings.user,
+            _umem: SendUmem(rings.umem),
+            area,
+            recycle: (0..frames as u64).map(|i| i * FRAME_SIZE as u64).collect(),
+            fd,
+            zero_copy,
+            multi_buffer,
+            partial: None,
+            shared,
+            program: Arc::clone(program),
+        };
+        // With a fill ring smaller than the UMEM the rest waits in `recycle`.
+        q.refill();
+        program.maps().register(queue, fd)?;
+        Ok(q)
+    }
+
+    /// The rx queue this socket is bound to.
+    pub fn queue(&self) -> u32 {
+        self.shared.queue
+    }
+
+    /// The interface name.
+    pub fn ifname(&self) -> &str {
+        &self.shared.ifname
+    }
+
+    /// Whether the socket runs in zero-copy mode (else copy mode).
+    pub fn is_zero_copy(&self) -> bool {
+        self.zero_copy
+    }
+
+    /// A handle the metrics thread can read `QueueStats` from.
+    pub fn stats_source(&self) -> Arc<dyn QueueStatsSource> {
+        self.shared.clone()
+    }
+
+    /// A fresh snapshot of this queue's counters.
+    pub fn stats(&self) -> QueueStats {
+        self.shared.stats()
+    }
+
+    /// Puts every recycled chunk back on the fill ring. xdpilone re-reads the
+    /// kernel's consumer index only when its cached view shows no room, so a
+    /// single call may place fewer than fit: loop until all are placed or the
+    /// ring is really full.
+    fn refill(&mut self) {
+        while !self.recycle.is_empty() {
+            let mut w = self.fill.fill(self.recycle.len() as u32);
+            let k = (w.capacity() as usize).min(self.recycle.len());
+            if k == 0 {
+                break;
+            }
+            let start = self.recycle.len() - k;
+            let placed = w.insert(self.recycle[start..].iter().copied()) as usize;
+            w.commit();
+            self.recycle.truncate(self.recycle.len() - placed);
+            if placed == 0 {
+                break;
+            }
+        }
+        if self.fill.needs_wakeup() {
+            self.fill.wake();
+        }
+    }
+
+    /// Whether frames larger than a UMEM frame arrive in fragments (else
+    /// the kernel drops them, counted as `other`).
+    pub fn is_multi_buffer(&self) -> bool {
+        self.multi_buffer
+    }
+
+    /// Takes up to `max` frames off the rx ring, lends each to `f`, then
+    /// returns their chunks to the fill ring. A multi-buffer frame is lent
+    /// as its first fragment (which holds the headers) with `wire_len` the
+    /// sum of all fragments.
+    fn receive<F: FnMut(Frame<'_>)>(&mut self, max: usize, f: &mut F) -> usize {
+        let mask = !(FRAME_SIZE as u64 - 1);
+        let base = self.area.ptr.as_ptr();
+        let area_len = self.area.len as u64;
+        let mut frames = 0usize;
+        let mut descs = 0usize;
+        // Like the fill ring, the rx ring may hand out fewer than are ready.
+        while frames < max {
+            let mut r = self
+                .rx
+                .receive((max - frames).min(u32::MAX as usize) as u32);
+            if r.capacity() == 0 {
+                break;
+            }
+            while let Some(desc) = r.read() {
+                descs += 1;
+                let more = desc.options & XDP_PKT_CONTD != 0;
+                let (addr, len, total) = match self.partial.take() {
+                    None if more => {
+                        self.partial = Some((desc.addr, desc.len, desc.len));
+                        continue;
+                    }
+                    None => (desc.addr, desc.len, desc.len),
+                    Some((addr, len, total)) => {
+                        self.recycle.push(desc.addr & mask);
+                        let total = total.saturating_add(desc.len);
+                        if more {
+                            self.partial = Some((addr, len, total));
+                            continue;
+                        }
+                        (addr, len, total)
+                    }
+                };
+                frames += 1;
+                if addr.saturating_add(u64::from(len)) <= area_len {
+                    // SAFETY: the kernel produced this descriptor on the rx
+                    // ring (read after an Acquire of the producer index,
+                    // pairing with the kernel's release), so the chunk is
+                    // fully written and belongs to user space until we put it
+                    // on the fill ring (after `f` returns); `addr..addr+len`
+                    // was checked to lie inside the UMEM mapping, which
+                    // outlives this call.
+                    let data = unsafe {
+                        std::slice::from_raw_parts(base.add(addr as usize), len as usize)
+                    };
+                    f(Frame {
+                        data,
+                        wire_len: total,
+                    });
+                }
+                self.recycle.push(addr & mask);
+            }
+            r.release();
+        }
+        if frames > 0 {
+            let received = &self.shared.received;
+            received.store(received.load(Relaxed) + frames as u64, Relaxed);
+        }
+        if descs > 0 {
+            self.refill();
+        }
+        frames
+    }
+}
+
+impl Capture for AfxdpQueue {
+    fn poll<F: FnMut(Frame<'_>)>(&mut self, max: usize, mut f: F) -> Result<usize, CaptureError> {
+        if !self.recycle.is_empty() {
+            self.refill();
+        }
+        let n = self.receive(max, &mut f);
+        if n > 0 {
+            return Ok(n);
+        }
+        // Idle: sleep in poll(2); with need_wakeup this also kicks the driver.
+        match netdev::wait_readable(self.fd, IDLE_WAIT_MS) {
+            Ok(true) => Ok(self.receive(max, &mut f)),
+            Ok(false) => Ok(0),
+            Err(e) => Err(CaptureError::Queue {
+                ifname: self.shared.ifname.clone(),
+                queue: self.shared.queue,
+                what: "waiting for frames",
+                source: e,
+            }),
+        }
+    }
+}
+
+impl Drop for AfxdpQueue {
+    fn drop(&mut self) {
+        // Stop redirecting before the socket goes away; later frames on this
+        // queue count as `no_socket`.
+        self.program.maps().unregister(self.shared.queue);
+        // Keep the final counts, then make sure no reader uses the fd again.
+        let _ = self.shared.stats();
+        *self.shared.sock.write().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
