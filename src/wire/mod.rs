@@ -1,12 +1,60 @@
 //! Zero-copy header views and the frame parser.
 //!
 //! Nothing here allocates, and no function panics on any input: every
-//! header is reached through a `new_checked` view. Depends on nothing else
-//! in the crate.
+//! header is reached through a `new_checked` view, which checks the length
+//! once; its accessors then index within that length. No unsafe code.
+//! Depends on nothing else in the crate.
+//!
+//! Views (smoltcp style, `XxxPacket<T: AsRef<[u8]>>`):
+//! [`ethernet`] (Ethernet II and VLAN tags), [`mpls`], [`pppoe`], [`ipv4`],
+//! [`ipv6`] (fixed header and extension headers), [`tcp`], [`udp`]
+//! (also UDP-Lite), [`sctp`], [`icmp`] (ICMP and ICMPv6). The walk from
+//! Ethernet to the transport header is [`parse_frame`]; its choices for
+//! ambiguous input are listed in the `parse` module docs.
 
+pub mod ethernet;
+pub mod icmp;
+pub mod ipv4;
+pub mod ipv6;
+pub mod mpls;
 mod parse;
+pub mod pppoe;
+#[cfg(test)]
+mod robustness;
+pub mod sctp;
+pub mod tcp;
+pub mod udp;
 
-pub use parse::parse_frame;
+pub use parse::{parse_frame, MAX_IPV6_EXT_HEADERS, MAX_MPLS_LABELS, MAX_VLAN_TAGS};
+
+/// IP protocol numbers (IPv4 protocol field, IPv6 next header).
+pub mod ip_proto {
+    pub const HOPOPT: u8 = 0;
+    pub const ICMP: u8 = 1;
+    pub const TCP: u8 = 6;
+    pub const UDP: u8 = 17;
+    pub const IPV6_ROUTE: u8 = 43;
+    pub const IPV6_FRAG: u8 = 44;
+    pub const ESP: u8 = 50;
+    pub const AH: u8 = 51;
+    pub const ICMPV6: u8 = 58;
+    pub const IPV6_NONXT: u8 = 59;
+    pub const IPV6_OPTS: u8 = 60;
+    pub const SCTP: u8 = 132;
+    pub const UDPLITE: u8 = 136;
+}
+
+/// Big-endian u16 at `at`. Callers index within a length their view checked.
+#[inline(always)]
+fn be16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+
+/// Big-endian u32 at `at`. Callers index within a length their view checked.
+#[inline(always)]
+fn be32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
 
 /// Why a frame could not be parsed fully. Each variant feeds
 /// `xdpacct_parse_errors_total{reason}`; the frame itself is still counted
