@@ -30,9 +30,15 @@ fn distinct_facts(n: usize) -> Vec<FrameFacts> {
             let addrs = if i % 4 == 0 {
                 let mut src = [0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
                 src[8..16].copy_from_slice(&r.to_be_bytes());
-                L3Addrs::V6 { src, dst: [0x2a; 16] }
+                L3Addrs::V6 {
+                    src,
+                    dst: [0x2a; 16],
+                }
             } else {
-                L3Addrs::V4 { src: (r as u32).to_be_bytes(), dst: [198, 51, 100, (i % 250) as u8] }
+                L3Addrs::V4 {
+                    src: (r as u32).to_be_bytes(),
+                    dst: [198, 51, 100, (i % 250) as u8],
+                }
             };
             FrameFacts {
                 vlan: 0,
@@ -63,7 +69,10 @@ fn cache_updates(c: &mut Criterion) {
 
     // All 100k flows fit (max_flows 131072): every update after the first
     // pass is a hit on a random slot of a 27 MB table.
-    let cfg = FlowCacheConfig { max_flows: 131_072, ..FlowCacheConfig::default() };
+    let cfg = FlowCacheConfig {
+        max_flows: 131_072,
+        ..FlowCacheConfig::default()
+    };
     let mut cache = FlowCache::new(&cfg, Arc::new(FlowStats::default()));
     let mut exported = 0u64;
     for f in &facts {
@@ -128,7 +137,10 @@ fn encoding(c: &mut Criterion) {
     let mut g = c.benchmark_group("flow_encode");
     g.throughput(Throughput::Elements(records.len() as u64));
     for version in [Version::V9, Version::Ipfix] {
-        let mut enc = Encoder::new(&EncoderConfig { version, ..EncoderConfig::default() });
+        let mut enc = Encoder::new(&EncoderConfig {
+            version,
+            ..EncoderConfig::default()
+        });
         let mut bytes = 0usize;
         g.bench_function(format!("v{}_10k_records", version.number()), |b| {
             b.iter(|| {

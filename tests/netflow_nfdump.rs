@@ -125,6 +125,9 @@ struct Tally {
     packets: u64,
     bytes: u64,
     hosts: HashMap<IpAddr, (u64, u64)>,
+    /// Sums of first-seen and last-seen times (Unix ms), where known.
+    first_ms: u128,
+    last_ms: u128,
 }
 
 impl Tally {
@@ -257,17 +260,29 @@ fn nfdump_tally(dir: &Path) -> Tally {
         "-N",
         "-6",
         "-o",
-        "fmt:%sa|%da|%pkt|%byt",
+        "fmt:%sa|%da|%pkt|%byt|%tsr|%ter",
     ]));
     let mut t = Tally::default();
     for line in out.lines().filter(|l| !l.trim().is_empty()) {
         let f: Vec<&str> = line.split('|').map(str::trim).collect();
-        assert_eq!(f.len(), 4, "nfdump line {line:?}");
+        assert_eq!(f.len(), 6, "nfdump line {line:?}");
         let ip = |s: &str| s.parse::<IpAddr>().unwrap_or_else(|e| panic!("{s:?}: {e}"));
         let num = |s: &str| s.parse::<u64>().unwrap_or_else(|e| panic!("{s:?}: {e}"));
         t.add(ip(f[0]), ip(f[1]), num(f[2]), num(f[3]));
+        t.first_ms += u128::from(secs_to_ms(f[4]));
+        t.last_ms += u128::from(secs_to_ms(f[5]));
     }
     t
+}
+
+/// "1700000000.123" (nfdump's %tsr) to 1700000000123.
+fn secs_to_ms(s: &str) -> u64 {
+    let (secs, frac) = s.split_once('.').unwrap_or((s, "0"));
+    let frac = format!("{frac:0<3}");
+    let ms = secs
+        .parse::<u64>()
+        .and_then(|x| frac[..3].parse::<u64>().map(|f| x * 1000 + f));
+    ms.unwrap_or_else(|e| panic!("nfdump time {s:?}: {e}"))
 }
 
 /// pmacct's print plugin output, aggregated by src_host, dst_host.
@@ -354,6 +369,16 @@ fn check_tshark(dir: &Path, version: Version, records: &[FlowRecord], truth: &Ta
             "_ws.malformed || _ws.expert.severity >= error || !cflow",
         ]));
     assert!(bad.trim().is_empty(), "tshark flags these packets:\n{bad}");
+    // Expert info: no errors and no warnings (a short set is a "Malformed" warning).
+    let expert = run(Command::new("tshark")
+        .arg("-r")
+        .arg(&pcap)
+        .args(decode_as)
+        .args(["-q", "-z", "expert"]));
+    assert!(
+        !expert.contains("Errors (") && !expert.contains("Warns ("),
+        "tshark expert info:\n{expert}"
+    );
     let fields = run(Command::new("tshark")
         .arg("-r")
         .arg(&pcap)
@@ -446,11 +471,16 @@ fn collectors_agree_with_truth(version: Version) {
     );
     wait_bound(pm_port, "nfacctd");
 
+    // A third collector that is down: its sends fail (ECONNREFUSED), it is
+    // retried, and the other two get everything.
+    let dead_port = free_udp_port();
     let cfg = ExporterConfig {
         collectors: vec![
             format!("127.0.0.1:{nf_port}"),
             format!("127.0.0.1:{pm_port}"),
+            format!("127.0.0.1:{dead_port}"),
         ],
+        retry_ms: 100,
         encoder: EncoderConfig {
             version,
             domain_id: 42,
@@ -480,12 +510,18 @@ fn collectors_agree_with_truth(version: Version) {
     assert_eq!(r.channel_full, 0);
     assert_eq!(es.records_exported.get(), flows);
     assert_eq!(r.dropped, 0);
+    assert!(
+        es.send_errors.get() > 0,
+        "the dead collector never failed a send"
+    );
 
     // The records themselves add up to the truth.
     let mut own = Tally::default();
     for rec in &r.records {
         let (src, dst) = ips(rec.key.addrs);
         own.add(src, dst, rec.packets, rec.bytes);
+        own.first_ms += u128::from(rec.first_ms);
+        own.last_ms += u128::from(rec.last_ms);
     }
     assert_matches_truth("flow cache", &own, &truth, Some(flows));
 
@@ -502,6 +538,12 @@ fn collectors_agree_with_truth(version: Version) {
     let pm = pmacct_tally(&pm_csv);
     let nf = nfdump_tally(&nf_dir);
     assert_matches_truth("nfdump", &nf, &truth, Some(flows));
+    // Flow start and end times survive to the ms (v9: via sysUptime).
+    assert_eq!(
+        (nf.first_ms, nf.last_ms),
+        (own.first_ms, own.last_ms),
+        "nfdump flow times"
+    );
     // pmacct aggregates by (src_host, dst_host): no per-flow count to compare.
     assert_matches_truth("pmacct", &pm, &truth, None);
     check_tshark(dir.path(), version, &r.records, &truth);
