@@ -289,7 +289,7 @@ mod tests {
         );
         // Every prefix and a few corruptions of a real packet.
         let mut x = 0x1234_5678u32;
-        let mut pkt = vec![0xa5u8; 200];
+        let mut pkt = [0xa5u8; 200];
         pkt[..2].copy_from_slice(&[0, 9]);
         for n in 0..5000 {
             x ^= x << 13;
