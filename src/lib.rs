@@ -7,7 +7,13 @@
 
 pub mod capture;
 pub mod config;
+pub mod daemon;
 pub mod export;
 pub mod metrics;
 pub mod shard;
 pub mod wire;
+
+/// An error found at start-up: the process exits with status 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartupError(pub String);

@@ -1,1 +1,198 @@
-fn main() {}
+//! The `xdpacct` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use xdpacct::capture::replay;
+use xdpacct::config::{CliOverrides, Config};
+use xdpacct::metrics::{EngineCollector, Exposition};
+use xdpacct::shard::worker::Worker;
+use xdpacct::shard::{Shard, ShardOrigin, Tables};
+
+/// Exact traffic accounting for ISP links, served as Prometheus metrics.
+///
+/// With no command, runs live capture (promacct-style:
+/// `xdpacct -i eth1 -p 9112 -r 198.51.100.1-198.51.100.254:customer=acme`).
+#[derive(Parser, Debug)]
+#[command(name = "xdpacct", version, about, long_about = None)]
+struct Cli {
+    /// Config file (TOML). Defaults to /etc/xdpacct/xdpacct.toml when present.
+    #[arg(short, long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Interface to capture on (repeatable); overrides capture.interfaces.
+    #[arg(short = 'i', long = "interface", global = true, value_name = "IFACE")]
+    interfaces: Vec<String>,
+    /// Port for /metrics; overrides the port of metrics.listen.
+    #[arg(short = 'p', long, global = true)]
+    port: Option<u16>,
+    /// Address:port for /metrics; overrides metrics.listen.
+    #[arg(long, global = true, value_name = "ADDR:PORT")]
+    listen: Option<String>,
+    /// Host range FIRST-LAST[:key=value...] or PREFIX[:key=value...] (repeatable).
+    #[arg(short = 'r', long = "range", global = true, value_name = "RANGE")]
+    ranges: Vec<String>,
+    /// Log filter (error, warn, info, debug, trace). Defaults to info, or RUST_LOG.
+    #[arg(long, global = true, value_name = "LEVEL")]
+    log_level: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Capture live traffic and serve /metrics (the default).
+    Run,
+    /// Account pcap/pcapng files through the same workers, print the metrics page.
+    Replay {
+        /// Capture files, read in order.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Worker threads (shards); frames spread by a symmetric flow hash.
+        #[arg(short, long, default_value_t = 1)]
+        workers: usize,
+        /// Value of the `interface` label.
+        #[arg(long, default_value = "replay", value_name = "NAME")]
+        interface_name: String,
+    },
+    /// Validate the configuration and exit (status 2 when it is wrong).
+    CheckConfig,
+}
+
+/// Exit status for errors found at start-up (bad config, bad arguments).
+const EXIT_STARTUP: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_level.as_deref());
+    let overrides = CliOverrides {
+        config: cli.config.clone(),
+        interfaces: cli.interfaces.clone(),
+        port: cli.port,
+        listen: cli.listen.clone(),
+        ranges: cli.ranges.clone(),
+    };
+    let (config, origin) = match Config::load(&overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("xdpacct: config error: {e}");
+            return ExitCode::from(EXIT_STARTUP);
+        }
+    };
+    let result = match cli.command.unwrap_or(Command::Run) {
+        Command::CheckConfig => {
+            println!("{origin}: ok");
+            Ok(())
+        }
+        Command::Replay {
+            files,
+            workers,
+            interface_name,
+        } => cmd_replay(&config, files, workers, &interface_name),
+        Command::Run => xdpacct::daemon::run(config, origin, overrides),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let startup = e.downcast_ref::<xdpacct::StartupError>().is_some();
+            eprintln!("xdpacct: {}", format!("{e:#}").replace('\n', " "));
+            ExitCode::from(if startup { EXIT_STARTUP } else { 1 })
+        }
+    }
+}
+
+fn init_logging(level: Option<&str>) {
+    let filter = match level {
+        Some(l) => tracing_subscriber::EnvFilter::new(l),
+        None => {
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn cmd_replay(
+    config: &Config,
+    files: Vec<PathBuf>,
+    workers: usize,
+    iface: &str,
+) -> anyhow::Result<()> {
+    if workers == 0 || workers > 256 {
+        return Err(xdpacct::StartupError("--workers must be between 1 and 256".into()).into());
+    }
+    for f in &files {
+        if !f.is_file() {
+            return Err(xdpacct::StartupError(format!("{}: no such file", f.display())).into());
+        }
+    }
+    let tables = Arc::new(Tables::build(&config.accounting, "config")?);
+    let interface: Arc<str> = iface.into();
+    let shards: Vec<Arc<Shard>> = (0..workers)
+        .map(|q| {
+            Arc::new(Shard::new(
+                ShardOrigin {
+                    interface: interface.clone(),
+                    queue: q as u32,
+                },
+                tables.clone(),
+            ))
+        })
+        .collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
+    }
+
+    let started = Instant::now();
+    let (reader, queues) = replay::replay(files, workers);
+    let handles: Vec<_> = shards
+        .iter()
+        .zip(queues)
+        .enumerate()
+        .map(|(i, (shard, mut queue))| {
+            let mut worker = Worker::new(shard.clone(), config.capture.batch as usize);
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name(format!("xdpacct-w{i}"))
+                .spawn(move || worker.run(&mut queue, &stop))
+                .expect("spawning a worker thread")
+        })
+        .collect();
+    let read = reader.run(&stop);
+    for h in handles {
+        h.join()
+            .map_err(|_| anyhow::anyhow!("a worker panicked"))??;
+    }
+    let stats = read.map_err(|e| xdpacct::StartupError(e.to_string()))?;
+    let secs = started.elapsed().as_secs_f64();
+
+    let exposition = Exposition::new();
+    exposition.register_engine(Arc::new(EngineCollector::new(shards)));
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(&exposition.render())?;
+    out.flush()?;
+    eprintln!(
+        "replayed {} frames, {} bytes in {:.3} s ({:.2} Mpps) on {} worker(s){}",
+        stats.frames,
+        stats.bytes,
+        secs,
+        stats.frames as f64 / secs.max(1e-9) / 1e6,
+        workers,
+        if stats.skipped > 0 {
+            format!(", {} non-Ethernet frames skipped", stats.skipped)
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
+}

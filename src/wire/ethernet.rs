@@ -179,11 +179,17 @@ mod tests {
     #[test]
     fn ethernet_short() {
         for n in 0..HEADER_LEN {
-            assert_eq!(EthernetFrame::new_checked(&FRAME[..n]).err(), Some(WireError::Truncated));
+            assert_eq!(
+                EthernetFrame::new_checked(&FRAME[..n]).err(),
+                Some(WireError::Truncated)
+            );
         }
         assert!(EthernetFrame::new_checked(&FRAME[..HEADER_LEN]).is_ok());
         for n in 0..VLAN_TAG_LEN {
-            assert_eq!(VlanTag::new_checked(&FRAME[14..14 + n]).err(), Some(WireError::Truncated));
+            assert_eq!(
+                VlanTag::new_checked(&FRAME[14..14 + n]).err(),
+                Some(WireError::Truncated)
+            );
         }
     }
 

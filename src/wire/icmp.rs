@@ -57,6 +57,9 @@ mod tests {
         assert_eq!(i.msg_type(), 3);
         assert_eq!(i.code(), 13);
         assert_eq!(i.checksum(), 0x1234);
-        assert_eq!(IcmpPacket::new_checked(&b[..3]).err(), Some(WireError::Truncated));
+        assert_eq!(
+            IcmpPacket::new_checked(&b[..3]).err(),
+            Some(WireError::Truncated)
+        );
     }
 }

@@ -109,13 +109,23 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     #[inline(always)]
     pub fn src_addr(&self) -> [u8; 4] {
         let b = self.buffer.as_ref();
-        [b[field::SRC.start], b[field::SRC.start + 1], b[field::SRC.start + 2], b[field::SRC.start + 3]]
+        [
+            b[field::SRC.start],
+            b[field::SRC.start + 1],
+            b[field::SRC.start + 2],
+            b[field::SRC.start + 3],
+        ]
     }
 
     #[inline(always)]
     pub fn dst_addr(&self) -> [u8; 4] {
         let b = self.buffer.as_ref();
-        [b[field::DST.start], b[field::DST.start + 1], b[field::DST.start + 2], b[field::DST.start + 3]]
+        [
+            b[field::DST.start],
+            b[field::DST.start + 1],
+            b[field::DST.start + 2],
+            b[field::DST.start + 3],
+        ]
     }
 }
 
@@ -126,8 +136,8 @@ mod tests {
     // 10.0.0.1 -> 192.168.1.2, TOS 0xb8, total 52, id 0x1c46, DF, TTL 64, TCP,
     // with one 4-byte option (IHL 6).
     const HDR: [u8; 24] = [
-        0x46, 0xb8, 0x00, 0x34, 0x1c, 0x46, 0x40, 0x00, 0x40, 0x06, 0xbe, 0xef, 10, 0, 0, 1, 192, 168, 1,
-        2, 0x01, 0x01, 0x01, 0x00,
+        0x46, 0xb8, 0x00, 0x34, 0x1c, 0x46, 0x40, 0x00, 0x40, 0x06, 0xbe, 0xef, 10, 0, 0, 1, 192,
+        168, 1, 2, 0x01, 0x01, 0x01, 0x00,
     ];
 
     #[test]
@@ -162,7 +172,10 @@ mod tests {
     #[test]
     fn ipv4_checked() {
         for n in 0..MIN_HEADER_LEN {
-            assert_eq!(Ipv4Packet::new_checked(&HDR[..n]).err(), Some(WireError::Truncated));
+            assert_eq!(
+                Ipv4Packet::new_checked(&HDR[..n]).err(),
+                Some(WireError::Truncated)
+            );
         }
         // Options need not fit: the parser checks them itself.
         assert!(Ipv4Packet::new_checked(&HDR[..20]).is_ok());

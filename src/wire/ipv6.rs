@@ -292,10 +292,16 @@ mod tests {
         assert_eq!(p.src_addr()[15], 1);
         assert_eq!(p.dst_addr()[15], 2);
         assert!(p.payload().is_empty());
-        assert_eq!(Ipv6Packet::new_checked(&HDR[..39]).err(), Some(WireError::Truncated));
+        assert_eq!(
+            Ipv6Packet::new_checked(&HDR[..39]).err(),
+            Some(WireError::Truncated)
+        );
         let mut h = HDR;
         h[0] = 0x4b;
-        assert_eq!(Ipv6Packet::new_checked(&h[..]).err(), Some(WireError::Malformed));
+        assert_eq!(
+            Ipv6Packet::new_checked(&h[..]).err(),
+            Some(WireError::Malformed)
+        );
     }
 
     #[test]
@@ -306,7 +312,10 @@ mod tests {
         assert_eq!(e.header_len(), 16);
         assert_eq!(e.payload(), &[0xaa]);
         for n in 0..16 {
-            assert_eq!(Ipv6ExtHeader::new_checked(&b[..n]).err(), Some(WireError::Truncated));
+            assert_eq!(
+                Ipv6ExtHeader::new_checked(&b[..n]).err(),
+                Some(WireError::Truncated)
+            );
         }
     }
 
@@ -317,16 +326,33 @@ mod tests {
         let e = Ipv6ExtHeader::new_checked(&hbh[..]).unwrap();
         assert_eq!(e.jumbo_payload_len(), Some(0x0001_0000));
         // Pad1 then PadN(2) then jumbo, in a 16-byte header.
-        let hbh = [6u8, 1, 0, 1, 2, 0, 0, OPT_JUMBO, 4, 0x00, 0x02, 0x00, 0x08, 1, 0, 0];
+        let hbh = [
+            6u8, 1, 0, 1, 2, 0, 0, OPT_JUMBO, 4, 0x00, 0x02, 0x00, 0x08, 1, 0, 0,
+        ];
         let e = Ipv6ExtHeader::new_checked(&hbh[..]).unwrap();
         assert_eq!(e.jumbo_payload_len(), Some(0x0002_0008));
         // No jumbo option; an option whose length runs past the end.
         let hbh = [6u8, 0, 1, 4, 0, 0, 0, 0];
-        assert_eq!(Ipv6ExtHeader::new_checked(&hbh[..]).unwrap().jumbo_payload_len(), None);
+        assert_eq!(
+            Ipv6ExtHeader::new_checked(&hbh[..])
+                .unwrap()
+                .jumbo_payload_len(),
+            None
+        );
         let hbh = [6u8, 0, 0x05, 200, 0, 0, 0, 0];
-        assert_eq!(Ipv6ExtHeader::new_checked(&hbh[..]).unwrap().jumbo_payload_len(), None);
+        assert_eq!(
+            Ipv6ExtHeader::new_checked(&hbh[..])
+                .unwrap()
+                .jumbo_payload_len(),
+            None
+        );
         let hbh = [6u8, 0, 0, 0, 0, 0, 0, OPT_JUMBO];
-        assert_eq!(Ipv6ExtHeader::new_checked(&hbh[..]).unwrap().jumbo_payload_len(), None);
+        assert_eq!(
+            Ipv6ExtHeader::new_checked(&hbh[..])
+                .unwrap()
+                .jumbo_payload_len(),
+            None
+        );
     }
 
     #[test]
@@ -337,7 +363,10 @@ mod tests {
         assert_eq!(f.frag_offset(), 0xb5);
         assert!(f.more_frags());
         assert_eq!(f.ident(), 0xdeadbeef);
-        assert_eq!(Ipv6FragHeader::new_checked(&b[..7]).err(), Some(WireError::Truncated));
+        assert_eq!(
+            Ipv6FragHeader::new_checked(&b[..7]).err(),
+            Some(WireError::Truncated)
+        );
     }
 
     #[test]
@@ -355,9 +384,18 @@ mod tests {
         assert_eq!(a.spi(), 0x1001);
         assert_eq!(a.seq(), 7);
         assert_eq!(a.payload(), &[0xaa]);
-        assert_eq!(AuthHeader::new_checked(&b[..23]).err(), Some(WireError::Truncated));
-        assert_eq!(AuthHeader::new_checked(&b[..1]).err(), Some(WireError::Truncated));
+        assert_eq!(
+            AuthHeader::new_checked(&b[..23]).err(),
+            Some(WireError::Truncated)
+        );
+        assert_eq!(
+            AuthHeader::new_checked(&b[..1]).err(),
+            Some(WireError::Truncated)
+        );
         b[1] = 0;
-        assert_eq!(AuthHeader::new_checked(&b[..]).err(), Some(WireError::Malformed));
+        assert_eq!(
+            AuthHeader::new_checked(&b[..]).err(),
+            Some(WireError::Malformed)
+        );
     }
 }

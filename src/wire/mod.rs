@@ -9,8 +9,8 @@
 //! [`ethernet`] (Ethernet II and VLAN tags), [`mpls`], [`pppoe`], [`ipv4`],
 //! [`ipv6`] (fixed header and extension headers), [`tcp`], [`udp`]
 //! (also UDP-Lite), [`sctp`], [`icmp`] (ICMP and ICMPv6). The walk from
-//! Ethernet to the transport header is [`parse_frame`]; its choices for
-//! ambiguous input are listed in the `parse` module docs.
+//! Ethernet to the transport header is [`parse_frame`]; its docs list the
+//! choices made for ambiguous input.
 
 pub mod ethernet;
 pub mod icmp;
@@ -71,7 +71,11 @@ pub enum WireError {
 }
 
 impl WireError {
-    pub const ALL: [WireError; 3] = [WireError::Truncated, WireError::Malformed, WireError::TooDeep];
+    pub const ALL: [WireError; 3] = [
+        WireError::Truncated,
+        WireError::Malformed,
+        WireError::TooDeep,
+    ];
     pub const COUNT: usize = Self::ALL.len();
 
     /// The `reason` label value.
@@ -90,8 +94,14 @@ pub enum L3Addrs {
     /// No IP header (ARP, LLDP, unknown EtherType, or parse failed before IP).
     #[default]
     None,
-    V4 { src: [u8; 4], dst: [u8; 4] },
-    V6 { src: [u8; 16], dst: [u8; 16] },
+    V4 {
+        src: [u8; 4],
+        dst: [u8; 4],
+    },
+    V6 {
+        src: [u8; 16],
+        dst: [u8; 16],
+    },
 }
 
 /// What the counters need to know about one frame. Filled in place by
@@ -103,6 +113,9 @@ pub struct FrameFacts {
     pub addrs: L3Addrs,
     /// IP total length from the header (IPv4 total length, IPv6 payload
     /// length + 40); 0 without IP. Used for `accounting.bytes = "l3"`.
+    /// When the header says 0 (TSO capture, IPv6 jumbogram) see
+    /// [`parse_frame`]: jumbo option value + 40, else the captured IP
+    /// bytes as a lower bound.
     pub ip_len: u32,
     /// IP protocol / final IPv6 next header (6 tcp, 17 udp, 1 icmp, ...).
     /// Meaningless when `addrs` is `None`.

@@ -79,6 +79,9 @@ mod tests {
         let l = MplsLabel::new_checked(&b[..]).unwrap();
         assert_eq!(l.label(), 16);
         assert!(!l.bottom_of_stack());
-        assert_eq!(MplsLabel::new_checked(&b[..3]).err(), Some(WireError::Truncated));
+        assert_eq!(
+            MplsLabel::new_checked(&b[..3]).err(),
+            Some(WireError::Truncated)
+        );
     }
 }

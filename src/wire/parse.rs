@@ -3,59 +3,15 @@
 //!
 //! No allocation, no panic on any input, no unsafe. Every loop is bounded.
 //!
-//! Choices for ambiguous input (the frame is always still counted by the
-//! caller; only `Err` values feed the parse-error counters):
-//!
-//! - A capture that ends inside the payload is normal (caplen < wire
-//!   length) and not an error. `Truncated` means the bytes end inside a
-//!   header we needed; `out` keeps what was learnt before that header.
-//! - Non-IP EtherTypes (ARP, LLDP, PPPoE discovery, 802.3 length fields...)
-//!   and PPPoE sessions carrying anything but IPv4/IPv6 are `Ok` with
-//!   `addrs == None`.
-//! - VLAN tags: TPIDs 0x8100, 0x88a8 and 0x9100, up to [`MAX_VLAN_TAGS`];
-//!   one more is `TooDeep`. `vlan` is the outermost VLAN id.
-//! - MPLS: up to [`MAX_MPLS_LABELS`] entries before the bottom of stack,
-//!   else `TooDeep`. The payload is guessed from its first nibble: 4 IPv4,
-//!   6 IPv6, anything else (pseudowires, control word 0) is non-IP and `Ok`,
-//!   not an error: it is legitimate traffic we do not look into. A label
-//!   stack with no byte after it is `Truncated`. An Ethernet pseudowire
-//!   without control word whose MAC starts with nibble 4 or 6 is misread as
-//!   IP: the usual limit of this heuristic.
-//! - PPPoE session: version/type other than 0x11 is `Malformed`.
-//! - IPv4: version != 4 or IHL < 5 is `Malformed`; so is a total length
-//!   smaller than the header. A total length of 0 is not an error: it is
-//!   what a host-side capture of a TSO or Linux BIG TCP packet shows (as
-//!   tcpdump assumes); `ip_len` is then the captured IP bytes, a lower
-//!   bound, like the IPv6 payload-length-0 fallback below. A non-first fragment (offset != 0) sets
-//!   `later_fragment` and is `Ok` without transport header, even if its
-//!   options are cut off. AH inside IPv4 is not skipped (`protocol` = 51).
-//! - The transport header is looked for within the IP length (so Ethernet
-//!   padding is never read as a header). When it does not fit: `Truncated`
-//!   if the capture ended first, `Malformed` if the IP length did (e.g. a
-//!   tiny first fragment).
-//! - IPv6: version != 6 is `Malformed`. Extension headers hop-by-hop (0),
-//!   routing (43), fragment (44), destination options (60) and AH (51,
-//!   length (len + 2) * 4) are skipped, at most [`MAX_IPV6_EXT_HEADERS`];
-//!   one more is `TooDeep`. ESP (50), no-next-header (59) and anything else
-//!   end the walk: `protocol` is that value. While walking, `protocol` holds
-//!   the header being read, so a `Truncated` chain reports where it stopped.
-//!   A fragment header with offset != 0 sets `later_fragment` and
-//!   `protocol` = its next header.
-//! - `ip_len` for IPv6 is payload length + 40. Payload length 0 (jumbogram,
-//!   RFC 2675): 40 + the Jumbo Payload option's value when the hop-by-hop
-//!   header carries one (saturating at `u32::MAX`); else 40 when the next
-//!   header is 59; else 40 + the captured bytes after the fixed header (a
-//!   lower bound; also what a host-side capture of a GSO packet gives).
-//! - The transport header needed: TCP 20 bytes (ports, flags), UDP and
-//!   UDP-Lite 8, SCTP 12, ICMP/ICMPv6 4 (type, code, checksum). ICMP (1) is
-//!   read only over IPv4 and ICMPv6 (58) only over IPv6. TCP data offset,
-//!   checksums and other fields we do not use are not validated.
+//! How ambiguous input is handled is listed on [`parse_frame`].
 
 use super::ethernet::{ethertype, EthernetFrame, VlanTag};
 use super::icmp::IcmpPacket;
 use super::ip_proto;
 use super::ipv4::Ipv4Packet;
-use super::ipv6::{AuthHeader, Ipv6ExtHeader, Ipv6FragHeader, Ipv6Packet, HEADER_LEN as IPV6_HEADER_LEN};
+use super::ipv6::{
+    AuthHeader, Ipv6ExtHeader, Ipv6FragHeader, Ipv6Packet, HEADER_LEN as IPV6_HEADER_LEN,
+};
 use super::mpls::MplsLabel;
 use super::pppoe::{ppp_proto, PppoeSession};
 use super::sctp::SctpPacket;
@@ -73,8 +29,56 @@ pub const MAX_IPV6_EXT_HEADERS: usize = 8;
 
 /// Parses an Ethernet frame (the captured bytes, possibly shorter than the
 /// wire length) into `out`. On error `out` keeps what was learnt so far
-/// (e.g. addresses when only the transport header is cut off). See the
-/// module docs for the handling of ambiguous input.
+/// (e.g. addresses when only the transport header is cut off).
+///
+/// Choices for ambiguous input (the frame is always still counted by the
+/// caller; only `Err` values feed the parse-error counters):
+///
+/// - A capture that ends inside the payload is normal (caplen < wire
+///   length) and not an error. `Truncated` means the bytes end inside a
+///   header we needed; `out` keeps what was learnt before that header.
+/// - Non-IP EtherTypes (ARP, LLDP, PPPoE discovery, 802.3 length fields...)
+///   and PPPoE sessions carrying anything but IPv4/IPv6 are `Ok` with
+///   `addrs == None`.
+/// - VLAN tags: TPIDs 0x8100, 0x88a8 and 0x9100, up to [`MAX_VLAN_TAGS`];
+///   one more is `TooDeep`. `vlan` is the outermost VLAN id.
+/// - MPLS: up to [`MAX_MPLS_LABELS`] entries before the bottom of stack,
+///   else `TooDeep`. The payload is guessed from its first nibble: 4 IPv4,
+///   6 IPv6, anything else (pseudowires, control word 0) is non-IP and `Ok`,
+///   not an error: it is legitimate traffic we do not look into. A label
+///   stack with no byte after it is `Truncated`. An Ethernet pseudowire
+///   without control word whose MAC starts with nibble 4 or 6 is misread as
+///   IP: the usual limit of this heuristic.
+/// - PPPoE session: version/type other than 0x11 is `Malformed`.
+/// - IPv4: version != 4 or IHL < 5 is `Malformed`; so is a total length
+///   smaller than the header. A total length of 0 is not an error: it is
+///   what a host-side capture of a TSO or Linux BIG TCP packet shows (as
+///   tcpdump assumes); `ip_len` is then the captured IP bytes, a lower
+///   bound, like the IPv6 payload-length-0 fallback below. A non-first
+///   fragment (offset != 0) sets `later_fragment` and is `Ok` without
+///   transport header, even if its options are cut off. AH inside IPv4 is
+///   not skipped (`protocol` = 51).
+/// - The transport header is looked for within the IP length (so Ethernet
+///   padding is never read as a header). When it does not fit: `Truncated`
+///   if the capture ended first, `Malformed` if the IP length did (e.g. a
+///   tiny first fragment).
+/// - IPv6: version != 6 is `Malformed`. Extension headers hop-by-hop (0),
+///   routing (43), fragment (44), destination options (60) and AH (51,
+///   length (len + 2) * 4) are skipped, at most [`MAX_IPV6_EXT_HEADERS`];
+///   one more is `TooDeep`. ESP (50), no-next-header (59) and anything else
+///   end the walk: `protocol` is that value. While walking, `protocol` holds
+///   the header being read, so a `Truncated` chain reports where it stopped.
+///   A fragment header with offset != 0 sets `later_fragment` and
+///   `protocol` = its next header.
+/// - `ip_len` for IPv6 is payload length + 40. Payload length 0 (jumbogram,
+///   RFC 2675): 40 + the Jumbo Payload option's value when the hop-by-hop
+///   header carries one (saturating at `u32::MAX`); else 40 when the next
+///   header is 59; else 40 + the captured bytes after the fixed header (a
+///   lower bound; also what a host-side capture of a GSO packet gives).
+/// - The transport header needed: TCP 20 bytes (ports, flags), UDP and
+///   UDP-Lite 8, SCTP 12, ICMP/ICMPv6 4 (type, code, checksum). ICMP (1) is
+///   read only over IPv4 and ICMPv6 (58) only over IPv6. TCP data offset,
+///   checksums and other fields we do not use are not validated.
 pub fn parse_frame(frame: &[u8], out: &mut FrameFacts) -> Result<(), WireError> {
     *out = FrameFacts::default();
     let eth = EthernetFrame::new_checked(frame)?;
@@ -135,7 +139,10 @@ fn parse_pppoe(rest: &[u8], out: &mut FrameFacts) -> Result<(), WireError> {
 #[inline]
 fn parse_ipv4(buf: &[u8], out: &mut FrameFacts) -> Result<(), WireError> {
     let ip = Ipv4Packet::new_checked(buf)?;
-    out.addrs = L3Addrs::V4 { src: ip.src_addr(), dst: ip.dst_addr() };
+    out.addrs = L3Addrs::V4 {
+        src: ip.src_addr(),
+        dst: ip.dst_addr(),
+    };
     out.protocol = ip.protocol();
     out.tos = ip.tos();
     let header_len = ip.header_len();
@@ -146,9 +153,17 @@ fn parse_ipv4(buf: &[u8], out: &mut FrameFacts) -> Result<(), WireError> {
     let (ip_len, end, short) = if declared == 0 {
         // TSO / Linux BIG TCP: the length is not in the header. Use what was
         // captured (a lower bound), as for an IPv6 payload length of 0.
-        (u32::try_from(buf.len()).unwrap_or(u32::MAX), buf.len(), WireError::Truncated)
+        (
+            u32::try_from(buf.len()).unwrap_or(u32::MAX),
+            buf.len(),
+            WireError::Truncated,
+        )
     } else if usize::from(declared) <= buf.len() {
-        (u32::from(declared), usize::from(declared), WireError::Malformed)
+        (
+            u32::from(declared),
+            usize::from(declared),
+            WireError::Malformed,
+        )
     } else {
         (u32::from(declared), buf.len(), WireError::Truncated)
     };
@@ -171,14 +186,21 @@ fn parse_ipv4(buf: &[u8], out: &mut FrameFacts) -> Result<(), WireError> {
 fn is_ipv6_ext(next_header: u8) -> bool {
     matches!(
         next_header,
-        ip_proto::HOPOPT | ip_proto::IPV6_ROUTE | ip_proto::IPV6_FRAG | ip_proto::AH | ip_proto::IPV6_OPTS
+        ip_proto::HOPOPT
+            | ip_proto::IPV6_ROUTE
+            | ip_proto::IPV6_FRAG
+            | ip_proto::AH
+            | ip_proto::IPV6_OPTS
     )
 }
 
 #[inline]
 fn parse_ipv6(buf: &[u8], out: &mut FrameFacts) -> Result<(), WireError> {
     let ip = Ipv6Packet::new_checked(buf)?;
-    out.addrs = L3Addrs::V6 { src: ip.src_addr(), dst: ip.dst_addr() };
+    out.addrs = L3Addrs::V6 {
+        src: ip.src_addr(),
+        dst: ip.dst_addr(),
+    };
     out.tos = ip.traffic_class();
     let mut next_header = ip.next_header();
     out.protocol = next_header;
@@ -252,7 +274,13 @@ fn jumbo_ip_len(next_header: u8, captured: &[u8]) -> u32 {
 /// capture and the IP length; `short` is the error when the header does not
 /// fit in it. `icmp` is the ICMP protocol number valid for this IP version.
 #[inline(always)]
-fn parse_l4(protocol: u8, icmp: u8, l4: &[u8], short: WireError, out: &mut FrameFacts) -> Result<(), WireError> {
+fn parse_l4(
+    protocol: u8,
+    icmp: u8,
+    l4: &[u8],
+    short: WireError,
+    out: &mut FrameFacts,
+) -> Result<(), WireError> {
     match protocol {
         ip_proto::TCP => {
             let tcp = TcpPacket::new_checked(l4).map_err(|_| short)?;
@@ -293,8 +321,14 @@ pub(crate) mod tests {
     pub(crate) const DST4: [u8; 4] = [198, 51, 100, 2];
     pub(crate) const SRC6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
     pub(crate) const DST6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
-    const V4: L3Addrs = L3Addrs::V4 { src: SRC4, dst: DST4 };
-    const V6: L3Addrs = L3Addrs::V6 { src: SRC6, dst: DST6 };
+    const V4: L3Addrs = L3Addrs::V4 {
+        src: SRC4,
+        dst: DST4,
+    };
+    const V6: L3Addrs = L3Addrs::V6 {
+        src: SRC6,
+        dst: DST6,
+    };
 
     pub(crate) fn cat(parts: &[&[u8]]) -> Vec<u8> {
         parts.concat()
@@ -337,7 +371,11 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn tcp(src: u16, dst: u16, flags: u8) -> Vec<u8> {
-        let mut h = cat(&[&be(src), &be(dst), &[0, 0, 0, 1, 0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]]);
+        let mut h = cat(&[
+            &be(src),
+            &be(dst),
+            &[0, 0, 0, 1, 0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0],
+        ]);
         h.truncate(20);
         h
     }
@@ -359,7 +397,11 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn frag6(next_header: u8, offset: u16, more: bool) -> Vec<u8> {
-        cat(&[&[next_header, 0], &be(offset << 3 | u16::from(more)), &[0, 0, 0, 7]])
+        cat(&[
+            &[next_header, 0],
+            &be(offset << 3 | u16::from(more)),
+            &[0, 0, 0, 7],
+        ])
     }
 
     /// AH with length field `len`: (len + 2) * 4 bytes.
@@ -385,7 +427,10 @@ pub(crate) mod tests {
     pub(crate) fn junk() -> FrameFacts {
         FrameFacts {
             vlan: 0xa5a5,
-            addrs: L3Addrs::V4 { src: [0xa5; 4], dst: [0xa5; 4] },
+            addrs: L3Addrs::V4 {
+                src: [0xa5; 4],
+                dst: [0xa5; 4],
+            },
             ip_len: 0xa5a5_a5a5,
             protocol: 0xa5,
             tos: 0xa5,
@@ -405,11 +450,23 @@ pub(crate) mod tests {
 
     /// Facts of a v4 packet with the builder's addresses and TOS.
     fn v4(protocol: u8, ip_len: u32) -> FrameFacts {
-        FrameFacts { addrs: V4, ip_len, protocol, tos: 0x28, ..FrameFacts::default() }
+        FrameFacts {
+            addrs: V4,
+            ip_len,
+            protocol,
+            tos: 0x28,
+            ..FrameFacts::default()
+        }
     }
 
     fn v6(protocol: u8, ip_len: u32) -> FrameFacts {
-        FrameFacts { addrs: V6, ip_len, protocol, tos: 0x2a, ..FrameFacts::default() }
+        FrameFacts {
+            addrs: V6,
+            ip_len,
+            protocol,
+            tos: 0x2a,
+            ..FrameFacts::default()
+        }
     }
 
     fn l4(mut f: FrameFacts, src_port: u16, dst_port: u16, tcp_flags: u8) -> FrameFacts {
@@ -433,12 +490,42 @@ pub(crate) mod tests {
         vec![
             ("v4_tcp", V4_TCP_SYN_PADDED.to_vec()),
             ("v6_icmpv6", V6_ICMPV6_ECHO.to_vec()),
-            ("v4_udp", cat(&[&eth(0x0800), &ipv4(17, 8, 0, &[]), &udp(53, 40000)])),
-            ("v4_opts", cat(&[&eth(0x0800), &ipv4(6, 20, 0, &[1, 1, 1, 0, 0x44, 4, 5, 0]), &tcp(1, 2, 0x10)])),
-            ("v4_first_frag", cat(&[&eth(0x0800), &ipv4(17, 16, 0x2000, &[]), &udp(1, 2), &[0; 8]])),
+            (
+                "v4_udp",
+                cat(&[&eth(0x0800), &ipv4(17, 8, 0, &[]), &udp(53, 40000)]),
+            ),
+            (
+                "v4_opts",
+                cat(&[
+                    &eth(0x0800),
+                    &ipv4(6, 20, 0, &[1, 1, 1, 0, 0x44, 4, 5, 0]),
+                    &tcp(1, 2, 0x10),
+                ]),
+            ),
+            (
+                "v4_first_frag",
+                cat(&[
+                    &eth(0x0800),
+                    &ipv4(17, 16, 0x2000, &[]),
+                    &udp(1, 2),
+                    &[0; 8],
+                ]),
+            ),
             ("v6_ext", v6_ext_chain()),
-            ("v6_ah", cat(&[&eth(0x86dd), &ipv6(51, 24 + 8), &ah(17, 4), &udp(500, 4500)])),
-            ("qinq", cat(&[&eth(0x88a8), &vlan(200, 0x8100), &vlan(100, 0x0800), &ipv4(6, 20, 0, &[]), &tcp(1, 2, 2)])),
+            (
+                "v6_ah",
+                cat(&[&eth(0x86dd), &ipv6(51, 24 + 8), &ah(17, 4), &udp(500, 4500)]),
+            ),
+            (
+                "qinq",
+                cat(&[
+                    &eth(0x88a8),
+                    &vlan(200, 0x8100),
+                    &vlan(100, 0x0800),
+                    &ipv4(6, 20, 0, &[]),
+                    &tcp(1, 2, 2),
+                ]),
+            ),
             (
                 "mpls3_v6",
                 cat(&[
@@ -450,15 +537,33 @@ pub(crate) mod tests {
                     &tcp(1, 2, 2),
                 ]),
             ),
-            ("pppoe_v4", cat(&[&eth(0x8864), &pppoe(0x0021, 30), &ipv4(1, 8, 0, &[]), &icmp(8, 0)])),
-            ("pppoe_v6", cat(&[&eth(0x8864), &pppoe(0x0057, 50), &ipv6(17, 8), &udp(1, 2)])),
+            (
+                "pppoe_v4",
+                cat(&[
+                    &eth(0x8864),
+                    &pppoe(0x0021, 30),
+                    &ipv4(1, 8, 0, &[]),
+                    &icmp(8, 0),
+                ]),
+            ),
+            (
+                "pppoe_v6",
+                cat(&[&eth(0x8864), &pppoe(0x0057, 50), &ipv6(17, 8), &udp(1, 2)]),
+            ),
             ("v6_jumbo", v6_jumbo(0x0001_86a0)),
         ]
     }
 
     fn v6_ext_chain() -> Vec<u8> {
         // hop-by-hop (8) -> destination options (16) -> fragment (8, first) -> TCP (20)
-        cat(&[&eth(0x86dd), &ipv6(0, 52), &ext6(60, 0), &ext6(44, 1), &frag6(6, 0, true), &tcp(443, 50000, 0x12)])
+        cat(&[
+            &eth(0x86dd),
+            &ipv6(0, 52),
+            &ext6(60, 0),
+            &ext6(44, 1),
+            &frag6(6, 0, true),
+            &tcp(443, 50000, 0x12),
+        ])
     }
 
     fn v6_jumbo(jumbo: u32) -> Vec<u8> {
@@ -472,7 +577,8 @@ pub(crate) mod tests {
         0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0x02, 0x08, 0x00, // Ethernet
         0x45, 0x28, 0x00, 0x28, 0x12, 0x34, 0x40, 0x00, 0x40, 0x06, 0x00, 0x00, // IPv4
         192, 0, 2, 1, 198, 51, 100, 2, //
-        0x9c, 0x40, 0x00, 0x50, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0, // TCP
+        0x9c, 0x40, 0x00, 0x50, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0,
+        0, // TCP
         0xee, 0xee, 0xee, 0xee, 0xee, 0xee, // padding
     ];
 
@@ -489,25 +595,53 @@ pub(crate) mod tests {
 
     #[test]
     fn v4_tcp_padded() {
-        check(&V4_TCP_SYN_PADDED, Ok(()), l4(v4(6, 40), 40000, 80, flags::SYN));
+        check(
+            &V4_TCP_SYN_PADDED,
+            Ok(()),
+            l4(v4(6, 40), 40000, 80, flags::SYN),
+        );
     }
 
     #[test]
     fn v4_udp_udplite_sctp_icmp() {
-        check(&cat(&[&eth(0x0800), &ipv4(17, 8, 0, &[]), &udp(53, 40000)]), Ok(()), l4(v4(17, 28), 53, 40000, 0));
-        check(&cat(&[&eth(0x0800), &ipv4(136, 8, 0, &[]), &udp(5004, 5005)]), Ok(()), l4(v4(136, 28), 5004, 5005, 0));
+        check(
+            &cat(&[&eth(0x0800), &ipv4(17, 8, 0, &[]), &udp(53, 40000)]),
+            Ok(()),
+            l4(v4(17, 28), 53, 40000, 0),
+        );
+        check(
+            &cat(&[&eth(0x0800), &ipv4(136, 8, 0, &[]), &udp(5004, 5005)]),
+            Ok(()),
+            l4(v4(136, 28), 5004, 5005, 0),
+        );
         let sctp = [0x0b, 0x59, 0x0b, 0x5a, 0, 0, 0, 9, 0, 0, 0, 0];
-        check(&cat(&[&eth(0x0800), &ipv4(132, 12, 0, &[]), &sctp]), Ok(()), l4(v4(132, 32), 2905, 2906, 0));
+        check(
+            &cat(&[&eth(0x0800), &ipv4(132, 12, 0, &[]), &sctp]),
+            Ok(()),
+            l4(v4(132, 32), 2905, 2906, 0),
+        );
         // ICMP destination unreachable / port unreachable: type -> src_port, code -> dst_port.
-        check(&cat(&[&eth(0x0800), &ipv4(1, 8, 0, &[]), &icmp(3, 3)]), Ok(()), l4(v4(1, 28), 3, 3, 0));
-        check(&cat(&[&eth(0x0800), &ipv4(1, 8, 0, &[]), &icmp(8, 0)]), Ok(()), l4(v4(1, 28), 8, 0, 0));
+        check(
+            &cat(&[&eth(0x0800), &ipv4(1, 8, 0, &[]), &icmp(3, 3)]),
+            Ok(()),
+            l4(v4(1, 28), 3, 3, 0),
+        );
+        check(
+            &cat(&[&eth(0x0800), &ipv4(1, 8, 0, &[]), &icmp(8, 0)]),
+            Ok(()),
+            l4(v4(1, 28), 8, 0, 0),
+        );
     }
 
     #[test]
     fn v4_unknown_protocol_is_ok_without_l4() {
         // GRE, ESP, and ICMPv6's number inside IPv4.
         for p in [47u8, 50, 58, 255] {
-            check(&cat(&[&eth(0x0800), &ipv4(p, 8, 0, &[]), &[0; 8]]), Ok(()), v4(p, 28));
+            check(
+                &cat(&[&eth(0x0800), &ipv4(p, 8, 0, &[]), &[0; 8]]),
+                Ok(()),
+                v4(p, 28),
+            );
         }
     }
 
@@ -515,7 +649,11 @@ pub(crate) mod tests {
     fn v4_with_options() {
         // IHL 8: 12 bytes of options (NOP, NOP, NOP, EOL, timestamp...).
         let opts = [1, 1, 1, 0, 0x44, 8, 5, 0, 0, 0, 0, 0];
-        let f = cat(&[&eth(0x0800), &ipv4(6, 20, 0, &opts), &tcp(1234, 22, flags::PSH | flags::ACK)]);
+        let f = cat(&[
+            &eth(0x0800),
+            &ipv4(6, 20, 0, &opts),
+            &tcp(1234, 22, flags::PSH | flags::ACK),
+        ]);
         check(&f, Ok(()), l4(v4(6, 52), 1234, 22, 0x18));
         // Largest IHL (15): 40 bytes of options.
         let f = cat(&[&eth(0x0800), &ipv4(17, 8, 0, &[1; 40]), &udp(7, 9)]);
@@ -525,17 +663,36 @@ pub(crate) mod tests {
     #[test]
     fn v4_fragments() {
         // First fragment: MF set, offset 0 -> ports read.
-        let f = cat(&[&eth(0x0800), &ipv4(17, 16, 0x2000, &[]), &udp(1, 2), &[0; 8]]);
+        let f = cat(&[
+            &eth(0x0800),
+            &ipv4(17, 16, 0x2000, &[]),
+            &udp(1, 2),
+            &[0; 8],
+        ]);
         check(&f, Ok(()), l4(v4(17, 36), 1, 2, 0));
         // Later fragments (offset 185 * 8), with and without MF: no ports,
         // even though the payload looks like a UDP header.
         for frag in [0x20b9u16, 0x00b9, 0x0001, 0x1fff] {
             let f = cat(&[&eth(0x0800), &ipv4(17, 16, frag, &[]), &udp(1, 2), &[0; 8]]);
-            check(&f, Ok(()), FrameFacts { later_fragment: true, ..v4(17, 36) });
+            check(
+                &f,
+                Ok(()),
+                FrameFacts {
+                    later_fragment: true,
+                    ..v4(17, 36)
+                },
+            );
         }
         // A later fragment needs nothing past the addresses, not even its options.
         let f = cat(&[&eth(0x0800), &ipv4(6, 100, 0x00b9, &[1; 8])]);
-        check(&f[..14 + 22], Ok(()), FrameFacts { later_fragment: true, ..v4(6, 128) });
+        check(
+            &f[..14 + 22],
+            Ok(()),
+            FrameFacts {
+                later_fragment: true,
+                ..v4(6, 128)
+            },
+        );
         // Tiny first fragment: TCP header cut by the IP length -> Malformed.
         let f = cat(&[&eth(0x0800), &ipv4(6, 8, 0x2000, &[]), &tcp(1, 2, 2)]);
         check(&f, Err(WireError::Malformed), v4(6, 28));
@@ -564,7 +721,12 @@ pub(crate) mod tests {
     /// length 0, e.g. tcpdump's bigtcp-ipv4.pcap) were counted as Malformed.
     #[test]
     fn ipv4_total_length_zero_is_tso_not_malformed() {
-        let mut f = cat(&[&eth(0x0800), &ipv4(6, 20, 0, &[]), &tcp(1, 2, 0x18), &[0x61; 100]]);
+        let mut f = cat(&[
+            &eth(0x0800),
+            &ipv4(6, 20, 0, &[]),
+            &tcp(1, 2, 0x18),
+            &[0x61; 100],
+        ]);
         f[16..18].copy_from_slice(&be(0));
         check(&f, Ok(()), l4(v4(6, 140), 1, 2, 0x18));
         // Cut inside TCP: Truncated, not Malformed.
@@ -604,16 +766,40 @@ pub(crate) mod tests {
     fn v6_extension_headers() {
         check(&v6_ext_chain(), Ok(()), l4(v6(6, 92), 443, 50000, 0x12));
         // Routing + AH (len 4 -> 24 bytes) + UDP.
-        let f = cat(&[&eth(0x86dd), &ipv6(43, 24 + 24 + 8), &ext6(51, 2), &ah(17, 4), &udp(500, 4500)]);
+        let f = cat(&[
+            &eth(0x86dd),
+            &ipv6(43, 24 + 24 + 8),
+            &ext6(51, 2),
+            &ah(17, 4),
+            &udp(500, 4500),
+        ]);
         check(&f, Ok(()), l4(v6(17, 96), 500, 4500, 0));
         // Later fragment: protocol is the fragment header's next header.
-        let f = cat(&[&eth(0x86dd), &ipv6(0, 8 + 8 + 8), &ext6(44, 0), &frag6(17, 181, false), &udp(1, 2)]);
-        check(&f, Ok(()), FrameFacts { later_fragment: true, ..v6(17, 64) });
+        let f = cat(&[
+            &eth(0x86dd),
+            &ipv6(0, 8 + 8 + 8),
+            &ext6(44, 0),
+            &frag6(17, 181, false),
+            &udp(1, 2),
+        ]);
+        check(
+            &f,
+            Ok(()),
+            FrameFacts {
+                later_fragment: true,
+                ..v6(17, 64)
+            },
+        );
         // No next header after destination options.
         let f = cat(&[&eth(0x86dd), &ipv6(60, 8), &ext6(59, 0)]);
         check(&f, Ok(()), v6(59, 48));
         // AH with length field 0 is impossible.
-        let f = cat(&[&eth(0x86dd), &ipv6(51, 16), &[17, 0, 0, 0, 0, 0, 0, 0], &udp(1, 2)]);
+        let f = cat(&[
+            &eth(0x86dd),
+            &ipv6(51, 16),
+            &[17, 0, 0, 0, 0, 0, 0, 0],
+            &udp(1, 2),
+        ]);
         check(&f, Err(WireError::Malformed), v6(51, 56));
     }
 
@@ -645,7 +831,11 @@ pub(crate) mod tests {
 
     #[test]
     fn v6_jumbogram_ip_len() {
-        check(&v6_jumbo(0x0001_86a0), Ok(()), l4(v6(6, 40 + 0x0001_86a0), 1, 2, 0x10));
+        check(
+            &v6_jumbo(0x0001_86a0),
+            Ok(()),
+            l4(v6(6, 40 + 0x0001_86a0), 1, 2, 0x10),
+        );
         // Saturates rather than wrapping.
         check(&v6_jumbo(u32::MAX), Ok(()), l4(v6(6, u32::MAX), 1, 2, 0x10));
         // Payload length 0 and no next header: a bare 40-byte packet, even
@@ -668,19 +858,70 @@ pub(crate) mod tests {
 
     #[test]
     fn vlan_8021q() {
-        let f = cat(&[&eth(0x8100), &vlan(100, 0x0800), &ipv4(6, 20, 0, &[]), &tcp(1, 2, 2)]);
-        check(&f, Ok(()), FrameFacts { vlan: 100, ..l4(v4(6, 40), 1, 2, 2) });
+        let f = cat(&[
+            &eth(0x8100),
+            &vlan(100, 0x0800),
+            &ipv4(6, 20, 0, &[]),
+            &tcp(1, 2, 2),
+        ]);
+        check(
+            &f,
+            Ok(()),
+            FrameFacts {
+                vlan: 100,
+                ..l4(v4(6, 40), 1, 2, 2)
+            },
+        );
         // PCP and DEI bits do not leak into the id.
-        let f = cat(&[&eth(0x8100), &[0xff, 0xfe], &be(0x86dd), &ipv6(17, 8), &udp(1, 2)]);
-        check(&f, Ok(()), FrameFacts { vlan: 0xffe, ..l4(v6(17, 48), 1, 2, 0) });
+        let f = cat(&[
+            &eth(0x8100),
+            &[0xff, 0xfe],
+            &be(0x86dd),
+            &ipv6(17, 8),
+            &udp(1, 2),
+        ]);
+        check(
+            &f,
+            Ok(()),
+            FrameFacts {
+                vlan: 0xffe,
+                ..l4(v6(17, 48), 1, 2, 0)
+            },
+        );
     }
 
     #[test]
     fn vlan_qinq_outermost_id() {
-        let f = cat(&[&eth(0x88a8), &vlan(200, 0x8100), &vlan(100, 0x0800), &ipv4(6, 20, 0, &[]), &tcp(1, 2, 2)]);
-        check(&f, Ok(()), FrameFacts { vlan: 200, ..l4(v4(6, 40), 1, 2, 2) });
-        let f = cat(&[&eth(0x9100), &vlan(300, 0x8100), &vlan(100, 0x86dd), &ipv6(17, 8), &udp(1, 2)]);
-        check(&f, Ok(()), FrameFacts { vlan: 300, ..l4(v6(17, 48), 1, 2, 0) });
+        let f = cat(&[
+            &eth(0x88a8),
+            &vlan(200, 0x8100),
+            &vlan(100, 0x0800),
+            &ipv4(6, 20, 0, &[]),
+            &tcp(1, 2, 2),
+        ]);
+        check(
+            &f,
+            Ok(()),
+            FrameFacts {
+                vlan: 200,
+                ..l4(v4(6, 40), 1, 2, 2)
+            },
+        );
+        let f = cat(&[
+            &eth(0x9100),
+            &vlan(300, 0x8100),
+            &vlan(100, 0x86dd),
+            &ipv6(17, 8),
+            &udp(1, 2),
+        ]);
+        check(
+            &f,
+            Ok(()),
+            FrameFacts {
+                vlan: 300,
+                ..l4(v6(17, 48), 1, 2, 0)
+            },
+        );
     }
 
     #[test]
@@ -688,25 +929,54 @@ pub(crate) mod tests {
         let build = |n: usize| {
             let mut f = eth(0x88a8);
             for i in 0..n {
-                f.extend_from_slice(&vlan(10 + i as u16, if i + 1 == n { 0x0800 } else { 0x8100 }));
+                f.extend_from_slice(&vlan(
+                    10 + i as u16,
+                    if i + 1 == n { 0x0800 } else { 0x8100 },
+                ));
             }
             cat(&[&f, &ipv4(17, 8, 0, &[]), &udp(1, 2)])
         };
-        check(&build(MAX_VLAN_TAGS), Ok(()), FrameFacts { vlan: 10, ..l4(v4(17, 28), 1, 2, 0) });
-        check(&build(MAX_VLAN_TAGS + 1), Err(WireError::TooDeep), FrameFacts { vlan: 10, ..FrameFacts::default() });
+        check(
+            &build(MAX_VLAN_TAGS),
+            Ok(()),
+            FrameFacts {
+                vlan: 10,
+                ..l4(v4(17, 28), 1, 2, 0)
+            },
+        );
+        check(
+            &build(MAX_VLAN_TAGS + 1),
+            Err(WireError::TooDeep),
+            FrameFacts {
+                vlan: 10,
+                ..FrameFacts::default()
+            },
+        );
     }
 
     #[test]
     fn vlan_then_non_ip() {
         let f = cat(&[&eth(0x8100), &vlan(7, 0x0806), &[0; 28]]);
-        check(&f, Ok(()), FrameFacts { vlan: 7, ..FrameFacts::default() });
+        check(
+            &f,
+            Ok(()),
+            FrameFacts {
+                vlan: 7,
+                ..FrameFacts::default()
+            },
+        );
     }
 
     // ---- MPLS ----
 
     #[test]
     fn mpls_one_and_three_labels() {
-        let f = cat(&[&eth(0x8847), &mpls(16, true), &ipv4(6, 20, 0, &[]), &tcp(1, 2, 2)]);
+        let f = cat(&[
+            &eth(0x8847),
+            &mpls(16, true),
+            &ipv4(6, 20, 0, &[]),
+            &tcp(1, 2, 2),
+        ]);
         check(&f, Ok(()), l4(v4(6, 40), 1, 2, 2));
         let f = cat(&[&eth(0x8847), &mpls(16, true), &ipv6(17, 8), &udp(1, 2)]);
         check(&f, Ok(()), l4(v6(17, 48), 1, 2, 0));
@@ -716,15 +986,34 @@ pub(crate) mod tests {
         let f = cat(&[&eth(0x8848), &stack, &ipv6(6, 20), &tcp(1, 2, 2)]);
         check(&f, Ok(()), l4(v6(6, 60), 1, 2, 2));
         // Behind a VLAN tag.
-        let f = cat(&[&eth(0x8100), &vlan(42, 0x8847), &stack, &ipv4(17, 8, 0, &[]), &udp(1, 2)]);
-        check(&f, Ok(()), FrameFacts { vlan: 42, ..l4(v4(17, 28), 1, 2, 0) });
+        let f = cat(&[
+            &eth(0x8100),
+            &vlan(42, 0x8847),
+            &stack,
+            &ipv4(17, 8, 0, &[]),
+            &udp(1, 2),
+        ]);
+        check(
+            &f,
+            Ok(()),
+            FrameFacts {
+                vlan: 42,
+                ..l4(v4(17, 28), 1, 2, 0)
+            },
+        );
     }
 
     #[test]
     fn mpls_non_ip_payload_is_ok() {
         // Pseudowire control word (nibble 0), and an Ethernet pseudowire
         // whose destination MAC starts with nibble 0.
-        let f = cat(&[&eth(0x8847), &mpls(100, true), &[0, 0, 0, 0], &MACS, &be(0x0800)]);
+        let f = cat(&[
+            &eth(0x8847),
+            &mpls(100, true),
+            &[0, 0, 0, 0],
+            &MACS,
+            &be(0x0800),
+        ]);
         check(&f, Ok(()), FrameFacts::default());
         let f = cat(&[&eth(0x8847), &mpls(100, true), &[0x15; 20]]);
         check(&f, Ok(()), FrameFacts::default());
@@ -740,7 +1029,11 @@ pub(crate) mod tests {
             cat(&[&f, &ipv4(17, 8, 0, &[]), &udp(1, 2)])
         };
         check(&build(MAX_MPLS_LABELS), Ok(()), l4(v4(17, 28), 1, 2, 0));
-        check(&build(MAX_MPLS_LABELS + 1), Err(WireError::TooDeep), FrameFacts::default());
+        check(
+            &build(MAX_MPLS_LABELS + 1),
+            Err(WireError::TooDeep),
+            FrameFacts::default(),
+        );
     }
 
     #[test]
@@ -753,7 +1046,12 @@ pub(crate) mod tests {
 
     #[test]
     fn pppoe_sessions() {
-        let f = cat(&[&eth(0x8864), &pppoe(0x0021, 30), &ipv4(1, 8, 0, &[]), &icmp(8, 0)]);
+        let f = cat(&[
+            &eth(0x8864),
+            &pppoe(0x0021, 30),
+            &ipv4(1, 8, 0, &[]),
+            &icmp(8, 0),
+        ]);
         check(&f, Ok(()), l4(v4(1, 28), 8, 0, 0));
         let f = cat(&[&eth(0x8864), &pppoe(0x0057, 50), &ipv6(17, 8), &udp(1, 2)]);
         check(&f, Ok(()), l4(v6(17, 48), 1, 2, 0));
@@ -763,10 +1061,28 @@ pub(crate) mod tests {
             check(&f, Ok(()), FrameFacts::default());
         }
         // Behind a VLAN tag, as on most BNG links.
-        let f = cat(&[&eth(0x8100), &vlan(10, 0x8864), &pppoe(0x0021, 30), &ipv4(17, 8, 0, &[]), &udp(1, 2)]);
-        check(&f, Ok(()), FrameFacts { vlan: 10, ..l4(v4(17, 28), 1, 2, 0) });
+        let f = cat(&[
+            &eth(0x8100),
+            &vlan(10, 0x8864),
+            &pppoe(0x0021, 30),
+            &ipv4(17, 8, 0, &[]),
+            &udp(1, 2),
+        ]);
+        check(
+            &f,
+            Ok(()),
+            FrameFacts {
+                vlan: 10,
+                ..l4(v4(17, 28), 1, 2, 0)
+            },
+        );
         // Version/type other than 1/1.
-        let mut f = cat(&[&eth(0x8864), &pppoe(0x0021, 30), &ipv4(1, 8, 0, &[]), &icmp(8, 0)]);
+        let mut f = cat(&[
+            &eth(0x8864),
+            &pppoe(0x0021, 30),
+            &ipv4(1, 8, 0, &[]),
+            &icmp(8, 0),
+        ]);
         f[14] = 0x12;
         check(&f, Err(WireError::Malformed), FrameFacts::default());
     }
@@ -785,8 +1101,16 @@ pub(crate) mod tests {
         let arp = cat(&[&eth(0x0806), &[0, 1, 8, 0, 6, 4, 0, 1], &[0; 20]]);
         check(&arp, Ok(()), FrameFacts::default());
         // LLDP, 802.3 length + LLC (STP), and a bare 14-byte header.
-        check(&cat(&[&eth(0x88cc), &[2, 7, 4]]), Ok(()), FrameFacts::default());
-        check(&cat(&[&eth(0x0026), &[0x42, 0x42, 0x03]]), Ok(()), FrameFacts::default());
+        check(
+            &cat(&[&eth(0x88cc), &[2, 7, 4]]),
+            Ok(()),
+            FrameFacts::default(),
+        );
+        check(
+            &cat(&[&eth(0x0026), &[0x42, 0x42, 0x03]]),
+            Ok(()),
+            FrameFacts::default(),
+        );
         check(&eth(0x0806), Ok(()), FrameFacts::default());
     }
 
@@ -795,7 +1119,11 @@ pub(crate) mod tests {
     #[test]
     fn short_frames_truncated() {
         for n in 0..14 {
-            check(&V4_TCP_SYN_PADDED[..n], Err(WireError::Truncated), FrameFacts::default());
+            check(
+                &V4_TCP_SYN_PADDED[..n],
+                Err(WireError::Truncated),
+                FrameFacts::default(),
+            );
         }
     }
 
@@ -804,7 +1132,12 @@ pub(crate) mod tests {
         use WireError::Truncated as T;
         let none = FrameFacts::default();
         // Inside the VLAN tag: nothing learnt.
-        let f = cat(&[&eth(0x8100), &vlan(100, 0x0800), &ipv4(6, 20, 0, &[]), &tcp(1, 2, 2)]);
+        let f = cat(&[
+            &eth(0x8100),
+            &vlan(100, 0x0800),
+            &ipv4(6, 20, 0, &[]),
+            &tcp(1, 2, 2),
+        ]);
         check(&f[..16], Err(T), none);
         // Inside the inner tag: the outer id is known.
         let f = cat(&[&eth(0x88a8), &vlan(200, 0x8100), &vlan(100, 0x0800)]);
@@ -837,12 +1170,23 @@ pub(crate) mod tests {
         check(&chain[..54 + 32 + 19], Err(T), v6(6, 92));
         check(&V6_ICMPV6_ECHO[..14 + 40 + 3], Err(T), v6(58, 48));
         // Inside an MPLS label, and the IP header after it.
-        let f = cat(&[&eth(0x8847), &mpls(16, false), &mpls(17, true), &ipv4(6, 20, 0, &[]), &tcp(1, 2, 2)]);
+        let f = cat(&[
+            &eth(0x8847),
+            &mpls(16, false),
+            &mpls(17, true),
+            &ipv4(6, 20, 0, &[]),
+            &tcp(1, 2, 2),
+        ]);
         check(&f[..14 + 6], Err(T), none);
         check(&f[..14 + 8 + 10], Err(T), none);
         check(&f[..14 + 8 + 20 + 10], Err(T), v4(6, 40));
         // Inside the PPPoE header / PPP protocol field.
-        let f = cat(&[&eth(0x8864), &pppoe(0x0021, 30), &ipv4(1, 8, 0, &[]), &icmp(8, 0)]);
+        let f = cat(&[
+            &eth(0x8864),
+            &pppoe(0x0021, 30),
+            &ipv4(1, 8, 0, &[]),
+            &icmp(8, 0),
+        ]);
         check(&f[..14 + 7], Err(T), none);
         check(&f[..14 + 8 + 20 + 3], Err(T), v4(1, 28));
     }
@@ -859,12 +1203,19 @@ pub(crate) mod tests {
             let mut reached_l4 = false;
             for n in 0..=frame.len() {
                 let (r, got) = run(&frame[..n]);
-                assert!(matches!(r, Ok(()) | Err(WireError::Truncated)), "{name} cut at {n}: {r:?}");
+                assert!(
+                    matches!(r, Ok(()) | Err(WireError::Truncated)),
+                    "{name} cut at {n}: {r:?}"
+                );
                 if got.addrs != L3Addrs::None {
                     assert_eq!(got.addrs, full.addrs, "{name} cut at {n}");
                     assert_eq!(got.tos, full.tos, "{name} cut at {n}");
                 }
-                assert_eq!(got.vlan, if n >= 18 { full.vlan } else { got.vlan }, "{name} cut at {n}");
+                assert_eq!(
+                    got.vlan,
+                    if n >= 18 { full.vlan } else { got.vlan },
+                    "{name} cut at {n}"
+                );
                 if got.has_l4 {
                     assert_eq!(r, Ok(()));
                     reached_l4 = true;
@@ -905,7 +1256,11 @@ pub(crate) mod tests {
                 assert_eq!(r, Ok(()));
                 assert_eq!(got.tcp_flags, f, "{f:#04x}");
                 let t = TcpFlags(got.tcp_flags);
-                assert_eq!((t.is_syn(), t.is_syn_ack(), t.is_fin(), t.is_rst()), (syn, syn_ack, fin, rst), "{f:#04x}");
+                assert_eq!(
+                    (t.is_syn(), t.is_syn_ack(), t.is_fin(), t.is_rst()),
+                    (syn, syn_ack, fin, rst),
+                    "{f:#04x}"
+                );
             }
         }
         // Non-TCP protocols leave the flags at 0.

@@ -99,8 +99,14 @@ mod tests {
         assert_eq!(p.length(), 42);
         assert_eq!(p.ppp_protocol(), ppp_proto::IPV6);
         assert_eq!(p.payload(), &[0x60]);
-        assert_eq!(PppoeSession::new_checked(&b[..7]).err(), Some(WireError::Truncated));
+        assert_eq!(
+            PppoeSession::new_checked(&b[..7]).err(),
+            Some(WireError::Truncated)
+        );
         let bad = [0x21, 0x00, 0x12, 0x34, 0x00, 0x2a, 0x00, 0x57];
-        assert_eq!(PppoeSession::new_checked(&bad[..]).err(), Some(WireError::Malformed));
+        assert_eq!(
+            PppoeSession::new_checked(&bad[..]).err(),
+            Some(WireError::Malformed)
+        );
     }
 }

@@ -33,7 +33,11 @@ fn pcap_records(data: &[u8]) -> Option<Pcap<'_>> {
     };
     let u32_at = |b: &[u8], at: usize| -> Option<u32> {
         let w: [u8; 4] = b.get(at..at + 4)?.try_into().ok()?;
-        Some(if le { u32::from_le_bytes(w) } else { u32::from_be_bytes(w) })
+        Some(if le {
+            u32::from_le_bytes(w)
+        } else {
+            u32::from_be_bytes(w)
+        })
     };
     // The link-type word also carries FCS information in its top bits.
     let linktype = u32_at(data, 20)? & 0xffff;
@@ -53,7 +57,11 @@ fn pcap_records(data: &[u8]) -> Option<Pcap<'_>> {
         records.push(rec);
         at = start + incl as usize;
     }
-    Some(Pcap { linktype, records, cut_short })
+    Some(Pcap {
+        linktype,
+        records,
+        cut_short,
+    })
 }
 
 /// Properties every parse result must have, whatever the input.
@@ -69,10 +77,21 @@ fn check_invariants(frame: &[u8], r: Result<(), WireError>, out: &FrameFacts) {
         assert_ne!(out.addrs, L3Addrs::None, "{}", ctx());
         assert!(!out.later_fragment, "{}", ctx());
     } else {
-        assert_eq!((out.src_port, out.dst_port, out.tcp_flags), (0, 0, 0), "{}", ctx());
+        assert_eq!(
+            (out.src_port, out.dst_port, out.tcp_flags),
+            (0, 0, 0),
+            "{}",
+            ctx()
+        );
     }
     if out.addrs == L3Addrs::None {
-        let ip = (out.ip_len, out.protocol, out.tos, out.later_fragment, out.has_l4);
+        let ip = (
+            out.ip_len,
+            out.protocol,
+            out.tos,
+            out.later_fragment,
+            out.has_l4,
+        );
         assert_eq!(ip, (0, 0, 0, false, false), "{}", ctx());
     }
     if out.tcp_flags != 0 {
@@ -118,7 +137,12 @@ impl Rng {
 #[test]
 fn pcap_walker_reads_both_byte_orders() {
     let frames: [&[u8]; 3] = [&[1, 2, 3], &[], &[9; 70]];
-    for (le, magic) in [(true, 0xa1b2_c3d4u32), (false, 0xa1b2_c3d4), (true, 0xa1b2_3c4d), (false, 0xa1b2_3c4d)] {
+    for (le, magic) in [
+        (true, 0xa1b2_c3d4u32),
+        (false, 0xa1b2_c3d4),
+        (true, 0xa1b2_3c4d),
+        (false, 0xa1b2_3c4d),
+    ] {
         let w = |x: u32| if le { x.to_le_bytes() } else { x.to_be_bytes() };
         let h = |x: u16| if le { x.to_le_bytes() } else { x.to_be_bytes() };
         let mut file = Vec::new();
@@ -129,7 +153,9 @@ fn pcap_walker_reads_both_byte_orders() {
         file.extend_from_slice(&w(65535));
         file.extend_from_slice(&w(1));
         for f in frames {
-            file.extend_from_slice(&[w(1), w(2), w(f.len() as u32), w(f.len() as u32 + 10)].concat());
+            file.extend_from_slice(
+                &[w(1), w(2), w(f.len() as u32), w(f.len() as u32 + 10)].concat(),
+            );
             file.extend_from_slice(f);
         }
         let p = pcap_records(&file).unwrap();
@@ -141,7 +167,10 @@ fn pcap_walker_reads_both_byte_orders() {
         assert_eq!(p.records, &frames[..2]);
         assert!(p.cut_short);
     }
-    assert!(pcap_records(&[0x0a, 0x0d, 0x0d, 0x0a, 0, 0, 0, 0]).is_none(), "pcapng");
+    assert!(
+        pcap_records(&[0x0a, 0x0d, 0x0d, 0x0a, 0, 0, 0, 0]).is_none(),
+        "pcapng"
+    );
     assert!(pcap_records(&[0xd4, 0xc3]).is_none());
 }
 
@@ -159,7 +188,9 @@ fn tcpdump_captures_never_panic() {
     let (mut files, mut skipped, mut frames, mut with_ip, mut with_l4) = (0, 0, 0u64, 0u64, 0u64);
     let mut errors = [0u64; WireError::COUNT];
     for path in &paths {
-        let Ok(data) = std::fs::read(path) else { continue };
+        let Ok(data) = std::fs::read(path) else {
+            continue;
+        };
         let Some(pcap) = pcap_records(&data) else {
             skipped += 1;
             continue;
@@ -194,7 +225,9 @@ fn tcpdump_captures_never_panic() {
 /// an EtherType the parser follows, so the deeper layers get exercised.
 #[test]
 fn random_slices_never_panic() {
-    const ETHERTYPES: [u16; 9] = [0x0800, 0x86dd, 0x8100, 0x88a8, 0x9100, 0x8847, 0x8848, 0x8864, 0x0806];
+    const ETHERTYPES: [u16; 9] = [
+        0x0800, 0x86dd, 0x8100, 0x88a8, 0x9100, 0x8847, 0x8848, 0x8864, 0x0806,
+    ];
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut buf = [0u8; 200];
     let mut outcomes = [0u64; WireError::COUNT + 1];
@@ -223,7 +256,9 @@ fn random_slices_never_panic() {
 #[test]
 fn mutated_fixtures_never_panic() {
     let mut rng = Rng(0x0123_4567_89ab_cdef);
-    let interesting = [0x00u8, 0x01, 0x05, 0x06, 0x11, 0x2c, 0x3a, 0x3c, 0x33, 0x40, 0x45, 0x60, 0x81, 0xff];
+    let interesting = [
+        0x00u8, 0x01, 0x05, 0x06, 0x11, 0x2c, 0x3a, 0x3c, 0x33, 0x40, 0x45, 0x60, 0x81, 0xff,
+    ];
     for (name, frame) in valid_fixtures() {
         for _ in 0..20_000 {
             let mut f = frame.clone();

@@ -63,6 +63,9 @@ mod tests {
         assert_eq!(s.dst_port(), 2906);
         assert_eq!(s.verification_tag(), 9);
         assert_eq!(s.checksum(), 0xdeadbeef);
-        assert_eq!(SctpPacket::new_checked(&b[..11]).err(), Some(WireError::Truncated));
+        assert_eq!(
+            SctpPacket::new_checked(&b[..11]).err(),
+            Some(WireError::Truncated)
+        );
     }
 }

@@ -143,7 +143,10 @@ mod tests {
         assert_eq!(t.header_len(), 20);
         assert_eq!(t.flags(), TcpFlags(SYN | ACK));
         assert_eq!(t.window(), 0xfaf0);
-        assert_eq!(TcpPacket::new_checked(&HDR[..19]).err(), Some(WireError::Truncated));
+        assert_eq!(
+            TcpPacket::new_checked(&HDR[..19]).err(),
+            Some(WireError::Truncated)
+        );
     }
 
     /// Each helper against each common flag combination: a `synack()` that

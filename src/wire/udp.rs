@@ -64,6 +64,9 @@ mod tests {
         assert_eq!(u.dst_port(), 54321);
         assert_eq!(u.len_or_coverage(), 28);
         assert_eq!(u.checksum(), 0xabcd);
-        assert_eq!(UdpPacket::new_checked(&b[..7]).err(), Some(WireError::Truncated));
+        assert_eq!(
+            UdpPacket::new_checked(&b[..7]).err(),
+            Some(WireError::Truncated)
+        );
     }
 }

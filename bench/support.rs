@@ -1,0 +1,76 @@
+//! Frames and configs shared by the benches and the allocation test.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use xdpacct::config::{AccountingConfig, RangeConfig};
+use xdpacct::shard::{Shard, ShardOrigin, Tables};
+
+/// `hosts` IPv4 hosts in /24 ranges from 100.64.0.0, each range labelled.
+pub fn accounting(hosts: u32) -> AccountingConfig {
+    let ranges = (0..hosts.div_ceil(256))
+        .map(|i| {
+            let base = u32::from_be_bytes([100, 64, 0, 0]) + i * 256;
+            let last = base + (hosts - i * 256).min(256) - 1;
+            RangeConfig {
+                first: Some(std::net::Ipv4Addr::from(base).to_string()),
+                last: Some(std::net::Ipv4Addr::from(last).to_string()),
+                labels: [("customer".to_string(), format!("c{i}"))].into(),
+                ..Default::default()
+            }
+        })
+        .collect();
+    AccountingConfig {
+        ranges,
+        local_networks: vec!["100.64.0.0/10".into()],
+        ..Default::default()
+    }
+}
+
+pub fn shard(acct: &AccountingConfig) -> Arc<Shard> {
+    let tables = Arc::new(Tables::build(acct, "bench").unwrap());
+    Arc::new(Shard::new(
+        ShardOrigin {
+            interface: "bench0".into(),
+            queue: 0,
+        },
+        tables,
+    ))
+}
+
+/// `n` 64-byte Ethernet/IPv4/TCP frames between local hosts and remote
+/// addresses, half in each direction.
+pub fn frames64(n: usize, hosts: u32) -> Vec<[u8; 64]> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..n)
+        .map(|i| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let local = u32::from_be_bytes([100, 64, 0, 0]) + (x as u32 % hosts);
+            let remote = u32::from_be_bytes([203, 0, 0, 0]) | ((x >> 32) as u32 & 0xffff);
+            let (src, dst) = if i % 2 == 0 {
+                (remote, local)
+            } else {
+                (local, remote)
+            };
+            let mut f = [0u8; 64];
+            f[0..6].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+            f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 2]);
+            f[12..14].copy_from_slice(&[0x08, 0x00]);
+            let ip = &mut f[14..34];
+            ip[0] = 0x45;
+            ip[2..4].copy_from_slice(&46u16.to_be_bytes());
+            ip[8] = 64;
+            ip[9] = 6;
+            ip[12..16].copy_from_slice(&src.to_be_bytes());
+            ip[16..20].copy_from_slice(&dst.to_be_bytes());
+            let tcp = &mut f[34..54];
+            tcp[0..2].copy_from_slice(&((x >> 16) as u16 | 1024).to_be_bytes());
+            tcp[2..4].copy_from_slice(&443u16.to_be_bytes());
+            tcp[12] = 5 << 4;
+            tcp[13] = 0x10;
+            f
+        })
+        .collect()
+}

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need, then runs every test.
+# Live-capture tests need root (they create their own network namespace and
+# veth pair and remove them again).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+cargo fmt --all -- --check
+cargo test --profile ci --workspace -- --test-threads=2 "$@"

@@ -1,0 +1,431 @@
+//! Lookup tables built from the config: local networks (for direction) and
+//! the per-host slot layout of the configured ranges.
+//!
+//! Built once at start-up or reload (allocates); lookups on the hot path are
+//! binary searches over a few sorted spans and never allocate.
+
+use std::collections::BTreeSet;
+
+use crate::config::{AccountingConfig, BytesMode, ConfigError, IpPrefix};
+
+/// Host slots of all ranges together may not exceed this (32 bytes each per shard).
+pub const MAX_HOST_SLOTS: u64 = 1 << 22;
+
+/// Label names the host metrics use themselves.
+const RESERVED_LABELS: [&str; 3] = ["ip", "direction", "interface"];
+
+/// A sorted set of disjoint integer spans with an attached base value.
+#[derive(Debug, Clone, Default)]
+struct Spans<K> {
+    firsts: Vec<K>,
+    lasts: Vec<K>,
+    bases: Vec<u32>,
+}
+
+impl<K: Copy + Ord + Into<u128>> Spans<K> {
+    /// Index of the span holding `key`.
+    #[inline]
+    fn find(&self, key: K) -> Option<usize> {
+        let i = self.firsts.partition_point(|&f| f <= key);
+        if i > 0 && key <= self.lasts[i - 1] {
+            Some(i - 1)
+        } else {
+            None
+        }
+    }
+
+    fn overlaps(&self) -> bool {
+        (1..self.firsts.len()).any(|i| self.firsts[i] <= self.lasts[i - 1])
+    }
+
+    fn from_sorted(mut v: Vec<(K, K, u32)>, merge: bool) -> Self {
+        v.sort_by_key(|s| s.0);
+        let mut out: Spans<K> = Spans {
+            firsts: vec![],
+            lasts: vec![],
+            bases: vec![],
+        };
+        for (f, l, b) in v {
+            if merge {
+                if let Some(last) = out.lasts.last_mut() {
+                    if f.into() <= (*last).into().saturating_add(1) {
+                        *last = (*last).max(l);
+                        continue;
+                    }
+                }
+            }
+            out.firsts.push(f);
+            out.lasts.push(l);
+            out.bases.push(b);
+        }
+        out
+    }
+}
+
+/// One configured range, as needed to name its host series at scrape.
+#[derive(Debug, Clone)]
+pub struct HostRange {
+    pub v6: bool,
+    /// First host key: an IPv4 address, or an IPv6 address shifted right to
+    /// its host prefix.
+    pub first: u128,
+    pub count: u32,
+    /// First slot of the range.
+    pub base: u32,
+    /// Values for `Tables::label_names`, in order ("" where the range has none).
+    pub label_values: Vec<String>,
+}
+
+/// Everything the hot path looks up, built from `[accounting]`.
+#[derive(Debug, Clone)]
+pub struct Tables {
+    pub bytes: BytesMode,
+    pub ipv6_host_prefix: u8,
+    local4: Spans<u32>,
+    local6: Spans<u128>,
+    hosts4: Spans<u32>,
+    hosts6: Spans<u128>,
+    pub ranges: Vec<HostRange>,
+    /// Union of the ranges' label names, sorted.
+    pub label_names: Vec<String>,
+    pub slots: usize,
+}
+
+/// A frame's direction, from `accounting.local_networks`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Direction {
+    In = 0,
+    Out = 1,
+    Internal = 2,
+    External = 3,
+}
+
+impl Direction {
+    pub const ALL: [Direction; 4] = [
+        Direction::In,
+        Direction::Out,
+        Direction::Internal,
+        Direction::External,
+    ];
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Direction::In => "in",
+            Direction::Out => "out",
+            Direction::Internal => "internal",
+            Direction::External => "external",
+        }
+    }
+    #[inline]
+    pub fn from_locality(src_local: bool, dst_local: bool) -> Direction {
+        match (src_local, dst_local) {
+            (false, true) => Direction::In,
+            (true, false) => Direction::Out,
+            (true, true) => Direction::Internal,
+            (false, false) => Direction::External,
+        }
+    }
+}
+
+impl Tables {
+    pub fn build(cfg: &AccountingConfig, origin: &str) -> Result<Tables, ConfigError> {
+        let err = |key: String, msg: String| ConfigError::Invalid {
+            origin: origin.to_string(),
+            key,
+            msg,
+        };
+        let hp = cfg.ipv6_host_prefix;
+        if !(1..=128).contains(&hp) {
+            return Err(err(
+                "accounting.ipv6_host_prefix".into(),
+                format!("{hp} must be 1..=128"),
+            ));
+        }
+        let shift6 = 128 - hp as u32;
+
+        // Ranges first: the local networks default to them.
+        let mut label_names = BTreeSet::new();
+        let mut parsed = Vec::new(); // (v6, first addr, last addr, labels, key)
+        for (i, r) in cfg.ranges.iter().enumerate() {
+            let key = format!("accounting.ranges[{i}]");
+            let (v6, first, last) = match (&r.prefix, &r.first, &r.last) {
+                (Some(p), None, None) => {
+                    let p: IpPrefix = p.parse().map_err(|m| err(format!("{key}.prefix"), m))?;
+                    let (f, l) = p.bounds();
+                    if p.addr.is_ipv6() && p.len > hp {
+                        return Err(err(
+                            format!("{key}.prefix"),
+                            format!("{p} is longer than accounting.ipv6_host_prefix /{hp}"),
+                        ));
+                    }
+                    (p.addr.is_ipv6(), f, l)
+                }
+                (None, Some(f), Some(l)) => {
+                    let f: IpPrefix = f.parse().map_err(|m| err(format!("{key}.first"), m))?;
+                    let l: IpPrefix = l.parse().map_err(|m| err(format!("{key}.last"), m))?;
+                    if f.addr.is_ipv6() != l.addr.is_ipv6()
+                        || f.len != l.len
+                        || f.bounds().0 > l.bounds().0
+                    {
+                        return Err(err(
+                            key,
+                            "first and last must be single addresses of one family, first <= last"
+                                .into(),
+                        ));
+                    }
+                    (f.addr.is_ipv6(), f.bounds().0, l.bounds().0)
+                }
+                _ => {
+                    return Err(err(
+                        key,
+                        "give either `prefix` or both `first` and `last`".into(),
+                    ))
+                }
+            };
+            for name in r.labels.keys() {
+                if !valid_label_name(name) || RESERVED_LABELS.contains(&name.as_str()) {
+                    return Err(err(
+                        format!("{key}.labels.{name}"),
+                        "label names are [a-zA-Z_][a-zA-Z0-9_]*, not ip, direction or interface"
+                            .into(),
+                    ));
+                }
+                label_names.insert(name.clone());
+            }
+            parsed.push((v6, first, last, r, key));
+        }
+        let label_names: Vec<String> = label_names.into_iter().collect();
+
+        let mut ranges = Vec::new();
+        let (mut spans4, mut spans6) = (Vec::new(), Vec::new());
+        let mut slots: u64 = 0;
+        for (v6, first, last, r, key) in &parsed {
+            let (kf, kl) = if *v6 {
+                (first >> shift6, last >> shift6)
+            } else {
+                (*first, *last)
+            };
+            let count = (kl - kf) as u64 + 1;
+            slots += count;
+            if slots > MAX_HOST_SLOTS {
+                return Err(err(
+                    key.clone(),
+                    format!("ranges hold more than {MAX_HOST_SLOTS} hosts; split per-host accounting into smaller ranges"),
+                ));
+            }
+            let base = (slots - count) as u32;
+            if *v6 {
+                spans6.push((kf, kl, base));
+            } else {
+                spans4.push((kf as u32, kl as u32, base));
+            }
+            let label_values = label_names
+                .iter()
+                .map(|n| r.labels.get(n).cloned().unwrap_or_default())
+                .collect();
+            ranges.push(HostRange {
+                v6: *v6,
+                first: kf,
+                count: count as u32,
+                base,
+                label_values,
+            });
+        }
+        let hosts4 = Spans::from_sorted(spans4, false);
+        let hosts6 = Spans::from_sorted(spans6, false);
+        if hosts4.overlaps() || hosts6.overlaps() {
+            return Err(err(
+                "accounting.ranges".into(),
+                "two ranges overlap; every host may be in one range only".into(),
+            ));
+        }
+
+        let (mut l4, mut l6) = (Vec::new(), Vec::new());
+        let mut add_local = |v6: bool, f: u128, l: u128| {
+            if v6 {
+                l6.push((f, l, 0));
+            } else {
+                l4.push((f as u32, l as u32, 0));
+            }
+        };
+        if cfg.local_networks.is_empty() {
+            for (v6, f, l, _, _) in &parsed {
+                add_local(*v6, *f, *l);
+            }
+        }
+        for (i, n) in cfg.local_networks.iter().enumerate() {
+            let p: IpPrefix = n
+                .parse()
+                .map_err(|m| err(format!("accounting.local_networks[{i}]"), m))?;
+            let (f, l) = p.bounds();
+            add_local(p.addr.is_ipv6(), f, l);
+        }
+
+        Ok(Tables {
+            bytes: cfg.bytes,
+            ipv6_host_prefix: hp,
+            local4: Spans::from_sorted(l4, true),
+            local6: Spans::from_sorted(l6, true),
+            hosts4,
+            hosts6,
+            ranges,
+            label_names,
+            slots: slots as usize,
+        })
+    }
+
+    #[inline]
+    pub fn is_local4(&self, a: u32) -> bool {
+        self.local4.find(a).is_some()
+    }
+    #[inline]
+    pub fn is_local6(&self, a: u128) -> bool {
+        self.local6.find(a).is_some()
+    }
+    #[inline]
+    pub fn host4(&self, a: u32) -> Option<usize> {
+        self.hosts4
+            .find(a)
+            .map(|i| (self.hosts4.bases[i] + (a - self.hosts4.firsts[i])) as usize)
+    }
+    #[inline]
+    pub fn host6(&self, a: u128) -> Option<usize> {
+        let k = a >> (128 - self.ipv6_host_prefix as u32);
+        self.hosts6
+            .find(k)
+            .map(|i| self.hosts6.bases[i] as usize + (k - self.hosts6.firsts[i]) as usize)
+    }
+
+    /// The `ip` label of a host: the address, or for IPv6 its host prefix.
+    pub fn host_label(&self, range: &HostRange, offset: u32) -> String {
+        let mut s = String::new();
+        self.write_host_label(&mut s, range, offset);
+        s
+    }
+
+    /// Appends the `ip` label of a host to `out` (no allocation once `out` has room).
+    pub fn write_host_label(&self, out: &mut String, range: &HostRange, offset: u32) {
+        use std::fmt::Write;
+        let k = range.first + offset as u128;
+        let _ = if range.v6 {
+            let shift = 128 - self.ipv6_host_prefix as u32;
+            let addr = std::net::Ipv6Addr::from(if shift >= 128 { 0 } else { k << shift });
+            if self.ipv6_host_prefix == 128 {
+                write!(out, "{addr}")
+            } else {
+                write!(out, "{addr}/{}", self.ipv6_host_prefix)
+            }
+        } else {
+            write!(out, "{}", std::net::Ipv4Addr::from(k as u32))
+        };
+    }
+
+    /// Identity of a host slot that survives a reload: family and key.
+    pub fn slot_keys(&self) -> Vec<(bool, u128)> {
+        let mut keys = vec![(false, 0); self.slots];
+        for r in &self.ranges {
+            for o in 0..r.count {
+                keys[(r.base + o) as usize] = (r.v6, r.first + o as u128);
+            }
+        }
+        keys
+    }
+}
+
+fn valid_label_name(s: &str) -> bool {
+    let mut c = s.chars();
+    matches!(c.next(), Some(ch) if ch.is_ascii_alphabetic() || ch == '_')
+        && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+        && !s.starts_with("__")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RangeConfig;
+
+    fn range(prefix: &str, labels: &[(&str, &str)]) -> RangeConfig {
+        RangeConfig {
+            prefix: Some(prefix.into()),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn tables(ranges: Vec<RangeConfig>, local: &[&str]) -> Result<Tables, ConfigError> {
+        let cfg = AccountingConfig {
+            ranges,
+            local_networks: local.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        Tables::build(&cfg, "test.toml")
+    }
+
+    #[test]
+    fn slots_and_lookups() {
+        let t = tables(
+            vec![
+                range("198.51.100.0/30", &[("customer", "a")]),
+                range("2001:db8:1::/62", &[("site", "x")]),
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(t.slots, 4 + 4);
+        assert_eq!(t.label_names, ["customer", "site"]);
+        assert_eq!(t.host4(u32::from_be_bytes([198, 51, 100, 2])), Some(2));
+        assert_eq!(t.host4(u32::from_be_bytes([198, 51, 100, 4])), None);
+        let a: u128 = "2001:db8:1:3::99"
+            .parse::<std::net::Ipv6Addr>()
+            .unwrap()
+            .into();
+        assert_eq!(t.host6(a), Some(4 + 3));
+        assert_eq!(t.host_label(&t.ranges[1], 3), "2001:db8:1:3::/64");
+        assert_eq!(t.host_label(&t.ranges[0], 1), "198.51.100.1");
+        // Local networks default to the ranges.
+        assert!(t.is_local4(u32::from_be_bytes([198, 51, 100, 3])));
+        assert!(!t.is_local4(u32::from_be_bytes([198, 51, 100, 4])));
+    }
+
+    #[test]
+    fn overlapping_ranges_are_refused() {
+        let e = tables(
+            vec![range("10.0.0.0/24", &[]), range("10.0.0.128/25", &[])],
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("overlap"), "{e}");
+    }
+
+    #[test]
+    fn bad_label_names_are_refused() {
+        assert!(tables(vec![range("10.0.0.0/24", &[("ip", "x")])], &[]).is_err());
+        assert!(tables(vec![range("10.0.0.0/24", &[("1x", "x")])], &[]).is_err());
+    }
+
+    #[test]
+    fn too_many_hosts_is_refused() {
+        let e = tables(vec![range("10.0.0.0/8", &[])], &[]).unwrap_err();
+        assert!(e.to_string().contains("more than"), "{e}");
+    }
+
+    #[test]
+    fn direction_from_local_networks() {
+        let t = tables(vec![], &["10.0.0.0/8", "11.0.0.0/8", "2001:db8::/32"]).unwrap();
+        assert!(t.is_local4(u32::from_be_bytes([11, 255, 255, 255])));
+        assert!(!t.is_local4(u32::from_be_bytes([12, 0, 0, 0])));
+        assert!(t.is_local6(
+            "2001:db8:ffff::1"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+                .into()
+        ));
+        assert_eq!(Direction::from_locality(false, true), Direction::In);
+        assert_eq!(Direction::from_locality(true, false), Direction::Out);
+        assert_eq!(Direction::from_locality(true, true), Direction::Internal);
+        assert_eq!(Direction::from_locality(false, false), Direction::External);
+    }
+}
