@@ -38,6 +38,9 @@
 //! `sysUptime = unix_secs * 1000 - boot`, so a collector's
 //! `unix_secs * 1000 - sysUptime + FIRST_SWITCHED` is exact to the ms.
 //!
+//! After 2^31 ms (24.8 days) the boot instant moves forward the same way,
+//! so the uptime never wraps.
+//!
 //! The packet buffer is allocated once (`mtu` bytes); encoding does not
 //! allocate and does not panic.
 
@@ -240,6 +243,8 @@ pub const fn record_len(version: Version, v6: bool) -> usize {
 const PLACEHOLDER: u8 = 0xa5;
 /// How long before the first packet v9's "boot" is put, in ms.
 const BOOT_MARGIN_MS: u64 = 600_000;
+/// v9 uptime at which "boot" is moved forward (2^31 ms, about 24.8 days).
+const REBOOT_AFTER_MS: u64 = 1 << 31;
 
 /// Builds export packets from flow records. One per exporter.
 pub struct Encoder {
@@ -363,7 +368,11 @@ impl Encoder {
     }
 
     fn start_packet(&mut self, first_ms: u64) {
-        if self.boot_ms.is_none() {
+        let since_boot = self.boot_ms.map(|b| self.now_ms.saturating_sub(b));
+        if since_boot.map_or(true, |up| up > REBOOT_AFTER_MS) {
+            // First packet, or sysUptime would soon wrap (49.7 days): move
+            // "boot" to shortly before this packet. Collectors compute the
+            // boot time per packet, so nothing else changes for them.
             let t = self.now_ms.min(first_ms).saturating_sub(BOOT_MARGIN_MS);
             self.boot_ms = Some(t - t % 1000);
         }
@@ -775,6 +784,102 @@ mod tests {
         assert_eq!(pkts[1].0.len(), 20 + 4 + 29 * 46 + 2);
         let total: u32 = pkts.iter().map(|p| p.1).sum();
         assert_eq!(total, 200);
+    }
+
+    /// Encode-then-decode is the identity for random records.
+    #[test]
+    fn round_trip_random_records() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let recs: Vec<FlowRecord> = (0..3000)
+            .map(|_| {
+                let (a, b, c) = (next(), next(), next());
+                let protocol = [6, 17, 1, 58, 47, (a >> 40) as u8][(a % 6) as usize];
+                let icmp = is_icmp(protocol);
+                let mut src6 = [0u8; 16];
+                src6[..8].copy_from_slice(&b.to_be_bytes());
+                src6[8..].copy_from_slice(&c.to_be_bytes());
+                let first_ms = 1_600_000_000_000 + (b % 1_000_000_000);
+                FlowRecord {
+                    key: FlowKey {
+                        iface: a as u16,
+                        vlan: (a >> 16) as u16 & 0xfff,
+                        addrs: if c % 3 == 0 {
+                            L3Addrs::V6 {
+                                src: src6,
+                                dst: [(c >> 8) as u8; 16],
+                            }
+                        } else {
+                            L3Addrs::V4 {
+                                src: (b as u32).to_be_bytes(),
+                                dst: ((b >> 32) as u32).to_be_bytes(),
+                            }
+                        },
+                        protocol,
+                        src_port: if icmp {
+                            (c >> 16) as u8 as u16
+                        } else {
+                            (c >> 16) as u16
+                        },
+                        dst_port: if icmp {
+                            (c >> 24) as u8 as u16
+                        } else {
+                            (c >> 32) as u16
+                        },
+                        tos: (a >> 48) as u8,
+                    },
+                    packets: c >> (c % 64),
+                    bytes: b >> (a % 64),
+                    first_ms,
+                    last_ms: first_ms + (c % 3_600_000),
+                    tcp_flags: (b >> 56) as u8,
+                    direction: (c >> 56) as u8 % 4,
+                }
+            })
+            .collect();
+        for version in [Version::V9, Version::Ipfix] {
+            let mut c = cfg(version);
+            // v9 cannot carry times before its boot instant: put it before all.
+            c.boot_ms = Some(1_599_000_000_000);
+            c.mtu = 1500;
+            let mut enc = Encoder::new(&c);
+            let mut dec = Decoder::default();
+            let mut got = Vec::new();
+            let now = recs.iter().map(|r| r.last_ms).max().unwrap_or(0);
+            let mut emit = |p: &[u8], _: u32| match dec.decode(p) {
+                Ok(d) => got.extend(d.records),
+                Err(e) => panic!("{version:?}: {e:?}"),
+            };
+            for r in &recs {
+                enc.push(r, now, &mut emit);
+            }
+            enc.flush(now, &mut emit);
+            assert_eq!(got.len(), recs.len(), "{version:?}");
+            if let Some(i) = (0..recs.len()).find(|&i| got[i] != recs[i]) {
+                panic!(
+                    "{version:?} record {i}: sent {:?}, got {:?}",
+                    recs[i], got[i]
+                );
+            }
+        }
+    }
+
+    /// Regression guard: a v9 uptime past 2^31 ms moves "boot" forward
+    /// instead of wrapping the 32-bit FIRST/LAST_SWITCHED.
+    #[test]
+    fn v9_boot_moves_before_the_uptime_wraps() {
+        let mut c = cfg(Version::V9);
+        c.boot_ms = Some(1_600_000_000_000); // three years before the flows
+        let mut enc = Encoder::new(&c);
+        let pkts = encode_all(&mut enc, &[rec4()], 1_700_000_100_000);
+        let d = Decoder::default().decode(&pkts[0].0).unwrap_or_default();
+        assert_eq!(d.records, [rec4()]);
+        assert!(d.sys_uptime_ms.unwrap_or(u32::MAX) < 1 << 31);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use super::{ExporterStats, FlowStats};
 /// Collector over the flow-export counters. Register it once with the
 /// registry the scrape handler renders.
 pub struct FlowMetrics {
-    shards: Vec<Arc<FlowStats>>,
+    shards: Vec<(String, Arc<FlowStats>)>,
     exporter: Arc<ExporterStats>,
     descs: Vec<Desc>,
 }
@@ -71,8 +71,8 @@ const HELP: [(&str, &str, &[&str]); 7] = [
 ];
 
 impl FlowMetrics {
-    /// `shards[i]` is rendered with `shard="i"`.
-    pub fn new(shards: Vec<Arc<FlowStats>>, exporter: Arc<ExporterStats>) -> Self {
+    /// `shards`: (value of the `shard` label, that shard's stats).
+    pub fn new(shards: Vec<(String, Arc<FlowStats>)>, exporter: Arc<ExporterStats>) -> Self {
         let descs = HELP
             .iter()
             .filter_map(|(name, help, labels)| {
@@ -141,7 +141,7 @@ impl Collector for FlowMetrics {
 
     fn collect(&self) -> Vec<MetricFamily> {
         let e = &self.exporter;
-        let sum = |f: fn(&FlowStats) -> u64| self.shards.iter().map(|s| f(s)).sum::<u64>();
+        let sum = |f: fn(&FlowStats) -> u64| self.shards.iter().map(|(_, s)| f(s)).sum::<u64>();
         let reason = |r: &str| [("reason", r.to_owned())];
         vec![
             family(
@@ -170,8 +170,7 @@ impl Collector for FlowMetrics {
                 MetricType::GAUGE,
                 self.shards
                     .iter()
-                    .enumerate()
-                    .map(|(i, s)| gauge(&[("shard", i.to_string())], s.flows.get()))
+                    .map(|(l, s)| gauge(&[("shard", l.clone())], s.flows.get()))
                     .collect(),
             ),
             family(
@@ -206,14 +205,15 @@ mod tests {
 
     #[test]
     fn renders_through_a_registry() {
-        let shards = vec![
+        let (a, b) = (
             Arc::new(FlowStats::default()),
             Arc::new(FlowStats::default()),
-        ];
-        shards[1].flows.set(42);
-        shards[0].records_dropped_channel_full.add(3);
-        shards[1].records_dropped_channel_full.add(4);
-        shards[1].evicted_pressure.add(9);
+        );
+        b.flows.set(42);
+        a.records_dropped_channel_full.add(3);
+        b.records_dropped_channel_full.add(4);
+        b.evicted_pressure.add(9);
+        let shards = vec![("eth1/0".to_owned(), a), ("eth1/1".to_owned(), b)];
         let ex = Arc::new(ExporterStats::default());
         ex.records_exported.add(1000);
         ex.packets_sent.add(35);
@@ -227,8 +227,8 @@ mod tests {
             "xdpacct_flow_packets_sent_total 35",
             "xdpacct_flow_records_dropped_total{reason=\"channel_full\"} 7",
             "xdpacct_flow_records_dropped_total{reason=\"send_error\"} 0",
-            "xdpacct_flow_cache_flows{shard=\"0\"} 0",
-            "xdpacct_flow_cache_flows{shard=\"1\"} 42",
+            "xdpacct_flow_cache_flows{shard=\"eth1/0\"} 0",
+            "xdpacct_flow_cache_flows{shard=\"eth1/1\"} 42",
             "xdpacct_flow_records_expired_total{reason=\"pressure\"} 9",
             "# TYPE xdpacct_flow_cache_flows gauge",
         ] {

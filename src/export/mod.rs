@@ -18,6 +18,8 @@
 //!   tests and debugging (allocates; never panics on any input).
 //! - [`exporter`]: the exporter thread and its UDP collectors.
 //! - [`metrics`]: a `prometheus` `Collector` over the export counters.
+//! - [`observer`]: `FlowExport` (set-up from `[netflow]`) and
+//!   `FlowObserver`, the worker's `FrameObserver` feeding one shard's cache.
 //!
 //! No unsafe code. Nothing here panics on packet contents.
 
@@ -26,12 +28,14 @@ pub mod decode;
 pub mod encode;
 pub mod exporter;
 pub mod metrics;
+pub mod observer;
 pub mod sink;
 
 pub use cache::{FlowCache, FlowCacheConfig, FlowStats};
 pub use encode::{Encoder, EncoderConfig, Version};
 pub use exporter::{ExportClock, ExportError, ExporterConfig, ExporterStats, FlowExporter};
 pub use metrics::FlowMetrics;
+pub use observer::{FlowExport, FlowObserver};
 pub use sink::FlowSink;
 
 use crate::wire::{FrameFacts, L3Addrs};
