@@ -104,11 +104,20 @@ impl FlowExport {
             return Ok(None);
         }
         let (cache, exporter) = configs(cfg);
-        Ok(Some(FlowExport {
-            exporter: FlowExporter::start(&exporter)?,
+        FlowExport::with_config(cache, &exporter).map(Some)
+    }
+
+    /// Starts the exporter from typed settings (e.g. `configs(..)` adjusted:
+    /// pacing, channel size, `ExportClock::Records`).
+    pub fn with_config(
+        cache: FlowCacheConfig,
+        exporter: &ExporterConfig,
+    ) -> Result<FlowExport, ExportError> {
+        Ok(FlowExport {
+            exporter: FlowExporter::start(exporter)?,
             cache,
             shards: Vec::new(),
-        }))
+        })
     }
 
     /// A flow cache + sink for one more shard, labelled `shard` in metrics.
