@@ -536,6 +536,19 @@ fn collectors_agree_with_truth(version: Version) {
         }
     }
     let pm = pmacct_tally(&pm_csv);
+    if std::env::var_os("XDPACCT_TEST_LOGS").is_some() {
+        // Exporters and samplers as nfdump recorded them.
+        for file in std::fs::read_dir(&nf_dir).into_iter().flatten().flatten() {
+            let o = Command::new("nfdump").arg("-E").arg(file.path()).output();
+            if let Ok(o) = o {
+                eprintln!(
+                    "--- nfdump -E {}\n{}",
+                    file.path().display(),
+                    String::from_utf8_lossy(&o.stdout)
+                );
+            }
+        }
+    }
     let nf = nfdump_tally(&nf_dir);
     assert_matches_truth("nfdump", &nf, &truth, Some(flows));
     // Flow start and end times survive to the ms (v9: via sysUptime).
