@@ -174,8 +174,8 @@ impl Decoder {
         // Anything shorter than a template header is padding.
         while at + 4 <= body.len() {
             let tid = rd.u16(at)?;
-            if tid == 0 && options {
-                break; // padding
+            if tid == 0 {
+                break; // padding (no template has id 0)
             }
             let (nfields, scope, mut p) = if !options {
                 (usize::from(rd.u16(at + 2)?), 0, at + 4)
