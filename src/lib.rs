@@ -10,6 +10,7 @@ pub mod config;
 pub mod daemon;
 pub mod export;
 pub mod metrics;
+pub mod prefix;
 pub mod shard;
 pub mod wire;
 
