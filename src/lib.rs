@@ -8,6 +8,7 @@
 pub mod capture;
 pub mod config;
 pub mod daemon;
+pub mod export;
 pub mod metrics;
 pub mod prefix;
 pub mod shard;

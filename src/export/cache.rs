@@ -1,0 +1,645 @@
+//! The per-shard flow cache.
+//!
+//! Open addressing with linear probing and backward-shift deletion (no
+//! tombstones) over two arrays allocated once at construction: a `u32` tag
+//! per slot (0 = empty, else the top bit set plus 31 bits of the hash) and
+//! the flow record itself. The table has at least twice as many slots as
+//! `max_flows`, so probe sequences stay short even when the cache is full.
+//!
+//! Nothing here allocates after [`FlowCache::new`] and nothing panics.
+//! The cache is owned by one worker (`&mut self`); its counters are
+//! published to a shared [`FlowStats`] once per [`FlowCache::expire`] call.
+//!
+//! Expiry:
+//! - idle: no frame for `idle_timeout_ms`;
+//! - active: the flow is older than `active_timeout_ms` (also checked on
+//!   update, so a busy flow is cut on time even between sweeps);
+//! - TCP FIN or RST: exported by the `update` that saw the flag;
+//! - pressure: inserting into a full cache evicts the least recently seen
+//!   of a few neighbouring flows.
+//!
+//! `expire` scans a slice of the table proportional to the time elapsed
+//! since its last call, so the whole table is swept once per `sweep_ms`
+//! (at most the idle timeout, 1 s by default) however often it is called.
+
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+use super::{FlowKey, FlowRecord, TCP_FIN, TCP_RST};
+use crate::wire::{FrameFacts, L3Addrs};
+
+/// Flow cache settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowCacheConfig {
+    /// Flows held at most per shard. Defaults to 65536.
+    pub max_flows: usize,
+    /// A flow with no frame for this long is exported, in ms. Defaults to 15000.
+    pub idle_timeout_ms: u64,
+    /// A flow older than this is exported and restarted, in ms. Defaults to 60000.
+    pub active_timeout_ms: u64,
+}
+
+impl Default for FlowCacheConfig {
+    fn default() -> Self {
+        FlowCacheConfig {
+            max_flows: 65536,
+            idle_timeout_ms: 15_000,
+            active_timeout_ms: 60_000,
+        }
+    }
+}
+
+/// A single-writer counter: the owner does relaxed load + store (no locked
+/// RMW); readers may lag one batch but never see a torn value.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    #[inline]
+    pub fn add(&self, n: u64) {
+        self.0.store(self.0.load(Relaxed).wrapping_add(n), Relaxed);
+    }
+    #[inline]
+    pub fn set(&self, v: u64) {
+        self.0.store(v, Relaxed);
+    }
+    #[inline]
+    pub fn get(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+}
+
+/// Counters of one shard's flow cache and flow sink, written by the worker
+/// that owns them, read at scrape.
+#[derive(Debug, Default)]
+pub struct FlowStats {
+    /// Flows in the cache now (gauge), as of the last `expire` call.
+    pub flows: Counter,
+    /// Flows created.
+    pub created: Counter,
+    /// Records exported because the flow was idle.
+    pub expired_idle: Counter,
+    /// Records exported because the flow reached the active timeout.
+    pub expired_active: Counter,
+    /// Records exported because of TCP FIN or RST.
+    pub expired_tcp_end: Counter,
+    /// Records exported early because the cache was full.
+    pub evicted_pressure: Counter,
+    /// Records exported by `flush_all`.
+    pub flushed: Counter,
+    /// Records handed to the exporter channel (by `FlowSink`).
+    pub records_queued: Counter,
+    /// Records dropped because the exporter channel was full (by `FlowSink`).
+    pub records_dropped_channel_full: Counter,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Tally {
+    created: u64,
+    idle: u64,
+    active: u64,
+    tcp_end: u64,
+    pressure: u64,
+    flushed: u64,
+}
+
+const TAG_USED: u32 = 0x8000_0000;
+/// How many occupied slots a pressure eviction compares.
+const EVICT_SAMPLE: usize = 8;
+/// How many slots a pressure eviction looks at, at most.
+const EVICT_SCAN: usize = 64;
+
+/// One shard's flow cache. See the module docs.
+pub struct FlowCache {
+    tags: Box<[u32]>,
+    slots: Box<[FlowRecord]>,
+    mask: usize,
+    len: usize,
+    max_flows: usize,
+    idle_ms: u64,
+    active_ms: u64,
+    sweep_ms: u64,
+    seed: u64,
+    cursor: usize,
+    evict_cursor: usize,
+    last_expire_ms: Option<u64>,
+    scan_credit: u128,
+    tally: Tally,
+    stats: Arc<FlowStats>,
+}
+
+#[inline]
+fn fold_mul(a: u64, b: u64) -> u64 {
+    let r = (a as u128).wrapping_mul(b as u128);
+    (r as u64) ^ ((r >> 64) as u64)
+}
+
+const K0: u64 = 0x243f_6a88_85a3_08d3;
+const K1: u64 = 0x1319_8a2e_0370_7344;
+
+#[inline]
+fn hash_key(seed: u64, k: &FlowKey) -> u64 {
+    let w0 = u64::from(k.iface)
+        | u64::from(k.vlan) << 16
+        | u64::from(k.protocol) << 32
+        | u64::from(k.tos) << 40;
+    let w1 = u64::from(k.src_port) | u64::from(k.dst_port) << 16;
+    let mut h = fold_mul(seed ^ w0, K0 ^ w1);
+    match k.addrs {
+        L3Addrs::V4 { src, dst } => {
+            let a = u64::from(u32::from_ne_bytes(src)) << 32 | u64::from(u32::from_ne_bytes(dst));
+            h = fold_mul(h ^ a, K1);
+        }
+        L3Addrs::V6 { src, dst } => {
+            for half in [src, dst] {
+                let (lo, hi) = half.split_at(8);
+                let lo = u64::from_ne_bytes(lo.try_into().unwrap_or([0; 8]));
+                let hi = u64::from_ne_bytes(hi.try_into().unwrap_or([0; 8]));
+                h = fold_mul(h ^ lo, K1 ^ hi);
+            }
+            h ^= 0x6;
+        }
+        L3Addrs::None => {}
+    }
+    fold_mul(h, K0)
+}
+
+impl FlowCache {
+    /// Allocates the whole table (about 90 bytes per slot, two slots per flow).
+    pub fn new(cfg: &FlowCacheConfig, stats: Arc<FlowStats>) -> Self {
+        let max_flows = cfg.max_flows.clamp(1, 1 << 29);
+        let cap = (max_flows * 2).next_power_of_two().max(16);
+        let seed =
+            std::collections::hash_map::RandomState::new().hash_one(0x7864_7061_6363_7400u64);
+        let idle_ms = cfg.idle_timeout_ms.max(1);
+        let active_ms = cfg.active_timeout_ms.max(1);
+        FlowCache {
+            tags: vec![0u32; cap].into_boxed_slice(),
+            slots: vec![FlowRecord::default(); cap].into_boxed_slice(),
+            mask: cap - 1,
+            len: 0,
+            max_flows,
+            idle_ms,
+            active_ms,
+            sweep_ms: idle_ms.min(active_ms).min(1000),
+            seed,
+            cursor: 0,
+            evict_cursor: 0,
+            last_expire_ms: None,
+            scan_credit: 0,
+            tally: Tally::default(),
+            stats,
+        }
+    }
+
+    /// Flows in the cache.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Slots in the table (a power of two, at least `2 * max_flows`).
+    pub fn capacity(&self) -> usize {
+        self.mask + 1
+    }
+
+    pub fn stats(&self) -> &Arc<FlowStats> {
+        &self.stats
+    }
+
+    /// Accounts one frame. Frames without IP addresses are skipped (returns
+    /// false). May export records through `sink`: the flow itself on TCP
+    /// FIN/RST or when it reached the active timeout, or another flow
+    /// evicted because the cache is full. `now_ms` is Unix time in ms, read
+    /// once per batch.
+    #[inline]
+    pub fn update(
+        &mut self,
+        iface: u16,
+        facts: &FrameFacts,
+        bytes: u64,
+        direction: u8,
+        now_ms: u64,
+        sink: &mut impl FnMut(FlowRecord),
+    ) -> bool {
+        if matches!(facts.addrs, L3Addrs::None) {
+            return false;
+        }
+        let key = FlowKey::from_facts(iface, facts);
+        let tag = (hash_key(self.seed, &key) as u32) | TAG_USED;
+        let mut i = tag as usize & self.mask;
+        loop {
+            let t = self.tags[i];
+            if t == 0 {
+                break;
+            }
+            if t == tag && self.slots[i].key == key {
+                self.hit(i, facts.tcp_flags, bytes, now_ms, sink);
+                return true;
+            }
+            i = (i + 1) & self.mask;
+        }
+        if self.len >= self.max_flows {
+            self.evict_one(sink);
+            // The eviction may have shifted entries: find the free slot again.
+            i = tag as usize & self.mask;
+            while self.tags[i] != 0 {
+                i = (i + 1) & self.mask;
+            }
+        }
+        self.tags[i] = tag;
+        self.slots[i] = FlowRecord {
+            key,
+            packets: 1,
+            bytes,
+            first_ms: now_ms,
+            last_ms: now_ms,
+            tcp_flags: facts.tcp_flags,
+            direction,
+        };
+        self.len += 1;
+        self.tally.created += 1;
+        if facts.tcp_flags & (TCP_FIN | TCP_RST) != 0 {
+            self.tally.tcp_end += 1;
+            sink(self.slots[i]);
+            self.remove_at(i);
+        }
+        true
+    }
+
+    #[inline]
+    fn hit(
+        &mut self,
+        i: usize,
+        flags: u8,
+        bytes: u64,
+        now_ms: u64,
+        sink: &mut impl FnMut(FlowRecord),
+    ) {
+        let rec = &mut self.slots[i];
+        if now_ms.saturating_sub(rec.first_ms) >= self.active_ms {
+            self.tally.active += 1;
+            sink(*rec);
+            rec.packets = 0;
+            rec.bytes = 0;
+            rec.tcp_flags = 0;
+            rec.first_ms = now_ms;
+        }
+        rec.packets += 1;
+        rec.bytes += bytes;
+        rec.tcp_flags |= flags;
+        rec.last_ms = rec.last_ms.max(now_ms);
+        if flags & (TCP_FIN | TCP_RST) != 0 {
+            self.tally.tcp_end += 1;
+            sink(*rec);
+            self.remove_at(i);
+        }
+    }
+
+    /// Removes slot `i`, shifting later members of its probe run back.
+    fn remove_at(&mut self, mut i: usize) {
+        let mask = self.mask;
+        let mut j = i;
+        loop {
+            j = (j + 1) & mask;
+            let t = self.tags[j];
+            if t == 0 {
+                break;
+            }
+            let home = t as usize & mask;
+            // The entry at j may fill the hole at i if its home is not in (i, j].
+            if (j.wrapping_sub(home) & mask) >= (j.wrapping_sub(i) & mask) {
+                self.tags[i] = t;
+                self.slots[i] = self.slots[j];
+                i = j;
+            }
+        }
+        self.tags[i] = 0;
+        self.len -= 1;
+    }
+
+    /// Exports and removes the least recently seen of a few flows after a
+    /// rotating cursor.
+    fn evict_one(&mut self, sink: &mut impl FnMut(FlowRecord)) {
+        let mut best: Option<usize> = None;
+        let mut seen = 0;
+        let mut i = self.evict_cursor;
+        for _ in 0..EVICT_SCAN.min(self.capacity()) {
+            if self.tags[i] != 0 {
+                if best.map_or(true, |b| self.slots[i].last_ms < self.slots[b].last_ms) {
+                    best = Some(i);
+                }
+                seen += 1;
+                if seen == EVICT_SAMPLE {
+                    break;
+                }
+            }
+            i = (i + 1) & self.mask;
+        }
+        self.evict_cursor = (i + 1) & self.mask;
+        let victim = match best {
+            Some(b) => b,
+            None => {
+                // No flow near the cursor (only possible with a tiny
+                // max_flows): take the first one anywhere.
+                match self.tags.iter().position(|&t| t != 0) {
+                    Some(b) => b,
+                    None => return,
+                }
+            }
+        };
+        self.tally.pressure += 1;
+        sink(self.slots[victim]);
+        self.remove_at(victim);
+    }
+
+    /// Exports idle and over-age flows. Call once per batch with the batch
+    /// clock; scans `capacity * elapsed / sweep_ms` slots (the whole table
+    /// once per sweep period) and publishes the counters to [`FlowStats`].
+    pub fn expire(&mut self, now_ms: u64, sink: &mut impl FnMut(FlowRecord)) {
+        let cap = self.capacity();
+        let elapsed = match self.last_expire_ms {
+            Some(last) => now_ms.saturating_sub(last),
+            None => 0,
+        };
+        if self.last_expire_ms.map_or(true, |last| now_ms > last) {
+            self.last_expire_ms = Some(now_ms);
+        }
+        self.scan_credit += u128::from(elapsed) * cap as u128;
+        let sweep = u128::from(self.sweep_ms);
+        let mut n = (self.scan_credit / sweep).min(cap as u128) as usize;
+        if n == cap {
+            self.scan_credit = 0;
+        } else {
+            self.scan_credit -= n as u128 * sweep;
+        }
+        let mut i = self.cursor;
+        while n > 0 {
+            if self.tags[i] != 0 {
+                let rec = &self.slots[i];
+                let idle = now_ms.saturating_sub(rec.last_ms) >= self.idle_ms;
+                let active = now_ms.saturating_sub(rec.first_ms) >= self.active_ms;
+                if idle || active {
+                    if idle {
+                        self.tally.idle += 1;
+                    } else {
+                        self.tally.active += 1;
+                    }
+                    sink(*rec);
+                    // A later entry may have moved into slot i: look again.
+                    self.remove_at(i);
+                    continue;
+                }
+            }
+            i = (i + 1) & self.mask;
+            n -= 1;
+        }
+        self.cursor = i;
+        self.publish();
+    }
+
+    /// Exports every flow and empties the cache (shutdown, end of replay).
+    pub fn flush_all(&mut self, sink: &mut impl FnMut(FlowRecord)) {
+        for i in 0..self.capacity() {
+            if self.tags[i] != 0 {
+                self.tags[i] = 0;
+                self.tally.flushed += 1;
+                sink(self.slots[i]);
+            }
+        }
+        self.len = 0;
+        self.publish();
+    }
+
+    /// Copies the counters into the shared [`FlowStats`].
+    pub fn publish(&self) {
+        let s = &self.stats;
+        s.flows.set(self.len as u64);
+        s.created.set(self.tally.created);
+        s.expired_idle.set(self.tally.idle);
+        s.expired_active.set(self.tally.active);
+        s.expired_tcp_end.set(self.tally.tcp_end);
+        s.evicted_pressure.set(self.tally.pressure);
+        s.flushed.set(self.tally.flushed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(src: u8, sport: u16, flags: u8) -> FrameFacts {
+        FrameFacts {
+            vlan: 7,
+            addrs: L3Addrs::V4 {
+                src: [10, 0, 0, src],
+                dst: [192, 0, 2, 1],
+            },
+            ip_len: 100,
+            protocol: 6,
+            tos: 0,
+            src_port: sport,
+            dst_port: 443,
+            tcp_flags: flags,
+            later_fragment: false,
+            has_l4: true,
+        }
+    }
+
+    fn cache(max: usize) -> FlowCache {
+        let cfg = FlowCacheConfig {
+            max_flows: max,
+            idle_timeout_ms: 15_000,
+            active_timeout_ms: 60_000,
+        };
+        FlowCache::new(&cfg, Arc::new(FlowStats::default()))
+    }
+
+    /// Every key still in the table is reachable from its home slot.
+    fn check_invariants(c: &FlowCache) {
+        let mut n = 0;
+        for i in 0..c.capacity() {
+            let t = c.tags[i];
+            if t == 0 {
+                continue;
+            }
+            n += 1;
+            let mut j = t as usize & c.mask;
+            while j != i {
+                assert_ne!(c.tags[j], 0, "hole between home and slot {i}");
+                j = (j + 1) & c.mask;
+            }
+        }
+        assert_eq!(n, c.len);
+    }
+
+    #[test]
+    fn aggregates_one_flow() {
+        let mut c = cache(16);
+        let mut out = Vec::new();
+        let f = facts(1, 1000, 0x02);
+        assert!(c.update(3, &f, 100, 0, 1_000, &mut |r| out.push(r)));
+        assert!(c.update(3, &facts(1, 1000, 0x10), 50, 1, 1_500, &mut |r| out.push(r)));
+        assert!(out.is_empty());
+        assert_eq!(c.len(), 1);
+        c.flush_all(&mut |r| out.push(r));
+        assert_eq!(out.len(), 1);
+        let r = out[0];
+        assert_eq!(
+            (
+                r.packets,
+                r.bytes,
+                r.first_ms,
+                r.last_ms,
+                r.tcp_flags,
+                r.direction
+            ),
+            (2, 150, 1_000, 1_500, 0x12, 0)
+        );
+        assert_eq!(r.key, FlowKey::from_facts(3, &f));
+        assert_eq!(c.len(), 0);
+    }
+
+    #[test]
+    fn skips_frames_without_addresses() {
+        let mut c = cache(16);
+        let f = FrameFacts::default();
+        assert!(!c.update(0, &f, 60, 0, 1, &mut |_| panic!("no export")));
+        assert!(c.is_empty());
+    }
+
+    #[test]
+    fn tcp_fin_and_rst_export_at_once() {
+        let mut c = cache(16);
+        let mut out = Vec::new();
+        c.update(0, &facts(1, 1, 0x10), 60, 0, 10, &mut |r| out.push(r));
+        c.update(0, &facts(1, 1, 0x11), 60, 0, 20, &mut |r| out.push(r));
+        c.update(0, &facts(2, 1, 0x04), 60, 0, 30, &mut |r| out.push(r));
+        assert_eq!(out.len(), 2);
+        assert_eq!((out[0].packets, out[0].tcp_flags), (2, 0x11));
+        assert_eq!((out[1].packets, out[1].tcp_flags), (1, 0x04));
+        assert!(c.is_empty());
+        assert_eq!(c.tally.tcp_end, 2);
+    }
+
+    #[test]
+    fn idle_and_active_timeouts() {
+        let mut c = cache(1024);
+        let mut out = Vec::new();
+        c.expire(0, &mut |r| out.push(r));
+        c.update(0, &facts(1, 1, 0), 100, 0, 0, &mut |r| out.push(r));
+        c.update(0, &facts(2, 1, 0), 100, 0, 0, &mut |r| out.push(r));
+        // Flow 2 keeps sending every 10 s; flow 1 goes idle.
+        for t in (10_000..=70_000).step_by(10_000) {
+            c.update(0, &facts(2, 1, 0), 100, 0, t, &mut |r| out.push(r));
+            c.expire(t, &mut |r| out.push(r));
+        }
+        // Flow 1 idle (exported at the first sweep after 15 s), flow 2 cut
+        // once at 60 s by its own update.
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert_eq!(out[0].key.addrs, facts(1, 1, 0).addrs);
+        assert_eq!(out[0].packets, 1);
+        assert_eq!(out[1].key.addrs, facts(2, 1, 0).addrs);
+        assert_eq!(
+            (out[1].packets, out[1].first_ms, out[1].last_ms),
+            (6, 0, 50_000)
+        );
+        assert_eq!((c.tally.idle, c.tally.active), (1, 1));
+        c.flush_all(&mut |r| out.push(r));
+        assert_eq!(
+            (out[2].packets, out[2].first_ms, out[2].last_ms),
+            (2, 60_000, 70_000)
+        );
+    }
+
+    #[test]
+    fn expire_scans_in_proportion_to_time() {
+        let mut c = cache(1024); // 2048 slots, sweep 1 s
+        let mut out = Vec::new();
+        for s in 0..200u16 {
+            c.update(0, &facts(1, s, 0), 1, 0, 0, &mut |r| out.push(r));
+        }
+        c.expire(20_000, &mut |r| out.push(r));
+        // First call only sets the clock.
+        assert!(out.is_empty());
+        c.expire(20_250, &mut |r| out.push(r));
+        let quarter = out.len();
+        assert!(quarter > 0 && quarter < 200, "{quarter}");
+        c.expire(21_250, &mut |r| out.push(r));
+        assert_eq!(out.len(), 200);
+        check_invariants(&c);
+        assert_eq!(c.stats.flows.get(), 0);
+        assert_eq!(c.stats.expired_idle.get(), 200);
+    }
+
+    #[test]
+    fn pressure_evicts_and_counts() {
+        let mut c = cache(100);
+        let mut out = Vec::new();
+        for s in 0..1000u16 {
+            c.update(
+                0,
+                &facts((s % 7) as u8, s, 0),
+                1,
+                0,
+                u64::from(s),
+                &mut |r| out.push(r),
+            );
+            assert!(c.len() <= 100);
+        }
+        check_invariants(&c);
+        assert_eq!(out.len(), 900);
+        assert_eq!(c.tally.pressure, 900);
+        // The victims are old: a flow just inserted is never the one evicted.
+        let newest = out.iter().map(|r| r.last_ms).max().unwrap_or(0);
+        assert!(newest < 999);
+        c.flush_all(&mut |r| out.push(r));
+        assert_eq!(out.iter().map(|r| r.packets).sum::<u64>(), 1000);
+    }
+
+    #[test]
+    fn removal_keeps_probe_runs_reachable() {
+        // Many inserts and deletions through FIN in a small table.
+        let mut c = cache(64);
+        let mut exported = 0u64;
+        let mut x = 12345u32;
+        for n in 0..20_000u64 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            let flags = if x % 5 == 0 { TCP_FIN } else { 0 };
+            c.update(
+                0,
+                &facts((x % 3) as u8, (x >> 8) as u16 % 200, flags),
+                1,
+                0,
+                n,
+                &mut |r| exported += r.packets,
+            );
+            if n % 1000 == 0 {
+                check_invariants(&c);
+            }
+        }
+        check_invariants(&c);
+        c.flush_all(&mut |r| exported += r.packets);
+        assert_eq!(exported, 20_000);
+    }
+
+    #[test]
+    fn v6_and_v4_keys_differ() {
+        let mut c = cache(16);
+        let mut f6 = facts(1, 1, 0);
+        f6.addrs = L3Addrs::V6 {
+            src: [1; 16],
+            dst: [2; 16],
+        };
+        c.update(0, &facts(1, 1, 0), 1, 0, 0, &mut |_| {});
+        c.update(0, &f6, 1, 0, 0, &mut |_| {});
+        c.update(1, &f6, 1, 0, 0, &mut |_| {});
+        assert_eq!(c.len(), 3);
+    }
+}

@@ -1,0 +1,247 @@
+//! Glue between the engine and flow export: [`FlowExport`] builds the
+//! exporter and per-shard caches from `[netflow]`, and [`FlowObserver`]
+//! plugs one shard's cache into a worker as its `FrameObserver`.
+//!
+//! ```ignore
+//! let mut export = FlowExport::start(&config.netflow)?; // None: export off
+//! let worker = Worker::new(shard, batch);
+//! let worker = match export.as_mut() {
+//!     Some(x) => worker.with_observer(Box::new(x.observer("eth1/0", if_index))),
+//!     None => worker,
+//! };
+//! // after the observers are made:
+//! if let Some(x) = &export { registry.register(Box::new(x.metrics()))?; }
+//! // shutdown: join the workers (their `finish` flushes), then
+//! if let Some(x) = export { x.shutdown()?; }
+//! ```
+//!
+//! Allocates at set-up only (each cache's table); the observer does not
+//! allocate per frame.
+
+use std::sync::Arc;
+
+use super::{
+    EncoderConfig, ExportError, ExporterConfig, FlowCache, FlowCacheConfig, FlowExporter,
+    FlowMetrics, FlowSink, FlowStats, Version,
+};
+use crate::config::NetflowConfig;
+use crate::shard::worker::FrameObserver;
+use crate::shard::Direction;
+use crate::wire::FrameFacts;
+
+/// One shard's flow cache and sink, fed by its worker.
+pub struct FlowObserver {
+    cache: FlowCache,
+    sink: FlowSink,
+    iface: u16,
+    now_ms: u64,
+}
+
+impl FlowObserver {
+    /// `iface` is exported as INPUT_SNMP / ingressInterface.
+    pub fn new(iface: u16, cache: FlowCache, sink: FlowSink) -> Self {
+        FlowObserver {
+            cache,
+            sink,
+            iface,
+            now_ms: 0,
+        }
+    }
+
+    pub fn cache(&self) -> &FlowCache {
+        &self.cache
+    }
+}
+
+/// The exported direction: `Direction as u8` (in 0 = IPFIX "ingress",
+/// out 1 = "egress"; internal 2 and external 3 are outside the IPFIX
+/// registry's values and are exported as they are).
+#[inline]
+pub fn flow_direction(d: Direction) -> u8 {
+    d as u8
+}
+
+impl FrameObserver for FlowObserver {
+    fn begin_batch(&mut self, now_ms: u64) {
+        self.now_ms = now_ms;
+        let sink = &mut self.sink;
+        self.cache.expire(now_ms, &mut |r| sink.push(r));
+        sink.tick(now_ms);
+    }
+
+    #[inline]
+    fn observe(&mut self, facts: &FrameFacts, bytes: u64, direction: Direction) {
+        let sink = &mut self.sink;
+        self.cache.update(
+            self.iface,
+            facts,
+            bytes,
+            flow_direction(direction),
+            self.now_ms,
+            &mut |r| sink.push(r),
+        );
+    }
+
+    fn finish(&mut self) {
+        let sink = &mut self.sink;
+        self.cache.flush_all(&mut |r| sink.push(r));
+        sink.flush();
+    }
+}
+
+/// The exporter and the shards' flow statistics, built from `[netflow]`.
+pub struct FlowExport {
+    exporter: FlowExporter,
+    cache: FlowCacheConfig,
+    shards: Vec<(String, Arc<FlowStats>)>,
+}
+
+impl FlowExport {
+    /// Starts the exporter thread, or returns `None` when no collector is
+    /// configured. `cfg` is assumed validated (`Config::load`).
+    pub fn start(cfg: &NetflowConfig) -> Result<Option<FlowExport>, ExportError> {
+        if cfg.collectors.is_empty() {
+            return Ok(None);
+        }
+        let (cache, exporter) = configs(cfg);
+        FlowExport::with_config(cache, &exporter).map(Some)
+    }
+
+    /// Starts the exporter from typed settings (e.g. `configs(..)` adjusted:
+    /// pacing, channel size, `ExportClock::Records`).
+    pub fn with_config(
+        cache: FlowCacheConfig,
+        exporter: &ExporterConfig,
+    ) -> Result<FlowExport, ExportError> {
+        Ok(FlowExport {
+            exporter: FlowExporter::start(exporter)?,
+            cache,
+            shards: Vec::new(),
+        })
+    }
+
+    /// A flow cache + sink for one more shard, labelled `shard` in metrics.
+    pub fn observer(&mut self, shard: &str, iface: u16) -> FlowObserver {
+        let stats = Arc::new(FlowStats::default());
+        self.shards.push((shard.to_owned(), stats.clone()));
+        let cache = FlowCache::new(&self.cache, stats.clone());
+        FlowObserver::new(iface, cache, self.exporter.sink(stats))
+    }
+
+    /// A `prometheus` collector over the exporter and every shard made so far.
+    pub fn metrics(&self) -> FlowMetrics {
+        FlowMetrics::new(self.shards.clone(), self.exporter.stats().clone())
+    }
+
+    pub fn exporter(&self) -> &FlowExporter {
+        &self.exporter
+    }
+
+    /// Sends what is queued and stops the exporter thread. Call after the
+    /// workers have finished (their observers flush on `finish`).
+    pub fn shutdown(self) -> Result<(), ExportError> {
+        self.exporter.shutdown()
+    }
+}
+
+/// Typed settings from `[netflow]` (seconds become ms).
+pub fn configs(cfg: &NetflowConfig) -> (FlowCacheConfig, ExporterConfig) {
+    let cache = FlowCacheConfig {
+        max_flows: cfg.max_flows as usize,
+        idle_timeout_ms: cfg.idle_timeout.saturating_mul(1000),
+        active_timeout_ms: cfg.active_timeout.saturating_mul(1000),
+    };
+    let exporter = ExporterConfig {
+        collectors: cfg.collectors.clone(),
+        encoder: EncoderConfig {
+            version: Version::from_number(cfg.version.into()).unwrap_or(Version::Ipfix),
+            domain_id: cfg.observation_domain,
+            mtu: cfg.mtu.into(),
+            template_refresh_ms: cfg.template_refresh.saturating_mul(1000),
+            template_refresh_packets: cfg.template_refresh_packets,
+            ..EncoderConfig::default()
+        },
+        ..ExporterConfig::default()
+    };
+    (cache, exporter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::decode::Decoder;
+    use crate::wire::L3Addrs;
+    use std::net::UdpSocket;
+    use std::time::Duration;
+
+    #[test]
+    fn observer_exports_through_the_exporter() {
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+        server.set_read_timeout(Some(Duration::from_secs(5))).ok();
+        let port = server.local_addr().map(|a| a.port()).unwrap_or(0);
+        let cfg = NetflowConfig {
+            collectors: vec![format!("127.0.0.1:{port}")],
+            version: 9,
+            ..Default::default()
+        };
+        let mut export = match FlowExport::start(&cfg) {
+            Ok(Some(x)) => x,
+            other => panic!("{:?}", other.err()),
+        };
+        let mut obs = export.observer("lo/0", 1);
+        let facts = FrameFacts {
+            addrs: L3Addrs::V4 {
+                src: [198, 51, 100, 1],
+                dst: [203, 0, 113, 9],
+            },
+            protocol: 17,
+            src_port: 5000,
+            dst_port: 53,
+            has_l4: true,
+            ..FrameFacts::default()
+        };
+        obs.begin_batch(1_700_000_000_000);
+        obs.observe(&facts, 100, Direction::Out);
+        obs.observe(&facts, 200, Direction::Out);
+        obs.begin_batch(1_700_000_000_010);
+        assert_eq!(obs.cache().len(), 1);
+        obs.finish();
+        let metrics = export.metrics();
+        assert!(export.shutdown().is_ok());
+        let mut buf = [0xa5u8; 2048];
+        let n = server
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("recv: {e}"));
+        let d = Decoder::default().decode(&buf[..n]).unwrap_or_default();
+        assert_eq!(d.records.len(), 1);
+        let r = d.records[0];
+        assert_eq!(
+            (r.packets, r.bytes, r.direction, r.key.iface),
+            (2, 300, 1, 1)
+        );
+        use prometheus::core::Collector;
+        assert_eq!(metrics.collect().len(), 7);
+    }
+
+    #[test]
+    fn no_collectors_means_no_export() {
+        assert!(matches!(
+            FlowExport::start(&NetflowConfig::default()),
+            Ok(None)
+        ));
+    }
+
+    #[test]
+    fn seconds_become_milliseconds() {
+        let (c, e) = configs(&NetflowConfig::default());
+        assert_eq!(
+            (c.max_flows, c.idle_timeout_ms, c.active_timeout_ms),
+            (65536, 15_000, 60_000)
+        );
+        assert_eq!(e.encoder.version, Version::Ipfix);
+        assert_eq!(
+            (e.encoder.mtu, e.encoder.template_refresh_ms),
+            (1400, 20_000)
+        );
+    }
+}
