@@ -13,32 +13,19 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::Context;
-use prometheus::core::{Collector, Desc};
-use prometheus::proto::MetricFamily;
 
 use crate::capture::afpacket::{open_afpacket, AfpacketOptions};
 use crate::capture::afxdp::{self, open_afxdp, AfxdpOptions};
 use crate::capture::stats::{CaptureCollector, QueueStatsSource};
 use crate::capture::{Capture, CaptureError};
 use crate::config::{CaptureConfig, CaptureMode, CliOverrides, Config, Toggle, XdpMode};
+use crate::export::observer::FlowExport;
 use crate::metrics::server::MetricsServer;
 use crate::metrics::{EngineCollector, Exposition};
 use crate::shard::hosts::Tables;
 use crate::shard::worker::Worker;
 use crate::shard::{Shard, ShardOrigin};
 use crate::StartupError;
-
-/// The engine collector, shared with the SIGHUP handler.
-struct SharedEngine(Arc<EngineCollector>);
-
-impl Collector for SharedEngine {
-    fn desc(&self) -> Vec<&Desc> {
-        self.0.desc()
-    }
-    fn collect(&self) -> Vec<MetricFamily> {
-        self.0.collect()
-    }
-}
 
 /// AF_XDP options from `[capture]`.
 pub fn afxdp_options(c: &CaptureConfig) -> AfxdpOptions {
@@ -92,8 +79,11 @@ fn spawn<C: Capture + 'static>(
     cores: &[core_affinity::CoreId],
     batch: usize,
     stop: &Arc<AtomicBool>,
+    export: &mut Option<FlowExport>,
 ) -> anyhow::Result<()> {
     let interface: Arc<str> = ifname.into();
+    // NetFlow's ingress interface: the kernel's ifindex.
+    let snmp_index = crate::capture::netdev::ifindex(ifname).unwrap_or(0) as u16;
     for (queue, mut capture, stats) in queues {
         let shard = Arc::new(Shard::new(
             ShardOrigin {
@@ -104,6 +94,11 @@ fn spawn<C: Capture + 'static>(
         ));
         let core = (!cores.is_empty()).then(|| cores[w.handles.len() % cores.len()]);
         let mut worker = Worker::new(shard.clone(), batch);
+        if let Some(x) = export.as_mut() {
+            worker = worker.with_observer(Box::new(
+                x.observer(&format!("{ifname}/{queue}"), snmp_index),
+            ));
+        }
         let stop = stop.clone();
         let handle = std::thread::Builder::new()
             .name(format!("xdpacct-{ifname}-q{queue}"))
@@ -155,6 +150,8 @@ pub fn run(config: Config, origin: String, cli: CliOverrides) -> anyhow::Result<
     signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())
         .context("installing signal handlers")?;
 
+    let mut export = FlowExport::start(&config.netflow)
+        .map_err(|e| StartupError(format!("{origin}: netflow: {e}")))?;
     let cores = worker_cores(c);
     let batch = c.batch as usize;
     let mut w = Workers {
@@ -180,7 +177,16 @@ pub fn run(config: Config, origin: String, cli: CliOverrides) -> anyhow::Result<
                         .map(|q| (q.queue(), q.stats_source(), q))
                         .map(|(n, s, q)| (n, q, s))
                         .collect();
-                    spawn(&mut w, queues, ifname, &tables, &cores, batch, &stop)?;
+                    spawn(
+                        &mut w,
+                        queues,
+                        ifname,
+                        &tables,
+                        &cores,
+                        batch,
+                        &stop,
+                        &mut export,
+                    )?;
                 }
                 CaptureMode::Afpacket => {
                     let opts = AfpacketOptions {
@@ -199,7 +205,16 @@ pub fn run(config: Config, origin: String, cli: CliOverrides) -> anyhow::Result<
                         .map(|q| (q.queue(), q.stats_source(), q))
                         .map(|(n, s, q)| (n, q, s))
                         .collect();
-                    spawn(&mut w, queues, ifname, &tables, &cores, batch, &stop)?;
+                    spawn(
+                        &mut w,
+                        queues,
+                        ifname,
+                        &tables,
+                        &cores,
+                        batch,
+                        &stop,
+                        &mut export,
+                    )?;
                 }
             }
         }
@@ -215,7 +230,10 @@ pub fn run(config: Config, origin: String, cli: CliOverrides) -> anyhow::Result<
 
     let engine = Arc::new(EngineCollector::new(w.shards.clone()));
     let exposition = Exposition::new();
-    exposition.register(Box::new(SharedEngine(engine.clone())));
+    exposition.register_engine(engine.clone());
+    if let Some(x) = &export {
+        exposition.register(Box::new(x.metrics()));
+    }
     exposition.register(Box::new(CaptureCollector::new(w.stats.clone())));
     let mut server = MetricsServer::start(listen, exposition)
         .map_err(|e| StartupError(format!("{origin}: metrics.listen: {listen}: {e}")))?;
@@ -243,6 +261,12 @@ pub fn run(config: Config, origin: String, cli: CliOverrides) -> anyhow::Result<
         }
     }
     server.stop();
+    // The workers flushed their flow caches when they stopped; send the rest.
+    if let Some(x) = export {
+        if let Err(e) = x.shutdown() {
+            tracing::warn!("flow export at shutdown: {e}");
+        }
+    }
     match failure {
         Some(e) => Err(e),
         None => {

@@ -152,6 +152,8 @@ fn cmd_replay(
         signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
     }
 
+    let mut export = xdpacct::export::observer::FlowExport::start(&config.netflow)
+        .map_err(|e| xdpacct::StartupError(format!("netflow: {e}")))?;
     let started = Instant::now();
     let (reader, queues) = replay::replay(files, workers);
     let handles: Vec<_> = shards
@@ -160,6 +162,9 @@ fn cmd_replay(
         .enumerate()
         .map(|(i, (shard, mut queue))| {
             let mut worker = Worker::new(shard.clone(), config.capture.batch as usize);
+            if let Some(x) = export.as_mut() {
+                worker = worker.with_observer(Box::new(x.observer(&format!("{iface}/{i}"), 1)));
+            }
             let stop = stop.clone();
             std::thread::Builder::new()
                 .name(format!("xdpacct-w{i}"))
@@ -177,6 +182,12 @@ fn cmd_replay(
 
     let exposition = Exposition::new();
     exposition.register_engine(Arc::new(EngineCollector::new(shards)));
+    if let Some(x) = export {
+        // Workers flushed their caches at end of input; send what is queued.
+        exposition.register(Box::new(x.metrics()));
+        x.shutdown()
+            .map_err(|e| anyhow::anyhow!("flow export: {e}"))?;
+    }
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     out.write_all(&exposition.render())?;

@@ -9,6 +9,8 @@
 //!
 //!   cargo test --test live_capture -- --test-threads=1
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -183,6 +185,7 @@ impl Drop for TestNet {
 
 struct Truth {
     pcap: PathBuf,
+    json: PathBuf,
     packets: u64,
     l2_bytes: u64,
 }
@@ -224,6 +227,7 @@ fn truth() -> &'static Truth {
                 dir,
                 Truth {
                     pcap,
+                    json,
                     packets,
                     l2_bytes,
                 },
@@ -662,7 +666,13 @@ fn daemon_replay(tag: &str, mode: &str) {
             "--listen",
             &format!("127.0.0.1:{port}"),
         ])
-        .args(["-r", "198.51.100.0/24", "--log-level", "warn"])
+        .args([
+            "-r",
+            "198.51.100.0/24:customer=v4",
+            "-r",
+            "[2001:db8:1::/52]:customer=v6",
+        ])
+        .args(["--log-level", "warn"])
         .env("XDPACCT_CAPTURE__MODE", mode)
         .stdout(Stdio::null())
         .spawn()
@@ -718,6 +728,11 @@ fn daemon_replay(tag: &str, mode: &str) {
         metric_sum(&page, "xdpacct_queue_frames_accounted_total"),
         packets
     );
+    // Per host, in and out, packets and bytes: exactly the generator's truth.
+    let body = page
+        .split_once("\r\n\r\n")
+        .map_or(page.as_str(), |(_, b)| b);
+    common::assert_hosts_match_truth(&common::parse_exposition(body), &truth().json, "l2");
 
     sh(&["kill", "-TERM", &child.0.id().to_string()]);
     let stop = Instant::now() + Duration::from_secs(10);

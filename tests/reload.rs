@@ -17,7 +17,10 @@ mod support;
 fn host_totals(text: &str) -> (f64, usize) {
     let mut sum = 0.0;
     let mut series = 0;
-    for line in text.lines().filter(|l| l.starts_with("xdpacct_host_packets_total{")) {
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("xdpacct_host_packets_total{"))
+    {
         sum += line.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap();
         series += 1;
     }
@@ -46,7 +49,15 @@ fn reload_while_counting_loses_no_frame() {
                 for _ in 0..ROUNDS {
                     let hosts = shard.hosts.load_full();
                     for f in &frames {
-                        account(&shard, &hosts, &mut facts, Frame { data: &f[..], wire_len: 64 });
+                        account(
+                            &shard,
+                            &hosts,
+                            &mut facts,
+                            Frame {
+                                data: &f[..],
+                                wire_len: 64,
+                            },
+                        );
                     }
                 }
             })
@@ -76,7 +87,11 @@ fn reload_while_counting_loses_no_frame() {
     let text = String::from_utf8(exposition.render()).unwrap();
     let (sum, series) = host_totals(&text);
     // Every frame has exactly one configured host (the local side).
-    assert_eq!(sum as usize, frames.len() * ROUNDS * 2, "after {reloads} reloads");
+    assert_eq!(
+        sum as usize,
+        frames.len() * ROUNDS * 2,
+        "after {reloads} reloads"
+    );
     assert_eq!(series, HOSTS as usize * 2);
 
     // A reload that drops a range forgets its hosts, keeps the others.

@@ -15,7 +15,7 @@ pub mod afpacket;
 #[allow(unsafe_code)]
 pub mod afxdp;
 #[allow(unsafe_code)]
-mod netdev;
+pub(crate) mod netdev;
 pub mod replay;
 pub mod stats;
 
