@@ -39,9 +39,18 @@ fn tables() -> (Lpm4, Lpm6, Vec<(u32, u8, u32)>, Vec<(u128, u8, u32)>) {
     let v6 = b6.build();
     let t6 = t.elapsed();
     let mib = |b: usize| b as f64 / (1 << 20) as f64;
-    eprintln!("IPv4 table: {v4:?}, built in {t4:.2?}, {:.1} MiB", mib(v4.memory_bytes()));
-    eprintln!("IPv6 table: {v6:?}, built in {t6:.2?}, {:.1} MiB", mib(v6.memory_bytes()));
-    eprintln!("full v4+v6 table: {:.1} MiB", mib(v4.memory_bytes() + v6.memory_bytes()));
+    eprintln!(
+        "IPv4 table: {v4:?}, built in {t4:.2?}, {:.1} MiB",
+        mib(v4.memory_bytes())
+    );
+    eprintln!(
+        "IPv6 table: {v6:?}, built in {t6:.2?}, {:.1} MiB",
+        mib(v6.memory_bytes())
+    );
+    eprintln!(
+        "full v4+v6 table: {:.1} MiB",
+        mib(v4.memory_bytes() + v6.memory_bytes())
+    );
     (v4, v6, v4p, v6p)
 }
 
@@ -99,7 +108,10 @@ fn bench(c: &mut Criterion) {
         });
     }
     let mut out = vec![None; ADDRS6];
-    for (name, addrs) in [("v6/routed-batch", &routed6), ("v6/uniform-batch", &uniform6)] {
+    for (name, addrs) in [
+        ("v6/routed-batch", &routed6),
+        ("v6/uniform-batch", &uniform6),
+    ] {
         g.bench_function(name, |b| {
             b.iter(|| {
                 v6.lookup_batch(addrs, &mut out);

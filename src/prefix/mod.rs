@@ -63,7 +63,10 @@ impl Prefix {
             IpAddr::V4(a) => {
                 let a = u32::from(a);
                 if len > 32 {
-                    return Err(LineError::BadLength { len: u32::from(len), max: 32 });
+                    return Err(LineError::BadLength {
+                        len: u32::from(len),
+                        max: 32,
+                    });
                 }
                 if a & !mask32(len) != 0 {
                     return Err(LineError::HostBits);
@@ -73,7 +76,10 @@ impl Prefix {
             IpAddr::V6(a) => {
                 let a = u128::from(a);
                 if len > 128 {
-                    return Err(LineError::BadLength { len: u32::from(len), max: 128 });
+                    return Err(LineError::BadLength {
+                        len: u32::from(len),
+                        max: 128,
+                    });
                 }
                 if a & !mask128(len) != 0 {
                     return Err(LineError::HostBits);
@@ -83,7 +89,8 @@ impl Prefix {
         }
     }
 
-    pub fn len(&self) -> u8 {
+    /// The prefix length in bits.
+    pub fn prefix_len(&self) -> u8 {
         match *self {
             Prefix::V4 { len, .. } | Prefix::V6 { len, .. } => len,
         }
@@ -91,7 +98,7 @@ impl Prefix {
 
     /// True for the default route (`0.0.0.0/0`, `::/0`), which matches everything.
     pub fn is_default(&self) -> bool {
-        self.len() == 0
+        self.prefix_len() == 0
     }
 
     pub fn is_v4(&self) -> bool {
@@ -166,11 +173,19 @@ pub fn range_to_prefixes(start: u128, end: u128, bits: u8) -> Vec<(u128, u8)> {
     loop {
         // Largest block aligned at `cur`: as many trailing zero bits as cur has
         // (all of them for cur == 0), then shrink until it ends at or before `end`.
-        let mut size_bits = if cur == 0 { u32::from(bits) } else { cur.trailing_zeros().min(u32::from(bits)) };
+        let mut size_bits = if cur == 0 {
+            u32::from(bits)
+        } else {
+            cur.trailing_zeros().min(u32::from(bits))
+        };
         loop {
             // Last address of the block, computed without overflow for a
             // 128-bit block.
-            let last = if size_bits == 128 { u128::MAX } else { cur + ((1u128 << size_bits) - 1) };
+            let last = if size_bits == 128 {
+                u128::MAX
+            } else {
+                cur + ((1u128 << size_bits) - 1)
+            };
             if last <= end {
                 out.push((cur, bits - size_bits as u8));
                 if last == end {
@@ -190,18 +205,60 @@ mod tests {
 
     #[test]
     fn prefix_parse() {
-        assert_eq!("10.0.0.0/8".parse::<Prefix>().unwrap(), Prefix::V4 { addr: 0x0a00_0000, len: 8 });
-        assert_eq!("10.1.2.3".parse::<Prefix>().unwrap(), Prefix::V4 { addr: 0x0a01_0203, len: 32 });
-        assert_eq!("0.0.0.0/0".parse::<Prefix>().unwrap(), Prefix::V4 { addr: 0, len: 0 });
-        assert_eq!("2001:db8::/32".parse::<Prefix>().unwrap(), Prefix::V6 { addr: 0x2001_0db8 << 96, len: 32 });
-        assert_eq!("::/0".parse::<Prefix>().unwrap(), Prefix::V6 { addr: 0, len: 0 });
+        assert_eq!(
+            "10.0.0.0/8".parse::<Prefix>().unwrap(),
+            Prefix::V4 {
+                addr: 0x0a00_0000,
+                len: 8
+            }
+        );
+        assert_eq!(
+            "10.1.2.3".parse::<Prefix>().unwrap(),
+            Prefix::V4 {
+                addr: 0x0a01_0203,
+                len: 32
+            }
+        );
+        assert_eq!(
+            "0.0.0.0/0".parse::<Prefix>().unwrap(),
+            Prefix::V4 { addr: 0, len: 0 }
+        );
+        assert_eq!(
+            "2001:db8::/32".parse::<Prefix>().unwrap(),
+            Prefix::V6 {
+                addr: 0x2001_0db8 << 96,
+                len: 32
+            }
+        );
+        assert_eq!(
+            "::/0".parse::<Prefix>().unwrap(),
+            Prefix::V6 { addr: 0, len: 0 }
+        );
         assert_eq!("10.1.2.3/8".parse::<Prefix>(), Err(LineError::HostBits));
-        assert_eq!("10.0.0.0/33".parse::<Prefix>(), Err(LineError::BadLength { len: 33, max: 32 }));
-        assert_eq!("2001:db8::/129".parse::<Prefix>(), Err(LineError::BadLength { len: 129, max: 128 }));
-        assert!(matches!("10.0.0/8".parse::<Prefix>(), Err(LineError::BadAddress(_))));
-        assert!(matches!("10.0.0.0/x".parse::<Prefix>(), Err(LineError::BadAddress(_))));
-        assert!(matches!("10.0.0.0/".parse::<Prefix>(), Err(LineError::BadAddress(_))));
-        assert_eq!("2001:db8::/32".parse::<Prefix>().unwrap().to_string(), "2001:db8::/32");
+        assert_eq!(
+            "10.0.0.0/33".parse::<Prefix>(),
+            Err(LineError::BadLength { len: 33, max: 32 })
+        );
+        assert_eq!(
+            "2001:db8::/129".parse::<Prefix>(),
+            Err(LineError::BadLength { len: 129, max: 128 })
+        );
+        assert!(matches!(
+            "10.0.0/8".parse::<Prefix>(),
+            Err(LineError::BadAddress(_))
+        ));
+        assert!(matches!(
+            "10.0.0.0/x".parse::<Prefix>(),
+            Err(LineError::BadAddress(_))
+        ));
+        assert!(matches!(
+            "10.0.0.0/".parse::<Prefix>(),
+            Err(LineError::BadAddress(_))
+        ));
+        assert_eq!(
+            "2001:db8::/32".parse::<Prefix>().unwrap().to_string(),
+            "2001:db8::/32"
+        );
     }
 
     #[test]
@@ -220,7 +277,13 @@ mod tests {
         let b = u32::from(b.parse::<Ipv4Addr>().unwrap()) as u128;
         range_to_prefixes(a, b, 32)
             .into_iter()
-            .map(|(p, l)| Prefix::V4 { addr: p as u32, len: l }.to_string())
+            .map(|(p, l)| {
+                Prefix::V4 {
+                    addr: p as u32,
+                    len: l,
+                }
+                .to_string()
+            })
             .collect()
     }
 
@@ -228,17 +291,29 @@ mod tests {
     fn ranges_to_prefixes() {
         assert_eq!(v4r("1.0.0.0", "1.0.0.255"), ["1.0.0.0/24"]);
         assert_eq!(v4r("1.0.0.1", "1.0.0.1"), ["1.0.0.1/32"]);
-        assert_eq!(v4r("1.0.0.1", "1.0.0.6"), ["1.0.0.1/32", "1.0.0.2/31", "1.0.0.4/31", "1.0.0.6/32"]);
+        assert_eq!(
+            v4r("1.0.0.1", "1.0.0.6"),
+            ["1.0.0.1/32", "1.0.0.2/31", "1.0.0.4/31", "1.0.0.6/32"]
+        );
         assert_eq!(v4r("1.0.0.0", "1.0.3.255"), ["1.0.0.0/22"]);
         assert_eq!(v4r("1.0.4.0", "1.0.7.255"), ["1.0.4.0/22"]);
-        assert_eq!(v4r("1.0.1.0", "1.0.4.255"), ["1.0.1.0/24", "1.0.2.0/23", "1.0.4.0/24"]);
+        assert_eq!(
+            v4r("1.0.1.0", "1.0.4.255"),
+            ["1.0.1.0/24", "1.0.2.0/23", "1.0.4.0/24"]
+        );
         assert_eq!(v4r("0.0.0.0", "255.255.255.255"), ["0.0.0.0/0"]);
-        assert_eq!(v4r("255.255.255.255", "255.255.255.255"), ["255.255.255.255/32"]);
+        assert_eq!(
+            v4r("255.255.255.255", "255.255.255.255"),
+            ["255.255.255.255/32"]
+        );
         assert_eq!(v4r("128.0.0.0", "255.255.255.255"), ["128.0.0.0/1"]);
         assert!(v4r("1.0.0.2", "1.0.0.1").is_empty());
         assert_eq!(range_to_prefixes(0, u128::MAX, 128), [(0, 0)]);
         assert_eq!(range_to_prefixes(1, u128::MAX, 128).len(), 128);
-        assert_eq!(range_to_prefixes(u128::MAX, u128::MAX, 128), [(u128::MAX, 128)]);
+        assert_eq!(
+            range_to_prefixes(u128::MAX, u128::MAX, 128),
+            [(u128::MAX, 128)]
+        );
         // Exhaustive cover check on small ranges: union is exact, blocks aligned.
         let mut rng = synth::SplitMix64::new(7);
         for _ in 0..2000 {

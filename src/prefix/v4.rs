@@ -30,7 +30,9 @@ impl Lpm4Builder {
     }
 
     pub fn with_capacity(n: usize) -> Self {
-        Self { entries: Vec::with_capacity(n) }
+        Self {
+            entries: Vec::with_capacity(n),
+        }
     }
 
     /// Adds `prefix/len -> value`. Host bits beyond `len` are ignored
@@ -109,7 +111,12 @@ impl Lpm4Builder {
         let distinct = entries.len();
         tbl8.shrink_to_fit();
         values.shrink_to_fit();
-        Lpm4 { tbl24, tbl8, values, prefixes: distinct }
+        Lpm4 {
+            tbl24,
+            tbl8,
+            values,
+            prefixes: distinct,
+        }
     }
 }
 
@@ -233,18 +240,35 @@ mod tests {
 
     #[test]
     fn insert_order_does_not_matter() {
-        let routes = [("10.1.2.130", 32, 5), ("10.1.2.128", 25, 4), ("10.1.0.0", 16, 2), ("10.0.0.0", 8, 1)];
+        let routes = [
+            ("10.1.2.130", 32, 5),
+            ("10.1.2.128", 25, 4),
+            ("10.1.0.0", 16, 2),
+            ("10.0.0.0", 8, 1),
+        ];
         let mut rev = routes;
         rev.reverse();
         let (a, b) = (table(&routes), table(&rev));
-        for addr in [ip("10.1.2.130"), ip("10.1.2.129"), ip("10.1.2.1"), ip("10.1.9.1"), ip("10.9.9.9"), 0] {
+        for addr in [
+            ip("10.1.2.130"),
+            ip("10.1.2.129"),
+            ip("10.1.2.1"),
+            ip("10.1.9.1"),
+            ip("10.9.9.9"),
+            0,
+        ] {
             assert_eq!(a.lookup(addr), b.lookup(addr));
         }
     }
 
     #[test]
     fn same_prefix_twice_last_wins() {
-        let t = table(&[("10.0.0.0", 8, 1), ("10.1.2.3", 32, 7), ("10.0.0.0", 8, 2), ("10.1.2.3", 32, 8)]);
+        let t = table(&[
+            ("10.0.0.0", 8, 1),
+            ("10.1.2.3", 32, 7),
+            ("10.0.0.0", 8, 2),
+            ("10.1.2.3", 32, 8),
+        ]);
         assert_eq!(t.lookup(ip("10.0.0.1")), Some(2));
         assert_eq!(t.lookup(ip("10.1.2.3")), Some(8));
         assert_eq!(t.len(), 2);
@@ -254,7 +278,10 @@ mod tests {
     fn host_bits_are_ignored_and_bad_length_refused() {
         let mut b = Lpm4Builder::new();
         b.insert(ip("10.1.2.3"), 8, 1).unwrap();
-        assert_eq!(b.insert(0, 33, 1), Err(PrefixError::BadLength { len: 33, max: 32 }));
+        assert_eq!(
+            b.insert(0, 33, 1),
+            Err(PrefixError::BadLength { len: 33, max: 32 })
+        );
         let t = b.build();
         assert_eq!(t.lookup(ip("10.0.0.0")), Some(1));
     }
@@ -262,7 +289,11 @@ mod tests {
     #[test]
     fn full_u32_values_are_kept() {
         // Values use all 32 bits (4-byte private ASNs): they never collide with the chunk flag.
-        let t = table(&[("1.0.0.0", 24, u32::MAX), ("1.0.0.0", 25, 0), ("2.0.0.0", 8, 1 << 31)]);
+        let t = table(&[
+            ("1.0.0.0", 24, u32::MAX),
+            ("1.0.0.0", 25, 0),
+            ("2.0.0.0", 8, 1 << 31),
+        ]);
         assert_eq!(t.lookup(ip("1.0.0.200")), Some(u32::MAX));
         assert_eq!(t.lookup(ip("1.0.0.1")), Some(0));
         assert_eq!(t.lookup(ip("2.3.4.5")), Some(1 << 31));
@@ -284,12 +315,26 @@ mod tests {
             }
             let t = b.build();
             for _ in 0..100_000 {
-                let a = if rng.below(10) == 0 { rng.next_u32() } else { 0x0a00_0000 | (rng.next_u32() & 0xffff) };
-                assert_eq!(t.lookup(a), naive.lookup(a), "round {round} addr {}", Ipv4Addr::from(a));
+                let a = if rng.below(10) == 0 {
+                    rng.next_u32()
+                } else {
+                    0x0a00_0000 | (rng.next_u32() & 0xffff)
+                };
+                assert_eq!(
+                    t.lookup(a),
+                    naive.lookup(a),
+                    "round {round} addr {}",
+                    Ipv4Addr::from(a)
+                );
             }
             for (p, l, _) in naive.prefixes() {
                 for a in synth::edges4(p, l) {
-                    assert_eq!(t.lookup(a), naive.lookup(a), "round {round} addr {}", Ipv4Addr::from(a));
+                    assert_eq!(
+                        t.lookup(a),
+                        naive.lookup(a),
+                        "round {round} addr {}",
+                        Ipv4Addr::from(a)
+                    );
                 }
             }
         }

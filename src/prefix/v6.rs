@@ -24,7 +24,7 @@ const STRIDE: u32 = 6;
 const ROOT_LEN: usize = 1 << ROOT_BITS;
 const _: () = assert!((128 - ROOT_BITS) % STRIDE == 0);
 /// Lookups walked together by [`Lpm6::lookup_batch`].
-pub const BATCH_LANES: usize = 8;
+pub const BATCH_LANES: usize = 32;
 /// Flag bit of a root entry pointing at a node.
 const NODE: u32 = 1 << 31;
 
@@ -53,7 +53,9 @@ impl Lpm6Builder {
     }
 
     pub fn with_capacity(n: usize) -> Self {
-        Self { entries: Vec::with_capacity(n) }
+        Self {
+            entries: Vec::with_capacity(n),
+        }
     }
 
     /// Adds `prefix/len -> value`. Host bits beyond `len` are ignored
@@ -141,7 +143,13 @@ impl Lpm6Builder {
         b.nodes.shrink_to_fit();
         b.leaves.shrink_to_fit();
         values.shrink_to_fit();
-        Lpm6 { root: b.root, nodes: b.nodes, leaves: b.leaves, values, prefixes: entries.len() }
+        Lpm6 {
+            root: b.root,
+            nodes: b.nodes,
+            leaves: b.leaves,
+            values,
+            prefixes: entries.len(),
+        }
     }
 }
 
@@ -200,13 +208,23 @@ impl Build {
         }
         let base1 = self.nodes.len();
         self.nodes.resize(base1 + n_children, Node::default());
-        self.nodes[idx] = Node { vector, leafvec, base0: base0 as u32, base1: base1 as u32 };
+        self.nodes[idx] = Node {
+            vector,
+            leafvec,
+            base0: base0 as u32,
+            base1: base1 as u32,
+        };
         for (k, &(c, from, to)) in children[..n_children].iter().enumerate() {
             // A child's group: drop the entries that end in this node (they
             // sort first within the slot and were painted above).
             let sub = &group[from as usize..to as usize];
             let first_long = sub.iter().position(|e| e.1 > end).unwrap_or(sub.len());
-            self.fill(base1 + k, &sub[first_long..], base + STRIDE, slots[c as usize]);
+            self.fill(
+                base1 + k,
+                &sub[first_long..],
+                base + STRIDE,
+                slots[c as usize],
+            );
         }
     }
 }
@@ -232,19 +250,21 @@ impl Lpm6 {
             let mut idx = (e & !NODE) as usize;
             let mut shift = 128 - ROOT_BITS - STRIDE;
             loop {
-                let Some(node) = self.nodes.get(idx) else { return None };
+                let node = self.nodes.get(idx)?;
                 let v = (addr.wrapping_shr(shift) & 63) as u32;
                 let bit = 1u64 << v;
                 let upto = bit | (bit - 1);
                 if node.vector & bit != 0 {
                     // At least one bit set in vector & upto: no underflow.
-                    idx = (node.base1 as usize + (node.vector & upto).count_ones() as usize).wrapping_sub(1);
+                    idx = (node.base1 as usize + (node.vector & upto).count_ones() as usize)
+                        .wrapping_sub(1);
                     // Nodes at the last level have no children, so shift
                     // never goes below 0 on a well-built table; wrapping keeps
                     // lookup panic-free regardless.
                     shift = shift.wrapping_sub(STRIDE);
                 } else {
-                    let i = (node.base0 as usize + (node.leafvec & upto).count_ones() as usize).wrapping_sub(1);
+                    let i = (node.base0 as usize + (node.leafvec & upto).count_ones() as usize)
+                        .wrapping_sub(1);
                     e = self.leaves.get(i).copied().unwrap_or(0);
                     break;
                 }
@@ -309,10 +329,12 @@ impl Lpm6 {
                 let bit = 1u64 << v;
                 let upto = bit | (bit - 1);
                 if node.vector & bit != 0 {
-                    idx[l] = (node.base1 as usize + (node.vector & upto).count_ones() as usize).wrapping_sub(1);
+                    idx[l] = (node.base1 as usize + (node.vector & upto).count_ones() as usize)
+                        .wrapping_sub(1);
                     shift[l] = shift[l].wrapping_sub(STRIDE);
                 } else {
-                    idx[l] = (node.base0 as usize + (node.leafvec & upto).count_ones() as usize).wrapping_sub(1);
+                    idx[l] = (node.base0 as usize + (node.leafvec & upto).count_ones() as usize)
+                        .wrapping_sub(1);
                     walking &= !(1 << l);
                     leaf |= 1 << l;
                 }
@@ -420,7 +442,12 @@ mod tests {
 
     #[test]
     fn same_prefix_twice_last_wins() {
-        let t = table(&[("2001:db8::", 32, 1), ("2001:db8::1", 128, 7), ("2001:db8::", 32, 2), ("2001:db8::1", 128, 8)]);
+        let t = table(&[
+            ("2001:db8::", 32, 1),
+            ("2001:db8::1", 128, 7),
+            ("2001:db8::", 32, 2),
+            ("2001:db8::1", 128, 8),
+        ]);
         assert_eq!(t.lookup(ip("2001:db8::2")), Some(2));
         assert_eq!(t.lookup(ip("2001:db8::1")), Some(8));
         assert_eq!(t.len(), 2);
@@ -430,7 +457,10 @@ mod tests {
     fn host_bits_are_ignored_and_bad_length_refused() {
         let mut b = Lpm6Builder::new();
         b.insert(ip("2001:db8::1"), 32, 1).unwrap();
-        assert_eq!(b.insert(0, 129, 1), Err(PrefixError::BadLength { len: 129, max: 128 }));
+        assert_eq!(
+            b.insert(0, 129, 1),
+            Err(PrefixError::BadLength { len: 129, max: 128 })
+        );
         assert_eq!(b.build().lookup(ip("2001:db8::")), Some(1));
     }
 
@@ -464,12 +494,22 @@ mod tests {
                     2 => top | (r >> 96),
                     _ => top | (r >> 120),
                 };
-                assert_eq!(t.lookup(a), naive.lookup(a), "round {round} addr {}", Ipv6Addr::from(a));
+                assert_eq!(
+                    t.lookup(a),
+                    naive.lookup(a),
+                    "round {round} addr {}",
+                    Ipv6Addr::from(a)
+                );
             }
             let mut addrs = Vec::new();
             for (p, l, _) in naive.prefixes() {
                 for a in synth::edges6(p, l) {
-                    assert_eq!(t.lookup(a), naive.lookup(a), "round {round} addr {}", Ipv6Addr::from(a));
+                    assert_eq!(
+                        t.lookup(a),
+                        naive.lookup(a),
+                        "round {round} addr {}",
+                        Ipv6Addr::from(a)
+                    );
                     addrs.push(a);
                 }
             }
