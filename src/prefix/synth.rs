@@ -73,18 +73,19 @@ pub fn v4_prefixes(n: usize, seed: u64) -> Vec<(u32, u8, u32)> {
         .collect()
 }
 
-/// `n` random IPv6 prefixes `(prefix, len, asn)` inside 2000::/3: 45 % /48,
-/// 35 % /32-/47, 8 % /19-/31, 11 % /49-/64, 1 % /65-/128.
+/// `n` random IPv6 prefixes `(prefix, len, asn)` inside 2000::/3: 48 % /48,
+/// 38 % /32-/47, 10.5 % /19-/31, 3 % /49-/64, 0.5 % /65-/128 (the DFZ has
+/// almost nothing past /48; the tail keeps deep paths in the tests).
 pub fn v6_prefixes(n: usize, seed: u64) -> Vec<(u128, u8, u32)> {
     let mut rng = SplitMix64::new(seed);
     (0..n)
         .map(|_| {
             let r = rng.below(1000);
             let len = match r {
-                0..=449 => 48,
-                450..=799 => 32 + rng.below(16) as u8,
-                800..=879 => 19 + rng.below(13) as u8,
-                880..=989 => 49 + rng.below(16) as u8,
+                0..=479 => 48,
+                480..=859 => 32 + rng.below(16) as u8,
+                860..=964 => 19 + rng.below(13) as u8,
+                965..=994 => 49 + rng.below(16) as u8,
                 _ => 65 + rng.below(64) as u8,
             };
             let a = (rng.next_u128() >> 3) | (1u128 << 125);
