@@ -21,7 +21,15 @@ const ADDRS: usize = 1 << 20;
 /// Fewer IPv6 addresses per iteration: a lone IPv6 lookup is much slower.
 const ADDRS6: usize = 1 << 18;
 
-fn tables() -> (Lpm4, Lpm6, Vec<(u32, u8, u32)>, Vec<(u128, u8, u32)>) {
+/// The built tables and the prefixes they were built from.
+struct Tables {
+    v4: Lpm4,
+    v6: Lpm6,
+    v4p: Vec<(u32, u8, u32)>,
+    v6p: Vec<(u128, u8, u32)>,
+}
+
+fn tables() -> Tables {
     let v4p = synth::v4_prefixes(synth::FULL_V4, 1);
     let v6p = synth::v6_prefixes(synth::FULL_V6, 2);
     let t = Instant::now();
@@ -51,11 +59,11 @@ fn tables() -> (Lpm4, Lpm6, Vec<(u32, u8, u32)>, Vec<(u128, u8, u32)>) {
         "full v4+v6 table: {:.1} MiB",
         mib(v4.memory_bytes() + v6.memory_bytes())
     );
-    (v4, v6, v4p, v6p)
+    Tables { v4, v6, v4p, v6p }
 }
 
 fn bench(c: &mut Criterion) {
-    let (v4, v6, v4p, v6p) = tables();
+    let Tables { v4, v6, v4p, v6p } = tables();
 
     let routed4 = synth::v4_addrs(&v4p, ADDRS, 3);
     let mut rng = SplitMix64::new(5);

@@ -89,7 +89,8 @@ impl Prefix {
         }
     }
 
-    pub fn len(&self) -> u8 {
+    /// The prefix length in bits.
+    pub fn prefix_len(&self) -> u8 {
         match *self {
             Prefix::V4 { len, .. } | Prefix::V6 { len, .. } => len,
         }
@@ -97,7 +98,7 @@ impl Prefix {
 
     /// True for the default route (`0.0.0.0/0`, `::/0`), which matches everything.
     pub fn is_default(&self) -> bool {
-        self.len() == 0
+        self.prefix_len() == 0
     }
 
     pub fn is_v4(&self) -> bool {

@@ -73,18 +73,19 @@ pub fn v4_prefixes(n: usize, seed: u64) -> Vec<(u32, u8, u32)> {
         .collect()
 }
 
-/// `n` random IPv6 prefixes `(prefix, len, asn)` inside 2000::/3: 45 % /48,
-/// 35 % /32-/47, 8 % /19-/31, 11 % /49-/64, 1 % /65-/128.
+/// `n` random IPv6 prefixes `(prefix, len, asn)` inside 2000::/3: 48 % /48,
+/// 38 % /32-/47, 10.5 % /19-/31, 3 % /49-/64, 0.5 % /65-/128 (the DFZ has
+/// almost nothing past /48; the tail keeps deep paths in the tests).
 pub fn v6_prefixes(n: usize, seed: u64) -> Vec<(u128, u8, u32)> {
     let mut rng = SplitMix64::new(seed);
     (0..n)
         .map(|_| {
             let r = rng.below(1000);
             let len = match r {
-                0..=449 => 48,
-                450..=799 => 32 + rng.below(16) as u8,
-                800..=879 => 19 + rng.below(13) as u8,
-                880..=989 => 49 + rng.below(16) as u8,
+                0..=479 => 48,
+                480..=859 => 32 + rng.below(16) as u8,
+                860..=964 => 19 + rng.below(13) as u8,
+                965..=994 => 49 + rng.below(16) as u8,
                 _ => 65 + rng.below(64) as u8,
             };
             let a = (rng.next_u128() >> 3) | (1u128 << 125);
@@ -172,71 +173,95 @@ pub fn write_prefix_asn<W: Write>(
     w.flush()
 }
 
-/// Reference LPM for tests: one hash map per prefix length, probed from the
-/// longest length present down (at most 33 probes). Last insertion wins.
+/// Reference LPM for tests: one hash map per prefix length, probed from
+/// the longest length that can match down to /0. To stay quick in debug
+/// builds it first narrows that longest length with "cut" sets: the /c
+/// blocks holding any prefix longer than /c (if `addr`'s /c block holds
+/// none, no prefix longer than /c can match). Last insertion wins.
 #[cfg(test)]
-#[derive(Default)]
-pub(crate) struct Naive4 {
-    by_len: Vec<std::collections::HashMap<u32, u32, FastHash>>,
+pub(crate) struct Naive<K> {
+    bits: u8,
+    by_len: Vec<std::collections::HashMap<K, u32, FastHash>>,
+    /// Prefix lengths present, longest first.
     lens: Vec<u8>,
+    /// (c, /c blocks holding a prefix longer than c), largest c first.
+    cuts: Vec<(u8, std::collections::HashSet<K, FastHash>)>,
 }
 
 #[cfg(test)]
-impl Naive4 {
-    pub fn insert(&mut self, p: u32, len: u8, v: u32) {
-        if self.by_len.is_empty() {
-            self.by_len.resize_with(33, Default::default);
+pub(crate) type Naive4 = Naive<u32>;
+#[cfg(test)]
+pub(crate) type Naive6 = Naive<u128>;
+
+#[cfg(test)]
+pub(crate) trait Key: Copy + Eq + std::hash::Hash {
+    const BITS: u8;
+    fn mask(self, len: u8) -> Self;
+}
+
+#[cfg(test)]
+impl Key for u32 {
+    const BITS: u8 = 32;
+    fn mask(self, len: u8) -> Self {
+        self & mask32(len)
+    }
+}
+
+#[cfg(test)]
+impl Key for u128 {
+    const BITS: u8 = 128;
+    fn mask(self, len: u8) -> Self {
+        self & mask128(len)
+    }
+}
+
+#[cfg(test)]
+impl<K: Key> Default for Naive<K> {
+    fn default() -> Self {
+        let cuts: &[u8] = if K::BITS == 32 {
+            &[24, 16]
+        } else {
+            &[64, 48, 32]
+        };
+        Self {
+            bits: K::BITS,
+            by_len: (0..=K::BITS).map(|_| Default::default()).collect(),
+            lens: Vec::new(),
+            cuts: cuts.iter().map(|&c| (c, Default::default())).collect(),
         }
-        self.by_len[len as usize].insert(p & mask32(len), v);
+    }
+}
+
+#[cfg(test)]
+impl<K: Key> Naive<K> {
+    pub fn insert(&mut self, p: K, len: u8, v: u32) {
+        self.by_len[len as usize].insert(p.mask(len), v);
+        for (c, set) in &mut self.cuts {
+            if len > *c {
+                set.insert(p.mask(*c));
+            }
+        }
         if !self.lens.contains(&len) {
             self.lens.push(len);
             self.lens.sort_unstable_by(|a, b| b.cmp(a));
         }
     }
 
-    pub fn lookup(&self, a: u32) -> Option<u32> {
+    pub fn lookup(&self, a: K) -> Option<u32> {
+        let mut max = self.bits;
+        for (c, set) in &self.cuts {
+            if set.contains(&a.mask(*c)) {
+                break;
+            }
+            max = *c;
+        }
         self.lens
             .iter()
-            .find_map(|&l| self.by_len[l as usize].get(&(a & mask32(l))).copied())
+            .filter(|&&l| l <= max)
+            .find_map(|&l| self.by_len[l as usize].get(&a.mask(l)).copied())
     }
 
-    pub fn prefixes(&self) -> Vec<(u32, u8, u32)> {
-        let mut out = Vec::new();
-        for (l, m) in self.by_len.iter().enumerate() {
-            out.extend(m.iter().map(|(&p, &v)| (p, l as u8, v)));
-        }
-        out
-    }
-}
-
-/// IPv6 counterpart of [`Naive4`] (at most 129 probes).
-#[cfg(test)]
-#[derive(Default)]
-pub(crate) struct Naive6 {
-    by_len: Vec<std::collections::HashMap<u128, u32, FastHash>>,
-    lens: Vec<u8>,
-}
-
-#[cfg(test)]
-impl Naive6 {
-    pub fn insert(&mut self, p: u128, len: u8, v: u32) {
-        if self.by_len.is_empty() {
-            self.by_len.resize_with(129, Default::default);
-        }
-        self.by_len[len as usize].insert(p & mask128(len), v);
-        if !self.lens.contains(&len) {
-            self.lens.push(len);
-            self.lens.sort_unstable_by(|a, b| b.cmp(a));
-        }
-    }
-
-    pub fn lookup(&self, a: u128) -> Option<u32> {
-        self.lens
-            .iter()
-            .find_map(|&l| self.by_len[l as usize].get(&(a & mask128(l))).copied())
-    }
-
-    pub fn prefixes(&self) -> Vec<(u128, u8, u32)> {
+    pub fn prefixes(&self) -> Vec<(K, u8, u32)> {
         let mut out = Vec::new();
         for (l, m) in self.by_len.iter().enumerate() {
             out.extend(m.iter().map(|(&p, &v)| (p, l as u8, v)));
@@ -277,7 +302,7 @@ impl std::hash::Hasher for FastHasher {
         self.write_u64(n as u64);
     }
     fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7cc1_b727_220a_95);
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
     }
     fn write_u128(&mut self, n: u128) {
         self.write_u64(n as u64);

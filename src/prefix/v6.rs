@@ -24,7 +24,7 @@ const STRIDE: u32 = 6;
 const ROOT_LEN: usize = 1 << ROOT_BITS;
 const _: () = assert!((128 - ROOT_BITS) % STRIDE == 0);
 /// Lookups walked together by [`Lpm6::lookup_batch`].
-pub const BATCH_LANES: usize = 8;
+pub const BATCH_LANES: usize = 32;
 /// Flag bit of a root entry pointing at a node.
 const NODE: u32 = 1 << 31;
 
@@ -250,9 +250,7 @@ impl Lpm6 {
             let mut idx = (e & !NODE) as usize;
             let mut shift = 128 - ROOT_BITS - STRIDE;
             loop {
-                let Some(node) = self.nodes.get(idx) else {
-                    return None;
-                };
+                let node = self.nodes.get(idx)?;
                 let v = (addr.wrapping_shr(shift) & 63) as u32;
                 let bit = 1u64 << v;
                 let upto = bit | (bit - 1);
