@@ -407,7 +407,7 @@ impl Config {
 fn one_line(e: &figment::Error) -> String {
     let mut msgs: Vec<String> = e.clone().into_iter().map(|e| e.to_string()).collect();
     msgs.dedup();
-    msgs.join("; ").replace('\n', " ")
+    msgs.join("; ").replace('\n', " ").replace("key \"default.", "key \"")
 }
 
 /// promacct's `-r FIRST-LAST[:key=value...]`, e.g.
