@@ -2,7 +2,8 @@
 """Writes the three xdpacct Grafana dashboards (overview, billing, peering).
 
 The JSON files next to this script are its output and are what gets packaged;
-edit here and re-run (python3 packaging/grafana/generate.py), or edit the JSON
+edit here and re-run (python3 packaging/grafana/generate.py [OUTDIR]; a test
+checks the JSON matches), or edit the JSON
 in Grafana, export it "for sharing externally" and replace the file.
 
 Every dashboard is importable through Grafana's import page: a `__inputs`
@@ -347,9 +348,12 @@ def peering():
 
 
 def main():
+    import sys
+    outdir = sys.argv[1] if len(sys.argv) > 1 else HERE
+    os.makedirs(outdir, exist_ok=True)
     for name, d in [("xdpacct-overview", overview()), ("xdpacct-billing", billing()),
                     ("xdpacct-peering", peering())]:
-        path = os.path.join(HERE, name + ".json")
+        path = os.path.join(outdir, name + ".json")
         with open(path, "w") as f:
             json.dump(d, f, indent=2, sort_keys=False)
             f.write("\n")
