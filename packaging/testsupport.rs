@@ -90,7 +90,9 @@ pub fn rules(path: &Path) -> Vec<Rule> {
             } else {
                 e.to_string()
             };
-            let (name, is_alert) = current.take().expect("expr: without a record/alert before it");
+            let (name, is_alert) = current
+                .take()
+                .expect("expr: without a record/alert before it");
             out.push(Rule {
                 name,
                 is_alert,
@@ -119,10 +121,37 @@ pub fn allowed_names() -> BTreeSet<String> {
 }
 
 const KEYWORDS: &[&str] = &[
-    "and", "or", "unless", "bool", "offset", "inf", "nan", "atan2",
+    "and",
+    "or",
+    "unless",
+    "bool",
+    "offset",
+    "inf",
+    "nan",
+    "atan2",
+    // aggregation operators (may be followed by `by (...)` before their `(`)
+    "sum",
+    "avg",
+    "min",
+    "max",
+    "count",
+    "stddev",
+    "stdvar",
+    "topk",
+    "bottomk",
+    "quantile",
+    "count_values",
+    "group",
+    "limitk",
+    "limit_ratio",
 ];
 const GROUPING: &[&str] = &[
-    "by", "without", "on", "ignoring", "group_left", "group_right",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
 ];
 
 /// The metric names a PromQL expression selects (bare names before `{`, `[`,
