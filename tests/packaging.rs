@@ -636,6 +636,15 @@ fn version() -> String {
     env!("CARGO_PKG_VERSION").to_string()
 }
 
+/// The installed binary, without XDPACCT_TEST_PACKAGES in its environment:
+/// xdpacct reads every XDPACCT_* variable as configuration and refuses
+/// unknown keys.
+fn xdpacct_installed() -> Command {
+    let mut c = Command::new("/usr/bin/xdpacct");
+    c.env_remove("XDPACCT_TEST_PACKAGES");
+    c
+}
+
 #[test]
 fn packages_build_install_and_remove() {
     if std::env::var("XDPACCT_TEST_PACKAGES").as_deref() != Ok("1") {
@@ -672,17 +681,14 @@ fn packages_build_install_and_remove() {
     // .deb: install, run, remove, purge.
     let o = run(Command::new("dpkg").arg("-i").arg(&deb));
     assert!(o.status.success(), "dpkg -i failed:\n{}", text(&o));
-    let o = run(Command::new("/usr/bin/xdpacct").arg("--version"));
+    let o = run(xdpacct_installed().arg("--version"));
     assert!(
         o.status.success() && String::from_utf8_lossy(&o.stdout).contains(&v),
         "xdpacct --version:\n{}",
         text(&o)
     );
-    let o = run(Command::new("/usr/bin/xdpacct").args([
-        "check-config",
-        "--config",
-        "/etc/xdpacct/xdpacct.toml",
-    ]));
+    let o =
+        run(xdpacct_installed().args(["check-config", "--config", "/etc/xdpacct/xdpacct.toml"]));
     assert!(o.status.success(), "xdpacct check-config:\n{}", text(&o));
     let o = run(Command::new("getent").args(["passwd", "xdpacct"]));
     assert!(
