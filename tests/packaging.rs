@@ -57,6 +57,25 @@ fn rules_pass_promtool() {
     eprintln!("{}", String::from_utf8_lossy(&o.stdout).trim());
 }
 
+/// packaging/prometheus/xdpacct.rules.test.yml: recorded values (8 * rate,
+/// per-customer sums across appliances, billable max, 31-day p95) and every
+/// alert firing (and not firing) on synthetic series, with its annotations.
+#[test]
+fn rules_unit_tests_pass_promtool() {
+    assert!(
+        ensure_tool("promtool", "prometheus"),
+        "promtool is not installed and could not be installed (Debian package `prometheus`)"
+    );
+    let o = run(Command::new("promtool")
+        .args(["test", "rules", "xdpacct.rules.test.yml"])
+        .current_dir(root().join("packaging/prometheus")));
+    assert!(
+        o.status.success(),
+        "promtool test rules failed:\n{}",
+        text(&o)
+    );
+}
+
 #[test]
 fn rules_use_only_the_metric_contract() {
     let rules = rules(&rules_path());
