@@ -789,4 +789,42 @@ fn packages_build_install_and_remove() {
         "rpm scriptlets do not create the user:\n{}",
         text(&o)
     );
+
+    // Install and erase the .rpm for real, with a private rpm database (this
+    // is a Debian host: --nodeps, libc is not in any rpm database here).
+    let db = tempfile::tempdir().unwrap();
+    let o = run(Command::new("rpm")
+        .args(["-i", "--nodeps", "--dbpath"])
+        .arg(db.path())
+        .arg(&rpm));
+    assert!(o.status.success(), "rpm -i failed:\n{}", text(&o));
+    for f in [
+        "/usr/bin/xdpacct",
+        "/etc/xdpacct/xdpacct.toml",
+        "/usr/lib/systemd/system/xdpacct.service",
+        "/usr/share/xdpacct/prometheus/xdpacct.rules.yml",
+    ] {
+        assert!(Path::new(f).is_file(), "{f} not installed by rpm -i");
+    }
+    let o =
+        run(xdpacct_installed().args(["check-config", "--config", "/etc/xdpacct/xdpacct.toml"]));
+    assert!(
+        o.status.success(),
+        "xdpacct check-config (rpm):\n{}",
+        text(&o)
+    );
+    let o = run(Command::new("rpm")
+        .args(["-e", "--nodeps", "--dbpath"])
+        .arg(db.path())
+        .arg("xdpacct"));
+    assert!(o.status.success(), "rpm -e failed:\n{}", text(&o));
+    for f in [
+        "/usr/bin/xdpacct",
+        "/usr/lib/systemd/system/xdpacct.service",
+        "/etc/xdpacct",
+        "/usr/share/xdpacct",
+        "/usr/share/doc/xdpacct",
+    ] {
+        assert!(!Path::new(f).exists(), "{f} left behind by rpm -e");
+    }
 }
