@@ -26,6 +26,10 @@ need_tool() { # cargo subcommand, crate
     cargo install --locked "$2"
   fi
 }
+for t in dpkg-shlibdeps:dpkg-dev strip:binutils python3:python3; do
+  command -v "${t%%:*}" >/dev/null || {
+    echo "package.sh: ${t%%:*} missing: apt-get install ${t#*:}" >&2; exit 1; }
+done
 need_tool deb cargo-deb
 need_tool generate-rpm cargo-generate-rpm
 
