@@ -305,7 +305,13 @@ impl Config {
             }
             None => "built-in defaults".to_string(),
         };
-        fig = fig.merge(Env::prefixed("XDPACCT_").split("__"));
+        // Only the config sections: other XDPACCT_* variables (a test switch,
+        // a wrapper's setting) are not config keys and must not fail start-up.
+        fig = fig.merge(Env::prefixed("XDPACCT_").split("__").filter(|k| {
+            ["capture", "accounting", "metrics", "netflow"]
+                .iter()
+                .any(|s| k.as_str().starts_with(s))
+        }));
         if !cli.interfaces.is_empty() {
             fig = fig.merge(Serialized::default("capture.interfaces", &cli.interfaces));
         }
@@ -407,7 +413,9 @@ impl Config {
 fn one_line(e: &figment::Error) -> String {
     let mut msgs: Vec<String> = e.clone().into_iter().map(|e| e.to_string()).collect();
     msgs.dedup();
-    msgs.join("; ").replace('\n', " ").replace("key \"default.", "key \"")
+    msgs.join("; ")
+        .replace('\n', " ")
+        .replace("key \"default.", "key \"")
 }
 
 /// promacct's `-r FIRST-LAST[:key=value...]`, e.g.
