@@ -310,7 +310,7 @@ impl Config {
         fig = fig.merge(Env::prefixed("XDPACCT_").split("__").filter(|k| {
             ["capture", "accounting", "metrics", "netflow"]
                 .iter()
-                .any(|s| k.as_str().starts_with(s))
+                .any(|s| k.as_str().to_ascii_lowercase().starts_with(s))
         }));
         if !cli.interfaces.is_empty() {
             fig = fig.merge(Serialized::default("capture.interfaces", &cli.interfaces));
