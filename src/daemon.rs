@@ -142,7 +142,8 @@ pub fn run(config: Config, origin: String, cli: CliOverrides) -> anyhow::Result<
         .listen
         .parse()
         .map_err(|e| StartupError(format!("{origin}: metrics.listen: {e}")))?;
-    let web = config.metrics.web_config.as_ref().map(WebConfig::load).transpose();
+    let web_config = &config.metrics.web_config;
+    let web = web_config.as_ref().map(WebConfig::load).transpose();
     let web = web.map_err(|e| StartupError(format!("{origin}: {e}")))?;
     let tables = Arc::new(Tables::build(&config.accounting, &origin)?);
     let stop = Arc::new(AtomicBool::new(false));
@@ -238,7 +239,8 @@ pub fn run(config: Config, origin: String, cli: CliOverrides) -> anyhow::Result<
         exposition.register(Box::new(x.metrics()));
     }
     exposition.register(Box::new(CaptureCollector::new(w.stats.clone())));
-    let options = ServerOptions { web, ..Default::default() };
+    let mut options = ServerOptions::default();
+    options.web = web;
     let mut server = MetricsServer::start_with(listen, exposition, options)
         .map_err(|e| StartupError(format!("{origin}: metrics.listen: {listen}: {e}")))?;
     tracing::info!(listen = %server.local_addr, "serving /metrics");

@@ -404,10 +404,7 @@ async fn handle(
 ) -> Result<Response<TrackedBody>, Infallible> {
     let busy = BusyGuard::new(shared.clone(), conn.clone());
     let response = route(req, &shared, &conn).await;
-    Ok(response.map(|inner| TrackedBody {
-        inner,
-        _busy: busy,
-    }))
+    Ok(response.map(|inner| TrackedBody { inner, _busy: busy }))
 }
 
 fn reply(status: StatusCode, ctype: &'static str, body: Vec<u8>) -> Response<Full<Bytes>> {
@@ -490,8 +487,10 @@ async fn route(req: Request<Incoming>, shared: &Shared, conn: &Conn) -> Response
                 body,
             );
             if gzip {
-                r.headers_mut()
-                    .insert(CONTENT_ENCODING, hyper::header::HeaderValue::from_static("gzip"));
+                r.headers_mut().insert(
+                    CONTENT_ENCODING,
+                    hyper::header::HeaderValue::from_static("gzip"),
+                );
             }
             r
         }

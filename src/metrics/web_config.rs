@@ -96,7 +96,10 @@ impl std::fmt::Debug for WebConfig {
         f.debug_struct("WebConfig")
             .field("path", &self.path)
             .field("tls", &self.tls.is_some())
-            .field("basic_auth_users", &self.auth.as_ref().map(|a| a.users.len()))
+            .field(
+                "basic_auth_users",
+                &self.auth.as_ref().map(|a| a.users.len()),
+            )
             .finish()
     }
 }
@@ -214,7 +217,10 @@ fn tls_config(path: &Path, raw: RawTlsConfig) -> Result<rustls::ServerConfig, We
             file_err(
                 key_key,
                 &key_path,
-                format!("does not fit the certificate in {}: {e}", cert_path.display()),
+                format!(
+                    "does not fit the certificate in {}: {e}",
+                    cert_path.display()
+                ),
             )
         })?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -385,13 +391,16 @@ mod tests {
 
     #[test]
     fn missing_file_names_the_file() {
-        let e = WebConfig::load("/nonexistent/web.yml").unwrap_err().to_string();
+        let e = WebConfig::load("/nonexistent/web.yml")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("/nonexistent/web.yml"), "{e}");
     }
 
     #[test]
     fn unknown_key_is_an_error_naming_it() {
-        let e = error_of("tls_server_config:\n  cert_file: a\n  key_file: b\n  client_ca_file: c\n");
+        let e =
+            error_of("tls_server_config:\n  cert_file: a\n  key_file: b\n  client_ca_file: c\n");
         assert!(e.contains("client_ca_file"), "{e}");
         let e = error_of("basic_auth_user:\n  a: b\n");
         assert!(e.contains("basic_auth_user"), "{e}");
@@ -448,11 +457,23 @@ mod tests {
             )
         };
         assert_eq!(auth.check(None).await, Verdict::Denied);
-        assert_eq!(auth.check(Some(b64("prom:wrong").as_bytes())).await, Verdict::Denied);
-        assert_eq!(auth.check(Some(b64("eve:secret").as_bytes())).await, Verdict::Denied);
-        assert_eq!(auth.check(Some(b64("prom").as_bytes())).await, Verdict::Denied);
+        assert_eq!(
+            auth.check(Some(b64("prom:wrong").as_bytes())).await,
+            Verdict::Denied
+        );
+        assert_eq!(
+            auth.check(Some(b64("eve:secret").as_bytes())).await,
+            Verdict::Denied
+        );
+        assert_eq!(
+            auth.check(Some(b64("prom").as_bytes())).await,
+            Verdict::Denied
+        );
         assert!(!auth.cached(b"prom:secret"));
-        assert_eq!(auth.check(Some(b64("prom:secret").as_bytes())).await, Verdict::Allowed);
+        assert_eq!(
+            auth.check(Some(b64("prom:secret").as_bytes())).await,
+            Verdict::Allowed
+        );
         assert!(auth.cached(b"prom:secret"));
         assert!(!auth.cached(b"prom:secreT"));
     }
