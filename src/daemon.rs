@@ -239,9 +239,7 @@ pub fn run(config: Config, origin: String, cli: CliOverrides) -> anyhow::Result<
         exposition.register(Box::new(x.metrics()));
     }
     exposition.register(Box::new(CaptureCollector::new(w.stats.clone())));
-    let mut options = ServerOptions::default();
-    options.web = web;
-    let mut server = MetricsServer::start_with(listen, exposition, options)
+    let mut server = MetricsServer::start_with(listen, exposition, ServerOptions::with_web(web))
         .map_err(|e| StartupError(format!("{origin}: metrics.listen: {listen}: {e}")))?;
     tracing::info!(listen = %server.local_addr, "serving /metrics");
 

@@ -147,7 +147,8 @@ fn at_the_connection_cap_the_oldest_idle_connection_is_closed() {
     let closed: Vec<bool> = conns
         .iter_mut()
         .map(|s| {
-            s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
             let mut b = [0u8; 1];
             match s.read(&mut b) {
                 Ok(0) => true,
@@ -272,7 +273,8 @@ fn https(addr: SocketAddr, ca_der: &[u8], request: &str) -> Vec<u8> {
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     let mut conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
     let mut sock = TcpStream::connect(addr).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut tls = rustls::Stream::new(&mut conn, &mut sock);
     tls.write_all(request.as_bytes()).unwrap();
     read_all(&mut tls)
@@ -342,7 +344,14 @@ fn bad_password_flood_does_not_block_a_cached_scraper() {
             basic(&format!("prom:{pass}"))
         )
     };
-    assert_eq!(status(&exchange(addr, req("secret").as_bytes(), Duration::from_secs(10))), Some(200));
+    assert_eq!(
+        status(&exchange(
+            addr,
+            req("secret").as_bytes(),
+            Duration::from_secs(10)
+        )),
+        Some(200)
+    );
 
     // 64 clients with wrong passwords, 2 s at most.
     let stop = Arc::new(AtomicBool::new(false));

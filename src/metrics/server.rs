@@ -88,6 +88,16 @@ pub struct ServerOptions {
     pub limits: Limits,
 }
 
+impl ServerOptions {
+    /// The default limits with this web config.
+    pub fn with_web(web: Option<WebConfig>) -> Self {
+        ServerOptions {
+            web,
+            ..ServerOptions::default()
+        }
+    }
+}
+
 /// A running HTTP server; stops when dropped or `stop` is set.
 pub struct MetricsServer {
     pub local_addr: SocketAddr,

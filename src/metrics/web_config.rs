@@ -35,7 +35,7 @@ const AUTH_CACHE_ENTRIES: usize = 16;
 /// The file as written. Only the keys supported here; any other key (for
 /// example `client_ca_file`) is an error rather than silently ignored.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename = "web config")]
 struct RawWebConfig {
     #[serde(default)]
     tls_server_config: Option<RawTlsConfig>,
@@ -44,7 +44,7 @@ struct RawWebConfig {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename = "tls_server_config")]
 struct RawTlsConfig {
     #[serde(default)]
     cert_file: Option<String>,
@@ -433,6 +433,20 @@ mod tests {
         );
         let e = WebConfig::load(&p).unwrap_err().to_string();
         assert!(e.contains("cert_file") && e.contains("c.pem"), "{e}");
+    }
+
+    #[test]
+    fn documented_example_parses() {
+        let doc = include_str!("WEB_CONFIG.md");
+        let start = doc.find("# /etc/xdpacct/web.yml").unwrap();
+        let yaml = &doc[start..start + doc[start..].find("```").unwrap()];
+        let raw: RawWebConfig = serde_yaml::from_str(yaml).unwrap();
+        let tls = raw.tls_server_config.unwrap();
+        assert_eq!(tls.cert_file.as_deref(), Some("xdpacct.crt"));
+        assert_eq!(tls.key_file.as_deref(), Some("xdpacct.key"));
+        let users = raw.basic_auth_users.unwrap();
+        let parts: bcrypt::HashParts = users["prometheus"].parse().unwrap();
+        assert_eq!(parts.get_cost(), 10);
     }
 
     #[test]
