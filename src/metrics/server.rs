@@ -517,3 +517,60 @@ async fn route(req: Request<Incoming>, shared: &Shared, conn: &Conn) -> Response
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared_with(phases: &[Phase]) -> Shared {
+        let shared = Shared {
+            exposition: Exposition::new(),
+            tls: None,
+            auth: None,
+            limits: Limits::default(),
+            epoch: Instant::now(),
+            conns: Mutex::new(BTreeMap::new()),
+        };
+        for (i, &phase) in phases.iter().enumerate() {
+            let conn = Conn {
+                phase: AtomicU8::new(phase as u8),
+                since_ms: AtomicU64::new(0),
+                kill: Notify::new(),
+            };
+            shared.conns().insert(i as u64 + 1, Arc::new(conn));
+        }
+        shared
+    }
+
+    #[test]
+    fn eviction_takes_never_served_then_auth_then_idle_never_busy() {
+        use Phase::*;
+        let shared = shared_with(&[Idle, Busy, New, Auth, New, Idle]);
+        let mut order = Vec::new();
+        while shared.evict_one() {
+            let left: Vec<u64> = shared.conns().keys().copied().collect();
+            order.push(
+                (1..=6)
+                    .find(|id| !left.contains(id) && !order.contains(id))
+                    .unwrap(),
+            );
+        }
+        assert_eq!(order, [3, 5, 4, 1, 6]);
+        assert_eq!(shared.conns().keys().copied().collect::<Vec<_>>(), [2]);
+    }
+
+    #[test]
+    fn deadline_follows_the_phase() {
+        let limits = Limits::default();
+        let conn = Conn {
+            phase: AtomicU8::new(Phase::New as u8),
+            since_ms: AtomicU64::new(1000),
+            kill: Notify::new(),
+        };
+        assert_eq!(conn.deadline_ms(&limits), 1000 + 5000);
+        conn.enter(Phase::Busy, 2000);
+        assert_eq!(conn.deadline_ms(&limits), 2000 + 30_000);
+        conn.enter(Phase::Idle, 3000);
+        assert_eq!(conn.deadline_ms(&limits), 3000 + 5000);
+    }
+}

@@ -246,7 +246,7 @@ pub(crate) struct BasicAuth {
     dummy_hash: String,
     /// Decoded `user:password` bytes that passed, and until when they count.
     cache: Mutex<Vec<(Vec<u8>, Instant)>>,
-    permits: tokio::sync::Semaphore,
+    permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl BasicAuth {
@@ -281,7 +281,7 @@ impl BasicAuth {
             users,
             dummy_hash,
             cache: Mutex::new(Vec::new()),
-            permits: tokio::sync::Semaphore::new(1),
+            permits: Arc::new(tokio::sync::Semaphore::new(1)),
         })
     }
 
@@ -305,15 +305,23 @@ impl BasicAuth {
             Some(h) => (h.clone(), true),
             None => (self.dummy_hash.clone(), false),
         };
-        let Ok(Ok(_permit)) = tokio::time::timeout(AUTH_WAIT, self.permits.acquire()).await else {
+        let permit = self.permits.clone().acquire_owned();
+        let Ok(Ok(permit)) = tokio::time::timeout(AUTH_WAIT, permit).await else {
             return Verdict::Busy;
         };
         let password = password.to_vec();
-        let ok = tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash))
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or(false);
+        // The permit goes with the check: if this request is dropped (its
+        // connection closed), the check still holds it until it finishes,
+        // so checks never pile up in the blocking pool.
+        let ok = tokio::task::spawn_blocking(move || {
+            let ok = bcrypt::verify(password, &hash);
+            drop(permit);
+            ok
+        })
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or(false);
         if ok && known {
             self.remember(credentials);
             Verdict::Allowed
