@@ -304,6 +304,11 @@ async fn accept_loop(
         });
         shared.conns().insert(next_id, conn.clone());
         tokio::spawn(serve_connection(stream, shared.clone(), next_id, conn));
+        // Let every ready connection run before the next accept: a new
+        // connection whose request is already in its socket buffer becomes
+        // Busy (not evictable) at its first poll, before a flood of later
+        // connections can make it the oldest.
+        tokio::task::yield_now().await;
     }
 }
 
