@@ -13,6 +13,10 @@ use xdpacct::metrics::server::{Limits, MetricsServer, ServerOptions};
 use xdpacct::metrics::web_config::WebConfig;
 use xdpacct::metrics::Exposition;
 
+/// The two flood tests take turns: each alone shows the latency it checks,
+/// not the other's load on a 2-core machine.
+static FLOOD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn localhost() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
 }
@@ -72,6 +76,7 @@ fn scrape(addr: SocketAddr) -> Vec<u8> {
 
 #[test]
 fn scrape_completes_within_1s_under_1000_slow_connections() {
+    let _turn = FLOOD.lock().unwrap_or_else(|e| e.into_inner());
     let server = start(ServerOptions::default());
     let addr = server.local_addr;
 
@@ -87,7 +92,7 @@ fn scrape_completes_within_1s_under_1000_slow_connections() {
     assert!(slow.len() > 900, "only {} flood connections", slow.len());
 
     // Keep them alive: dribble a header line into each every 100 ms, and
-    // reopen those the server closed (bounded: 3 s, 5,000 reconnects).
+    // reopen those the server closed (bounded: 3 s, 2,000 reconnects).
     let stop = Arc::new(AtomicBool::new(false));
     let flood = {
         let stop = stop.clone();
@@ -96,7 +101,7 @@ fn scrape_completes_within_1s_under_1000_slow_connections() {
             let mut reopened = 0;
             while !stop.load(Relaxed) && Instant::now() < until {
                 for (i, s) in slow.iter_mut().enumerate() {
-                    if s.write_all(b"X-Slow: 1\r\n").is_err() && reopened < 5000 {
+                    if s.write_all(b"X-Slow: 1\r\n").is_err() && reopened < 2000 {
                         reopened += 1;
                         if let Some(new) = open(i) {
                             *s = new;
@@ -340,6 +345,7 @@ fn web_config_serves_https_only_with_basic_auth() {
 
 #[test]
 fn bad_password_flood_does_not_block_a_cached_scraper() {
+    let _turn = FLOOD.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let hash = bcrypt::hash("secret", 8).unwrap();
     let path = dir.path().join("web.yml");
