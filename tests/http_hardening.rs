@@ -17,6 +17,23 @@ use xdpacct::metrics::Exposition;
 /// not the other's load on a 2-core machine.
 static FLOOD: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// The flood holds ~1,300 descriptors (clients and server in one process):
+/// lift the soft limit to the hard one, in case it is the common 1,024.
+fn raise_fd_limit() {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed,
+    // which lives on this stack frame for the whole call.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < r.rlim_max {
+            r.rlim_cur = r.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+        }
+    }
+}
+
 fn localhost() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
 }
@@ -77,6 +94,7 @@ fn scrape(addr: SocketAddr) -> Vec<u8> {
 #[test]
 fn scrape_completes_within_1s_under_1000_slow_connections() {
     let _turn = FLOOD.lock().unwrap_or_else(|e| e.into_inner());
+    raise_fd_limit();
     let server = start(ServerOptions::default());
     let addr = server.local_addr;
 
