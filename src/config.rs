@@ -222,12 +222,17 @@ pub struct RangeConfig {
 pub struct MetricsConfig {
     /// Address and port of the HTTP server. Defaults to "0.0.0.0:9112".
     pub listen: String,
+    /// Path of a web config file (Prometheus exporter-toolkit YAML:
+    /// `tls_server_config`, `basic_auth_users`) turning on HTTPS and basic
+    /// auth. Defaults to none (plain HTTP, no auth).
+    pub web_config: Option<String>,
 }
 
 impl Default for MetricsConfig {
     fn default() -> Self {
         MetricsConfig {
             listen: "0.0.0.0:9112".into(),
+            web_config: None,
         }
     }
 }

@@ -20,7 +20,8 @@ use crate::capture::stats::{CaptureCollector, QueueStatsSource};
 use crate::capture::{Capture, CaptureError};
 use crate::config::{CaptureConfig, CaptureMode, CliOverrides, Config, Toggle, XdpMode};
 use crate::export::observer::FlowExport;
-use crate::metrics::server::MetricsServer;
+use crate::metrics::server::{MetricsServer, ServerOptions};
+use crate::metrics::web_config::WebConfig;
 use crate::metrics::{EngineCollector, Exposition};
 use crate::shard::hosts::Tables;
 use crate::shard::worker::Worker;
@@ -141,6 +142,9 @@ pub fn run(config: Config, origin: String, cli: CliOverrides) -> anyhow::Result<
         .listen
         .parse()
         .map_err(|e| StartupError(format!("{origin}: metrics.listen: {e}")))?;
+    let web_config = &config.metrics.web_config;
+    let web = web_config.as_ref().map(WebConfig::load).transpose();
+    let web = web.map_err(|e| StartupError(format!("{origin}: {e}")))?;
     let tables = Arc::new(Tables::build(&config.accounting, &origin)?);
     let stop = Arc::new(AtomicBool::new(false));
     let hup = Arc::new(AtomicBool::new(false));
@@ -235,7 +239,7 @@ pub fn run(config: Config, origin: String, cli: CliOverrides) -> anyhow::Result<
         exposition.register(Box::new(x.metrics()));
     }
     exposition.register(Box::new(CaptureCollector::new(w.stats.clone())));
-    let mut server = MetricsServer::start(listen, exposition)
+    let mut server = MetricsServer::start_with(listen, exposition, ServerOptions::with_web(web))
         .map_err(|e| StartupError(format!("{origin}: metrics.listen: {listen}: {e}")))?;
     tracing::info!(listen = %server.local_addr, "serving /metrics");
 

@@ -6,6 +6,7 @@
 pub mod engine;
 pub mod fold;
 pub mod server;
+pub mod web_config;
 
 use std::sync::{Arc, RwLock};
 
