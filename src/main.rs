@@ -85,10 +85,17 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command.unwrap_or(Command::Run) {
-        Command::CheckConfig => {
-            println!("{origin}: ok");
-            Ok(())
-        }
+        Command::CheckConfig => match &config.metrics.web_config {
+            Some(path) => xdpacct::metrics::web_config::WebConfig::load(path)
+                .map(|_| println!("{origin}: ok"))
+                .map_err(|e| {
+                    xdpacct::StartupError(format!("{origin}: metrics.web_config: {e}")).into()
+                }),
+            None => {
+                println!("{origin}: ok");
+                Ok(())
+            }
+        },
         Command::Replay {
             files,
             workers,
