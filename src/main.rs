@@ -89,7 +89,7 @@ fn main() -> ExitCode {
             Some(path) => xdpacct::metrics::web_config::WebConfig::load(path)
                 .map(|_| println!("{origin}: ok"))
                 .map_err(|e| {
-                    xdpacct::StartupError(format!("{origin}: metrics.web_config: {e}")).into()
+                    xdpacct::StartupError(format!("{origin}: {e}")).into()
                 }),
             None => {
                 println!("{origin}: ok");
