@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cargo fmt --all -- --check
-cargo test --profile ci --workspace -- --test-threads=2 "$@"
+cargo test --profile ci --workspace --no-fail-fast -- --test-threads=2 "$@"
