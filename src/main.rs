@@ -88,9 +88,7 @@ fn main() -> ExitCode {
         Command::CheckConfig => match &config.metrics.web_config {
             Some(path) => xdpacct::metrics::web_config::WebConfig::load(path)
                 .map(|_| println!("{origin}: ok"))
-                .map_err(|e| {
-                    xdpacct::StartupError(format!("{origin}: {e}")).into()
-                }),
+                .map_err(|e| xdpacct::StartupError(format!("{origin}: {e}")).into()),
             None => {
                 println!("{origin}: ok");
                 Ok(())
