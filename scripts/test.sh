@@ -6,4 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cargo fmt --all -- --check
+# The .deb/.rpm build-install-remove test runs too (release build, cargo-deb).
+export XDPACCT_TEST_PACKAGES=${XDPACCT_TEST_PACKAGES:-1}
 cargo test --profile ci --workspace --no-fail-fast -- --test-threads=2 "$@"
