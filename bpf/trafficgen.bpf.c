@@ -31,6 +31,7 @@
 static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)BPF_FUNC_map_lookup_elem;
 static long (*bpf_xdp_adjust_tail)(struct xdp_md *ctx, int delta) = (void *)BPF_FUNC_xdp_adjust_tail;
 static __u32 (*bpf_get_smp_processor_id)(void) = (void *)BPF_FUNC_get_smp_processor_id;
+static __u64 (*bpf_ktime_get_ns)(void) = (void *)BPF_FUNC_ktime_get_ns;
 
 /* Set by user space before the first run (one entry). Addresses are in
  * network byte order; a zero mask leaves that address alone. */
@@ -39,12 +40,21 @@ struct gen_config {
 	__u32 dst_mask;
 	__u32 imix;     /* 1: resize frames in the 7:4:1 IMIX pattern */
 	__u32 rewrite;  /* 1: rewrite IPv4 addresses (and lengths in IMIX mode) */
+	__u64 ns_per_frame; /* pacing per CPU; 0: as fast as possible */
+	__u64 catchup_ns;   /* how far behind schedule a CPU may burst to catch up */
 };
 
-/* Per CPU: frames the program handed to XDP_TX and their bytes. */
+/* Per CPU: frames the program handed to XDP_TX and their bytes; `quota`
+ * frames still to send (user space sets it, the program counts it down and
+ * drops every later run, so a call's `repeat` may overshoot safely); pacing
+ * state. A run that is ahead of schedule drops its frame (live mode: nothing
+ * leaves) and counts it in `idle`. */
 struct gen_stats {
 	__u64 frames;
 	__u64 bytes;
+	__u64 quota;
+	__u64 next_ns;
+	__u64 idle;
 };
 
 struct {
@@ -85,6 +95,19 @@ int trafficgen_tx(struct xdp_md *ctx)
 	if (!cfg || !st)
 		return XDP_ABORTED;
 
+	if (st->quota == 0)
+		return XDP_DROP;
+	if (cfg->ns_per_frame) {
+		__u64 now = bpf_ktime_get_ns();
+		if (now < st->next_ns) {
+			st->idle += 1;
+			return XDP_DROP;
+		}
+		__u64 next = st->next_ns;
+		if (next + cfg->catchup_ns < now)
+			next = now - cfg->catchup_ns;
+		st->next_ns = next + cfg->ns_per_frame;
+	}
 	__u64 seq = st->frames;
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -131,6 +154,7 @@ int trafficgen_tx(struct xdp_md *ctx)
 out:
 	/* Per-CPU slot: the test run holds the CPU for the batch. */
 	st->frames = seq + 1;
+	st->quota -= 1;
 	st->bytes += (__u64)(data_end - data);
 	return XDP_TX;
 }
@@ -139,6 +163,14 @@ SEC("xdp")
 int xdp_pass(struct xdp_md *ctx)
 {
 	return XDP_PASS;
+}
+
+/* Receiver stand-in for measuring the generator alone: counts as received
+ * on the veth (rx_packets), then drops. */
+SEC("xdp")
+int xdp_drop(struct xdp_md *ctx)
+{
+	return XDP_DROP;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

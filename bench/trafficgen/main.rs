@@ -65,6 +65,10 @@ enum Cmd {
         /// Detach after this many seconds. Defaults to 3600.
         #[arg(long, default_value_t = 3600)]
         seconds: u64,
+        /// Attach XDP_DROP instead: frames still count as received on the
+        /// veth (rx_packets); measures the generator without a receiver.
+        #[arg(long)]
+        drop: bool,
     },
 }
 
@@ -100,12 +104,19 @@ struct SendArgs {
     /// Rewrite this many low bits of the IPv4 destination (0..=16).
     #[arg(long, default_value_t = 8)]
     dst_bits: u32,
+    /// Cores the sender threads run on (thread i on cores[i % len]). Defaults to 0, 1, ...
+    #[arg(long, value_delimiter = ',')]
+    cores: Vec<usize>,
     /// Kernel batch size for live frames (1..=256).
     #[arg(long, default_value_t = 256)]
     batch: u32,
-    /// Frames per BPF_PROG_RUN call (0: about 0.5 ms worth at --pps, else 1M).
+    /// Runs per BPF_PROG_RUN call (0: automatic). Each call costs ~20 ms of set-up here.
     #[arg(long, default_value_t = 0)]
     chunk: u64,
+    /// Paced: how many milliseconds behind schedule a sender may burst to catch
+    /// up after it was preempted (a busy machine preempts for milliseconds).
+    #[arg(long, default_value_t = 20)]
+    catchup_ms: u64,
     /// Do not resend frames the kernel dropped at transmit.
     #[arg(long)]
     no_resend: bool,
@@ -136,6 +147,8 @@ struct GenConfig {
     dst_mask: u32,
     imix: u32,
     rewrite: u32,
+    ns_per_frame: u64,
+    catchup_ns: u64,
 }
 
 const BPF_F_TEST_XDP_LIVE_FRAMES: u32 = 1 << 1;
@@ -144,7 +157,7 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Send(a) => send(a),
-        Cmd::Pass { iface, seconds } => pass(&iface, seconds),
+        Cmd::Pass { iface, seconds, drop } => pass(&iface, seconds, drop),
     }
 }
 
@@ -166,9 +179,11 @@ fn load() -> Result<skel::TrafficgenSkel<'static>> {
     open.load().context("loading the trafficgen BPF object")
 }
 
-fn pass(iface: &str, seconds: u64) -> Result<()> {
+fn pass(iface: &str, seconds: u64, drop: bool) -> Result<()> {
     let idx = ifindex(iface)?;
     let skel = load()?;
+    let prog = if drop { skel.progs.xdp_drop.as_fd() } else { skel.progs.xdp_pass.as_fd() };
+    let what = if drop { "XDP_DROP" } else { "XDP_PASS" };
     let opts = libbpf_sys::bpf_link_create_opts {
         sz: std::mem::size_of::<libbpf_sys::bpf_link_create_opts>() as _,
         flags: libbpf_sys::XDP_FLAGS_DRV_MODE,
@@ -176,14 +191,14 @@ fn pass(iface: &str, seconds: u64) -> Result<()> {
     };
     // SAFETY: a live program fd and a fully initialised opts struct read during the call only.
     let fd = unsafe {
-        libbpf_sys::bpf_link_create(skel.progs.xdp_pass.as_fd().as_raw_fd(), idx as i32, libbpf_sys::BPF_XDP, &opts)
+        libbpf_sys::bpf_link_create(prog.as_raw_fd(), idx as i32, libbpf_sys::BPF_XDP, &opts)
     };
     if fd < 0 {
-        bail!("attaching XDP_PASS to {iface} in native mode: {}", io::Error::from_raw_os_error(-fd));
+        bail!("attaching {what} to {iface} in native mode: {}", io::Error::from_raw_os_error(-fd));
     }
     // SAFETY: a non-negative return is a new link fd that we alone own.
     let _link = unsafe { OwnedFd::from_raw_fd(fd) };
-    eprintln!("trafficgen: XDP_PASS attached to {iface} (native, bpf_link); holding for up to {seconds} s");
+    eprintln!("trafficgen: {what} attached to {iface} (native, bpf_link); holding for up to {seconds} s");
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [libc::SIGTERM, libc::SIGINT] {
         signal_hook::flag::register(sig, Arc::clone(&stop))?;
@@ -260,7 +275,9 @@ fn run_batch(prog: RawFd, frame: &[u8], ctx: &XdpMd, repeat: u32, batch: u32) ->
     opts.sz = std::mem::size_of::<libbpf_sys::bpf_test_run_opts>() as _;
     opts.data_in = frame.as_ptr().cast();
     opts.data_size_in = frame.len() as u32;
-    opts.ctx_in = (ctx as *const XdpMd).cast();
+    // The kernel wants data_end == the frame length and data == data_meta == 0.
+    let ctx = XdpMd { data_end: frame.len() as u32, ..*ctx };
+    opts.ctx_in = (&ctx as *const XdpMd).cast();
     opts.ctx_size_in = std::mem::size_of::<XdpMd>() as u32;
     opts.repeat = repeat as i32;
     opts.flags = BPF_F_TEST_XDP_LIVE_FRAMES;
@@ -274,58 +291,114 @@ fn run_batch(prog: RawFd, frame: &[u8], ctx: &XdpMd, repeat: u32, batch: u32) ->
     Ok(())
 }
 
-/// Sends `counts[i]` frames on thread i, each paced at `pps_per_thread`.
+/// Per-CPU `struct gen_stats` (bpf/trafficgen.bpf.c), read and written raw.
+#[derive(Clone, Copy, Default, Debug)]
+#[repr(C)]
+struct GenStats {
+    frames: u64,
+    bytes: u64,
+    quota: u64,
+    next_ns: u64,
+    idle: u64,
+}
+
+struct StatsMap {
+    fd: RawFd,
+    ncpus: usize,
+}
+
+impl StatsMap {
+    fn read(&self) -> io::Result<Vec<GenStats>> {
+        let mut v = vec![GenStats::default(); self.ncpus];
+        let key = 0u32;
+        // SAFETY: a per-CPU array lookup writes one 40-byte (8-aligned) value
+        // per possible CPU; `v` holds exactly `ncpus` of them.
+        let rc = unsafe {
+            libbpf_sys::bpf_map_lookup_elem(self.fd, (&key as *const u32).cast(), v.as_mut_ptr().cast())
+        };
+        if rc < 0 {
+            return Err(io::Error::from_raw_os_error(-rc));
+        }
+        Ok(v)
+    }
+
+    fn write(&self, v: &[GenStats]) -> io::Result<()> {
+        assert_eq!(v.len(), self.ncpus);
+        let key = 0u32;
+        // SAFETY: as in `read`, the kernel reads `ncpus` values from `v`.
+        let rc = unsafe {
+            libbpf_sys::bpf_map_update_elem(self.fd, (&key as *const u32).cast(), v.as_ptr().cast(), 0)
+        };
+        if rc < 0 {
+            return Err(io::Error::from_raw_os_error(-rc));
+        }
+        Ok(())
+    }
+}
+
+/// Sends `counts[i]` frames from core `cores[i % len]`: the program's per-CPU
+/// quota is set first, then each thread repeats BPF_PROG_RUN until its CPU's
+/// quota is used up. Returns the wall time of the slowest thread.
 fn send_round(
     prog: RawFd,
+    stats: &Arc<StatsMap>,
     frames: &Arc<Vec<Vec<u8>>>,
     ctx: XdpMd,
     counts: &[u64],
-    pps_per_thread: f64,
+    paced: bool,
     a: &SendArgs,
-    cores: &[core_affinity::CoreId],
+    cores: &[usize],
 ) -> Result<Duration> {
+    let mut st = stats.read().context("reading gen_stats")?;
+    let mut thread_cpu = Vec::new();
+    for (i, &n) in counts.iter().enumerate() {
+        let cpu = cores[i % cores.len()];
+        if cpu >= st.len() {
+            bail!("core {cpu} does not exist");
+        }
+        st[cpu].quota += n;
+        st[cpu].next_ns = 0;
+        thread_cpu.push(cpu);
+    }
+    stats.write(&st).context("writing gen_stats quotas")?;
     let start = Instant::now();
     let deadline = start + Duration::from_secs(a.timeout);
-    let chunk = if a.chunk > 0 {
-        a.chunk
-    } else if pps_per_thread > 0.0 {
-        ((pps_per_thread / 2000.0) as u64).clamp(32, 1 << 20)
-    } else {
-        1 << 20
-    };
     let mut handles = Vec::new();
     for (i, &n) in counts.iter().enumerate() {
         if n == 0 {
             continue;
         }
         let frames = Arc::clone(frames);
-        let core = cores.get(i % cores.len().max(1)).copied();
+        let stats = Arc::clone(stats);
+        let cpu = thread_cpu[i];
         let batch = a.batch;
-        handles.push(thread::spawn(move || -> io::Result<u64> {
-            if let Some(c) = core {
-                core_affinity::set_for_current(c);
+        let chunk = a.chunk;
+        handles.push(thread::spawn(move || -> io::Result<()> {
+            if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
+                return Err(io::Error::other(format!("cannot pin a sender thread to core {cpu}")));
             }
-            let t0 = Instant::now();
-            let mut sent = 0u64;
             let mut k = 0usize;
-            while sent < n {
-                if Instant::now() > deadline {
-                    return Err(io::Error::new(io::ErrorKind::TimedOut, format!("timed out after {sent} of {n} frames")));
+            loop {
+                let left = stats.read()?[cpu].quota;
+                if left == 0 {
+                    return Ok(());
                 }
-                let r = (n - sent).min(chunk);
+                if Instant::now() > deadline {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, format!("timed out with {left} frames left on core {cpu}")));
+                }
+                // Unpaced, each run sends (the program drops runs past the
+                // quota). Paced, most runs are idle drops: give the call room.
+                let repeat = if chunk > 0 {
+                    chunk
+                } else if paced {
+                    left.saturating_mul(256).clamp(1 << 16, 1 << 23)
+                } else {
+                    left.min(1 << 24)
+                };
                 let frame = &frames[k % frames.len()];
                 k += 1;
-                run_batch(prog, frame, &ctx, r as u32, batch)?;
-                sent += r;
-                if pps_per_thread > 0.0 {
-                    let due = t0 + Duration::from_secs_f64(sent as f64 / pps_per_thread);
-                    let now = Instant::now();
-                    if due > now {
-                        thread::sleep(due - now);
-                    }
-                }
+                run_batch(prog, frame, &ctx, repeat.min(u32::MAX as u64 / 2) as u32, batch)?;
             }
-            Ok(sent)
         }));
     }
     for h in handles {
@@ -367,21 +440,38 @@ fn send(a: SendArgs) -> Result<()> {
         None => vec![synthetic_frame(a.size)],
     };
     let skel = load()?;
-    let cfg = GenConfig { src_mask: mask(a.src_bits), dst_mask: mask(a.dst_bits), imix: u32::from(a.imix), rewrite: 1 };
+    let per_thread_pps = a.pps as f64 / a.threads.max(1) as f64;
+    let ns_per_frame = if a.pps > 0 { (1e9 / per_thread_pps).max(1.0) as u64 } else { 0 };
+    let cfg = GenConfig {
+        src_mask: mask(a.src_bits),
+        dst_mask: mask(a.dst_bits),
+        imix: u32::from(a.imix),
+        rewrite: 1,
+        ns_per_frame,
+        catchup_ns: a.catchup_ms * 1_000_000,
+    };
     // SAFETY: GenConfig is repr(C) plain data; viewing it as bytes is sound.
     let cfg_bytes = unsafe {
         std::slice::from_raw_parts((&cfg as *const GenConfig).cast::<u8>(), std::mem::size_of::<GenConfig>())
     };
     skel.maps.gen_cfg.update(&0u32.to_ne_bytes(), cfg_bytes, libbpf_rs::MapFlags::ANY).context("writing gen_cfg")?;
     let prog_fd = skel.progs.trafficgen_tx.as_fd().as_raw_fd();
+    let stats = Arc::new(StatsMap {
+        fd: skel.maps.gen_stats.as_fd().as_raw_fd(),
+        ncpus: libbpf_rs::num_possible_cpus().context("counting possible CPUs")?,
+    });
     let ctx = XdpMd { ingress_ifindex: idx, rx_queue_index: 0, ..Default::default() };
     let frames = Arc::new(frames);
-    let cores = core_affinity::get_core_ids().unwrap_or_default();
     let threads = a.threads.max(1);
-    let pps_t = if a.pps > 0 { a.pps as f64 / threads as f64 } else { 0.0 };
+    let cores: Vec<usize> = if a.cores.is_empty() {
+        (0..threads).map(|i| i % stats.ncpus.max(1)).collect()
+    } else {
+        a.cores.clone()
+    };
+    let paced = a.pps > 0;
 
     let base = dev_stats(&a.iface)?;
-    let elapsed = send_round(prog_fd, &frames, ctx, &split(a.count, threads), pps_t, &a, &cores)?;
+    let elapsed = send_round(prog_fd, &stats, &frames, ctx, &split(a.count, threads), paced, &a, &cores)?;
     let mut attempted = a.count;
     let mut now = settle(&a.iface, base, attempted)?;
     let mut rounds = 0;
@@ -401,8 +491,7 @@ fn send(a: SendArgs) -> Result<()> {
             break;
         }
         rounds += 1;
-        let pps_r = if pps_t > 0.0 { pps_t } else { 0.0 };
-        send_round(prog_fd, &frames, ctx, &[owed], pps_r, &a, &cores)?;
+        send_round(prog_fd, &stats, &frames, ctx, &[owed], paced, &a, &cores)?;
         attempted += owed;
         now = settle(&a.iface, base, attempted)?;
     }
@@ -411,21 +500,17 @@ fn send(a: SendArgs) -> Result<()> {
     let bytes = now.tx_bytes - base.tx_bytes;
     let mpps = a.count as f64 / elapsed.as_secs_f64() / 1e6;
     let exact = delivered == a.count;
-    // Program-side totals (all CPUs): frames it handed to XDP_TX.
-    let mut prog_frames = 0u64;
-    let mut prog_bytes = 0u64;
-    if let Ok(Some(per_cpu)) = skel.maps.gen_stats.lookup_percpu(&0u32.to_ne_bytes(), libbpf_rs::MapFlags::ANY) {
-        for v in per_cpu {
-            if v.len() >= 16 {
-                prog_frames += u64::from_ne_bytes(v[0..8].try_into().unwrap_or_default());
-                prog_bytes += u64::from_ne_bytes(v[8..16].try_into().unwrap_or_default());
-            }
-        }
+    // Program-side totals (all CPUs): frames it handed to XDP_TX, idle runs.
+    let (mut prog_frames, mut prog_bytes, mut idle) = (0u64, 0u64, 0u64);
+    for v in stats.read().context("reading gen_stats")? {
+        prog_frames += v.frames;
+        prog_bytes += v.bytes;
+        idle += v.idle;
     }
     if a.json {
         println!(
-            "{{\"count\":{},\"attempted\":{},\"delivered\":{},\"xmit_dropped\":{},\"resend_rounds\":{},\"delivered_bytes\":{},\"prog_frames\":{},\"prog_bytes\":{},\"elapsed_s\":{:.6},\"mpps\":{:.4},\"threads\":{},\"pps_target\":{},\"exact\":{}}}",
-            a.count, attempted, delivered, dropped, rounds, bytes, prog_frames, prog_bytes, elapsed.as_secs_f64(), mpps, threads, a.pps, exact
+            "{{\"count\":{},\"attempted\":{},\"delivered\":{},\"xmit_dropped\":{},\"resend_rounds\":{},\"delivered_bytes\":{},\"prog_frames\":{},\"prog_bytes\":{},\"idle_runs\":{},\"elapsed_s\":{:.6},\"mpps\":{:.4},\"threads\":{},\"pps_target\":{},\"exact\":{}}}",
+            a.count, attempted, delivered, dropped, rounds, bytes, prog_frames, prog_bytes, idle, elapsed.as_secs_f64(), mpps, threads, a.pps, exact
         );
     } else {
         println!(
