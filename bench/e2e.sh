@@ -32,9 +32,10 @@ OUT=${OUT:-$ROOT/bench/results}
 RATES=${RATES:-"0.5 1 1.5 2 3 max"}          # Mpps; max = unpaced
 PROFILES=${PROFILES:-"64 imix"}
 CONTENDERS=${CONTENDERS:-"xdpacct-afxdp xdpacct-afpacket pmacctd fastnetmon"}
-STEP_SECONDS=${STEP_SECONDS:-2}              # frames per step = rate x this
-MAX_COUNT_64=${MAX_COUNT_64:-4000000}
-MAX_COUNT_IMIX=${MAX_COUNT_IMIX:-2000000}
+STEP_SECONDS=${STEP_SECONDS:-1}              # frames per step = rate x this, at most MAX_COUNT_*
+MAX_COUNT_64=${MAX_COUNT_64:-2000000}
+MAX_COUNT_IMIX=${MAX_COUNT_IMIX:-1000000}
+CATCHUP_MS=${CATCHUP_MS:-2}                  # generator burst allowance after preemption
 SETTLE=${SETTLE:-2}                          # seconds for counters to catch up
 GEN_CORE=${GEN_CORE:-0}
 PORT=9390
@@ -228,8 +229,10 @@ run_step() {
     else
         pps=$(awk -v r="$rate" 'BEGIN {printf "%d", r * 1e6}')
         count=$((pps * STEP_SECONDS))
+        local cap=$([[ $prof == imix ]] && echo "$MAX_COUNT_IMIX" || echo "$MAX_COUNT_64")
+        ((count > cap)) && count=$cap
     fi
-    args=(send -i "$IF_S" -c "$count" --pps "$pps" --cores "$GEN_CORE" --json --timeout 90)
+    args=(send -i "$IF_S" -c "$count" --pps "$pps" --cores "$GEN_CORE" --catchup-ms "$CATCHUP_MS" --json --timeout 90)
     [[ $prof == imix ]] && args+=(--imix) || args+=(--size 60)
 
     local f0 b0 f1 b1 rxp0 rxb0 rxp1 rxb1 t0 t1 gen
@@ -249,7 +252,10 @@ run_step() {
     mpps=$(sed -n 's/.*"mpps":\([0-9.]*\).*/\1/p' <<<"$gen")
     exact=$(sed -n 's/.*"exact":\([a-z]*\).*/\1/p' <<<"$gen")
     q="" ok=""
-    if [[ $c == xdpacct-* ]]; then IFS='|' read -r q ok < <(queues); fi
+    if [[ $c == xdpacct-* ]]; then
+        IFS='|' read -r q ok < <(queues)
+        metrics $PORT | grep '^xdpacct_queue_dropped_total' | grep -v ' 0$' | sed 's/^/    /' >>"$LOG" || true
+    fi
     local cpu_s hwm
     cpu_s=$(awk -v t=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", t / hz}')
     hwm=$(hwm_kb "$C_PID")
@@ -268,7 +274,7 @@ mkdir -p "$OUT"
     echo "pmacctd: $(pmacctd -V 2>&1 | head -1)"
     echo "fastnetmon: $(dpkg-query -W -f='${Version}' fastnetmon 2>/dev/null || echo not installed)"
     echo "xdpacct: $(git -C "$ROOT" rev-parse --short HEAD)"
-    echo "rates: $RATES; profiles: $PROFILES; step: ${STEP_SECONDS}s; settle: ${SETTLE}s"
+    echo "rates: $RATES; profiles: $PROFILES; step: ${STEP_SECONDS}s (max $MAX_COUNT_64 / $MAX_COUNT_IMIX frames); settle: ${SETTLE}s; generator core $GEN_CORE, catch-up ${CATCHUP_MS} ms"
 } >"$OUT/env.txt"
 echo "contender,profile,target_mpps,achieved_mpps,gen_count,gen_exact,offered_frames,counted_frames,offered_bytes_l2,expected_bytes,counted_bytes,cpu_s,peak_rss_kb,load1,queues_seen_acc_drop,queues_balanced" >"$CSV"
 
