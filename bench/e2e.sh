@@ -37,7 +37,8 @@ MAX_COUNT_64=${MAX_COUNT_64:-2000000}
 MAX_COUNT_IMIX=${MAX_COUNT_IMIX:-1000000}
 CATCHUP_MS=${CATCHUP_MS:-2}                  # generator burst allowance after preemption
 SETTLE=${SETTLE:-2}                          # seconds for counters to catch up
-GEN_CORE=${GEN_CORE:-0}
+GEN_CORE=${GEN_CORE:-0}                      # comma list; one sender thread per entry
+GEN_THREADS=$(awk -F, '{print NF}' <<<"$GEN_CORE")
 PORT=9390
 
 NS_S=xgbS NS_R=xgbR IF_S=xgb-s IF_R=xgb-r
@@ -232,13 +233,14 @@ run_step() {
         local cap=$([[ $prof == imix ]] && echo "$MAX_COUNT_IMIX" || echo "$MAX_COUNT_64")
         ((count > cap)) && count=$cap
     fi
-    args=(send -i "$IF_S" -c "$count" --pps "$pps" --cores "$GEN_CORE" --catchup-ms "$CATCHUP_MS" --json --timeout 90)
+    args=(send -i "$IF_S" -c "$count" --pps "$pps" --cores "$GEN_CORE" -t "$GEN_THREADS" --catchup-ms "$CATCHUP_MS" --json --timeout 90)
     [[ $prof == imix ]] && args+=(--imix) || args+=(--size 60)
 
     local f0 b0 f1 b1 rxp0 rxb0 rxp1 rxb1 t0 t1 gen
     read -r f0 b0 < <(counted "$c")
     rxp0=$(rx_stat rx_packets) rxb0=$(rx_stat rx_bytes) t0=$(cpu_ticks "$C_PID")
     gen=$(timeout 120 ip netns exec "$NS_S" "$GEN" "${args[@]}" 2>>"$LOG" || true)
+    echo "    gen: $gen" >>"$LOG"
     sleep "$SETTLE"
     read -r f1 b1 < <(counted "$c")
     rxp1=$(rx_stat rx_packets) rxb1=$(rx_stat rx_bytes) t1=$(cpu_ticks "$C_PID")
