@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Generator self-test: rate and exactness of xdpacct-trafficgen on a veth pair.
+#
+#   cargo build --release && sudo bench/gen-selftest.sh [COUNT]
+#
+# For each receiver (XDP_DROP: the generator alone; XDP_PASS: frames go up
+# the stack) and each thread count, sends COUNT frames (default 10,000,000)
+# unpaced and checks the receiving veth's rx_packets (`ip -s link`) grew by
+# exactly COUNT. Both ends live in their own namespaces (xgtS/xgtR), removed
+# on exit.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+GEN=${GEN:-$ROOT/target/release/xdpacct-trafficgen}
+COUNT=${1:-10000000}
+NS_S=xgtS NS_R=xgtR
+PASS_PID=
+cleanup() {
+    [[ -n $PASS_PID ]] && kill "$PASS_PID" 2>/dev/null && wait "$PASS_PID" 2>/dev/null
+    ip netns del "$NS_S" 2>/dev/null || true
+    ip netns del "$NS_R" 2>/dev/null || true
+}
+trap cleanup EXIT
+ip netns add "$NS_S"
+ip netns add "$NS_R"
+ip link add xgt-s numtxqueues 2 numrxqueues 2 netns "$NS_S" type veth \
+    peer name xgt-r numtxqueues 2 numrxqueues 2 netns "$NS_R"
+for ns in "$NS_S" "$NS_R"; do
+    ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+done
+ip netns exec "$NS_S" ip link set xgt-s up
+ip netns exec "$NS_R" ip link set xgt-r up
+rx() { ip netns exec "$NS_R" cat /sys/class/net/xgt-r/statistics/rx_packets; }
+
+echo "kernel $(uname -r), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+fail=0
+for recv in drop pass; do
+    flag=()
+    [[ $recv == drop ]] && flag=(--drop)
+    ip netns exec "$NS_R" "$GEN" pass -i xgt-r --seconds 600 "${flag[@]}" 2>/dev/null &
+    PASS_PID=$!
+    sleep 0.5
+    for t in 1 2; do
+        for prof in 64 imix; do
+            args=(send -i xgt-s -c "$COUNT" -t "$t" --timeout 120)
+            [[ $prof == imix ]] && args+=(--imix)
+            before=$(rx)
+            out=$(timeout 150 ip netns exec "$NS_S" "$GEN" "${args[@]}" 2>&1) || true
+            got=$(($(rx) - before))
+            verdict=$([[ $got == "$COUNT" ]] && echo exact || { fail=1; echo MISMATCH; })
+            echo "receiver=XDP_${recv^^} threads=$t profile=$prof: $out | peer rx_packets +$got: $verdict"
+        done
+    done
+    kill "$PASS_PID"
+    wait "$PASS_PID" 2>/dev/null || true
+    PASS_PID=
+done
+exit $fail
