@@ -76,6 +76,10 @@ fn account_while_scraping(c: &mut Criterion) {
     let scraper = {
         let stop = stop.clone();
         std::thread::spawn(move || {
+            // The daemon's layout: the scraper on core 0, workers on the others.
+            if let Some(c) = core_affinity::get_core_ids().and_then(|c| c.first().copied()) {
+                core_affinity::set_for_current(c);
+            }
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 black_box(exposition.render().len());
             }
@@ -83,6 +87,10 @@ fn account_while_scraping(c: &mut Criterion) {
     };
     let mut g = c.benchmark_group("engine");
     g.throughput(Throughput::Elements(frames.len() as u64));
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    if cores.len() > 1 {
+        core_affinity::set_for_current(cores[1]);
+    }
     g.bench_function("parse_account_64B_10k_hosts_while_scraping", |b| {
         let mut facts = FrameFacts::default();
         b.iter(|| {
