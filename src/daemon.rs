@@ -4,7 +4,24 @@
 //! rx queue; AF_PACKET: one fanout member per rx queue), gives each queue its
 //! own shard and a worker thread pinned to a core, and serves /metrics until
 //! SIGTERM or SIGINT. SIGHUP re-reads the configuration and swaps the host
-//! tables without losing a count. Start-up only allocates; no unsafe.
+//! tables without losing a count; a config that does not load or validate
+//! is logged and the old one kept. Start-up only allocates; no unsafe.
+//!
+//! Faults (tests/fault_live.rs): the main loop watches every interface
+//! (every 100 ms). Down/up is logged and counted
+//! (`xdpacct_interface_down_total`, `xdpacct_interface_up`); the sockets and
+//! the XDP program survive it. If the interface disappears, is deleted and
+//! created again (new ifindex), or a worker's capture fails, that
+//! interface's workers are stopped and parked and the capture is reopened
+//! with backoff (250 ms doubling to 5 s) on the same shards and per-queue
+//! counters, so totals continue (`xdpacct_capture_restarts_total`). Only the
+//! queues the interface had at start-up are reopened, and NetFlow keeps the
+//! start-up ifindex as the ingress interface. A worker panic stops the
+//! daemon (a bug, not a fault).
+//!
+//! Capabilities: the captures are opened before any thread starts, then
+//! `privileges::drop_after_start` reduces the process to what re-attaching
+//! needs (see src/privileges.rs).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -344,6 +361,8 @@ struct Iface {
     down_since: Option<Instant>,
     retry_at: Instant,
     backoff: Duration,
+    /// A worker panicked: a bug, not a capture fault; the daemon stops.
+    panicked: bool,
 }
 
 /// Whether `ifname` is administratively up (`IFF_UP`) with its link up
@@ -406,7 +425,10 @@ impl Iface {
                             errors.push(e.to_string());
                         }
                     }
-                    Err(_) => errors.push(format!("queue {}: worker panicked", slot.queue)),
+                    Err(_) => {
+                        self.panicked = true;
+                        errors.push(format!("queue {}: worker panicked", slot.queue));
+                    }
                 }
             }
         }
@@ -455,6 +477,9 @@ impl Iface {
         let replaced = index != Some(self.ifindex);
         if self.attached && (failed || replaced) {
             let errors = self.park();
+            if self.panicked {
+                anyhow::bail!("{name}: a worker panicked: {}", errors.join("; "));
+            }
             tracing::warn!(
                 interface = name.as_str(),
                 gone = index.is_none(),
@@ -554,6 +579,7 @@ pub fn run(config: Config, origin: String, cli: CliOverrides) -> anyhow::Result<
                 down_since: None,
                 retry_at: Instant::now(),
                 backoff: REOPEN_BACKOFF_MIN,
+                panicked: false,
             };
             iface.up = link_up(&iface.name).unwrap_or(false);
             let res = start_queues(
@@ -635,6 +661,9 @@ pub fn run(config: Config, origin: String, cli: CliOverrides) -> anyhow::Result<
     for iface in &mut w {
         for e in iface.park() {
             tracing::warn!(interface = iface.name.as_str(), "at shutdown: {e}");
+        }
+        if iface.panicked && failure.is_none() {
+            failure = Some(anyhow::anyhow!("{}: a worker panicked", iface.name));
         }
         // Parked workers flush their flow caches here (the thread ran `finish`).
         for slot in &mut iface.slots {
