@@ -114,6 +114,8 @@ def prefixes():
     write("prefix_tables", "names", b"\x02# names\n64496 EXAMPLE-NET, ZZ\n13335 CLOUDFLARENET\n")
     write("prefix_tables", "networks-file", b"\x03! pmacct\n65000,192.0.2.0/24\n198.51.100.0/24\n"
           b"192.0.2.1,65001,203.0.113.0/25\n")
+    write("prefix_tables", "prefix-asn-built", b"\x80192.0.2.0/25 64496\n192.0.2.128/26 1\n::/0 2\n")
+    write("prefix_tables", "networks-built", b"\x84office 192.0.2.0/31 2001:db8::/127\n")
     write("prefix_tables", "networks", b"\x04office 192.0.2.0/25 2001:db8:1::/48 # x\nlab 10.0.0.0/8\n")
 
 
