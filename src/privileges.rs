@@ -2,17 +2,26 @@
 //! opened its sockets, it drops every capability it no longer needs from the
 //! effective, permitted, inheritable, ambient and bounding sets.
 //!
-//! What is still needed after start-up, measured on Linux 6.18 (veth,
-//! `tests/fault_live.rs`):
+//! What is still needed after start-up, measured on Linux 6.18 (veth):
+//! started with only `CAP_NET_ADMIN CAP_BPF CAP_NET_RAW CAP_IPC_LOCK` in the
+//! bounding set (`setpriv --bounding-set=-all,+net_admin,+bpf,+net_raw,+ipc_lock`)
+//! the daemon opens and serves; without any one of them opening fails:
+//! no `CAP_NET_ADMIN`: creating the XSKMAP (EPERM); no `CAP_BPF`: loading
+//! the program; no `CAP_NET_RAW`: the packet socket for promiscuous mode
+//! (and AF_XDP / AF_PACKET sockets); no `CAP_IPC_LOCK`: registering the
+//! UMEM. (Root also has `CAP_SYS_ADMIN`, which stands in for `CAP_BPF` and
+//! `CAP_NET_ADMIN` in the BPF checks; it is dropped.) Re-attaching when an
+//! interface comes back does the same steps, so the same four stay
+//! (`fault_capabilities_dropped_after_start` re-attaches after the drop).
 //!
-//! | need | capability |
+//! | need after start-up | capability |
 //! |---|---|
 //! | scrape: XDP map counters, `XDP_STATISTICS`, AF_PACKET stats | none (fds already open) |
 //! | NetFlow export over UDP, reading the config on SIGHUP | none (root-owned files stay readable) |
-//! | re-attach when an interface is deleted and created again: load the XDP program, `BPF_LINK_CREATE` | `CAP_BPF`, `CAP_NET_ADMIN` |
-//! | re-attach: promiscuous mode (`SIOCSIFFLAGS`) | `CAP_NET_ADMIN` |
-//! | re-attach: new AF_XDP / AF_PACKET sockets | `CAP_NET_RAW` |
-//! | re-attach: register a new UMEM (memlock above `RLIMIT_MEMLOCK`) | `CAP_IPC_LOCK` |
+//! | re-attach: XSKMAP, `BPF_LINK_CREATE`, promiscuous mode | `CAP_NET_ADMIN` |
+//! | re-attach: load the XDP program | `CAP_BPF` |
+//! | re-attach: new AF_XDP / AF_PACKET / ioctl sockets | `CAP_NET_RAW` |
+//! | re-attach: register a new UMEM | `CAP_IPC_LOCK` |
 //! | bind `metrics.listen` below port 1024 (the server starts after the drop) | `CAP_NET_BIND_SERVICE`, kept only then |
 //!
 //! So the kept set is `CAP_NET_ADMIN`, `CAP_BPF`, `CAP_NET_RAW`,
