@@ -652,7 +652,9 @@ pub fn run(config: Config, origin: String, cli: CliOverrides) -> anyhow::Result<
             match Config::load(&cli).and_then(|(cfg, o)| Tables::build(&cfg.accounting, &o)) {
                 Ok(t) => {
                     engine.reload(Arc::new(t));
-                    tracing::info!("SIGHUP: host tables reloaded");
+                    tracing::info!(
+                        "SIGHUP: host tables reloaded ([accounting] only; other sections take effect on restart)"
+                    );
                 }
                 Err(e) => tracing::error!("SIGHUP: keeping the old configuration: {e}"),
             }
