@@ -363,6 +363,8 @@ struct Iface {
     backoff: Duration,
     /// A worker panicked: a bug, not a capture fault; the daemon stops.
     panicked: bool,
+    /// When the capture was last (re)opened.
+    attached_at: Instant,
 }
 
 /// Whether `ifname` is administratively up (`IFF_UP`) with its link up
@@ -487,7 +489,13 @@ impl Iface {
                 errors = errors.join("; "),
                 "capture lost; reopening with backoff"
             );
-            self.backoff = REOPEN_BACKOFF_MIN;
+            // A capture that keeps failing soon after each reopen backs off
+            // further; one that ran a while starts again from the minimum.
+            self.backoff = if now - self.attached_at < Duration::from_secs(10) {
+                (self.backoff * 2).min(REOPEN_BACKOFF_MAX)
+            } else {
+                REOPEN_BACKOFF_MIN
+            };
             self.retry_at = now
                 + if failed && !replaced {
                     self.backoff
@@ -505,10 +513,10 @@ impl Iface {
                         "capture reopened; counting continues"
                     );
                     self.ifindex = index.unwrap_or(0);
+                    self.attached_at = now;
                     self.attached = opened.len() > 0;
                     start_queues(self, opened, tables, cores, batch, export, next_core)?;
                     m.restarts.with_label_values(&[&name]).inc();
-                    self.backoff = REOPEN_BACKOFF_MIN;
                 }
                 Err(e) => {
                     tracing::warn!(
@@ -580,6 +588,7 @@ pub fn run(config: Config, origin: String, cli: CliOverrides) -> anyhow::Result<
                 retry_at: Instant::now(),
                 backoff: REOPEN_BACKOFF_MIN,
                 panicked: false,
+                attached_at: Instant::now(),
             };
             iface.up = link_up(&iface.name).unwrap_or(false);
             let res = start_queues(
