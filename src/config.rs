@@ -344,6 +344,18 @@ impl Config {
         Ok((config, origin))
     }
 
+    /// Parses a TOML document over the built-in defaults (no file, no
+    /// environment, no flags) and validates it, as `load` does for a file.
+    /// For tests and fuzzing; never panics on any input.
+    pub fn from_toml_str(s: &str) -> Result<Config, ConfigError> {
+        let config: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(s))
+            .extract()
+            .map_err(|e| ConfigError::Figment(one_line(&e)))?;
+        config.validate("toml string")?;
+        Ok(config)
+    }
+
     /// Checks everything that can be checked without touching the system.
     pub fn validate(&self, origin: &str) -> Result<(), ConfigError> {
         crate::shard::hosts::Tables::build(&self.accounting, origin)?;

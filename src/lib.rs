@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod export;
 pub mod metrics;
 pub mod prefix;
+pub mod privileges;
 pub mod shard;
 pub mod wire;
 

@@ -48,7 +48,10 @@ mod skel {
 use skel::TrafficgenSkelBuilder;
 
 #[derive(Parser)]
-#[command(name = "xdpacct-trafficgen", about = "Exact-count XDP live-frame traffic generator (bench only)")]
+#[command(
+    name = "xdpacct-trafficgen",
+    about = "Exact-count XDP live-frame traffic generator (bench only)"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -157,7 +160,11 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Send(a) => send(a),
-        Cmd::Pass { iface, seconds, drop } => pass(&iface, seconds, drop),
+        Cmd::Pass {
+            iface,
+            seconds,
+            drop,
+        } => pass(&iface, seconds, drop),
     }
 }
 
@@ -166,7 +173,10 @@ fn ifindex(name: &str) -> Result<u32> {
     // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
     let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
     if idx == 0 {
-        bail!("no interface '{name}' in this network namespace: {}", io::Error::last_os_error());
+        bail!(
+            "no interface '{name}' in this network namespace: {}",
+            io::Error::last_os_error()
+        );
     }
     Ok(idx)
 }
@@ -174,15 +184,22 @@ fn ifindex(name: &str) -> Result<u32> {
 fn load() -> Result<skel::TrafficgenSkel<'static>> {
     // The open object must outlive the skeleton; a bench tool loads once, so
     // it simply lives as long as the process.
-    let obj: &'static mut MaybeUninit<libbpf_rs::OpenObject> = Box::leak(Box::new(MaybeUninit::uninit()));
-    let open = TrafficgenSkelBuilder::default().open(obj).context("opening bpf/trafficgen.bpf.c")?;
+    let obj: &'static mut MaybeUninit<libbpf_rs::OpenObject> =
+        Box::leak(Box::new(MaybeUninit::uninit()));
+    let open = TrafficgenSkelBuilder::default()
+        .open(obj)
+        .context("opening bpf/trafficgen.bpf.c")?;
     open.load().context("loading the trafficgen BPF object")
 }
 
 fn pass(iface: &str, seconds: u64, drop: bool) -> Result<()> {
     let idx = ifindex(iface)?;
     let skel = load()?;
-    let prog = if drop { skel.progs.xdp_drop.as_fd() } else { skel.progs.xdp_pass.as_fd() };
+    let prog = if drop {
+        skel.progs.xdp_drop.as_fd()
+    } else {
+        skel.progs.xdp_pass.as_fd()
+    };
     let what = if drop { "XDP_DROP" } else { "XDP_PASS" };
     let opts = libbpf_sys::bpf_link_create_opts {
         sz: std::mem::size_of::<libbpf_sys::bpf_link_create_opts>() as _,
@@ -194,11 +211,16 @@ fn pass(iface: &str, seconds: u64, drop: bool) -> Result<()> {
         libbpf_sys::bpf_link_create(prog.as_raw_fd(), idx as i32, libbpf_sys::BPF_XDP, &opts)
     };
     if fd < 0 {
-        bail!("attaching {what} to {iface} in native mode: {}", io::Error::from_raw_os_error(-fd));
+        bail!(
+            "attaching {what} to {iface} in native mode: {}",
+            io::Error::from_raw_os_error(-fd)
+        );
     }
     // SAFETY: a non-negative return is a new link fd that we alone own.
     let _link = unsafe { OwnedFd::from_raw_fd(fd) };
-    eprintln!("trafficgen: {what} attached to {iface} (native, bpf_link); holding for up to {seconds} s");
+    eprintln!(
+        "trafficgen: {what} attached to {iface} (native, bpf_link); holding for up to {seconds} s"
+    );
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [libc::SIGTERM, libc::SIGINT] {
         signal_hook::flag::register(sig, Arc::clone(&stop))?;
@@ -234,11 +256,16 @@ fn synthetic_frame(size: usize) -> Vec<u8> {
 
 fn pcap_frames(path: &PathBuf, n: usize) -> Result<Vec<Vec<u8>>> {
     let file = fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut r = pcap_file::pcap::PcapReader::new(file).with_context(|| format!("{} is not a pcap file", path.display()))?;
+    let mut r = pcap_file::pcap::PcapReader::new(file)
+        .with_context(|| format!("{} is not a pcap file", path.display()))?;
     let mut out = Vec::new();
     while out.len() < n.max(1) {
         match r.next_packet() {
-            Some(p) => out.push(p.with_context(|| format!("reading {}", path.display()))?.data.into_owned()),
+            Some(p) => out.push(
+                p.with_context(|| format!("reading {}", path.display()))?
+                    .data
+                    .into_owned(),
+            ),
             None => break,
         }
     }
@@ -264,9 +291,16 @@ struct DevStats {
 fn dev_stats(iface: &str) -> Result<DevStats> {
     let read = |f: &str| -> Result<u64> {
         let p = format!("/sys/class/net/{iface}/statistics/{f}");
-        Ok(fs::read_to_string(&p).with_context(|| format!("reading {p}"))?.trim().parse()?)
+        Ok(fs::read_to_string(&p)
+            .with_context(|| format!("reading {p}"))?
+            .trim()
+            .parse()?)
     };
-    Ok(DevStats { tx_packets: read("tx_packets")?, tx_bytes: read("tx_bytes")?, tx_dropped: read("tx_dropped")? })
+    Ok(DevStats {
+        tx_packets: read("tx_packets")?,
+        tx_bytes: read("tx_bytes")?,
+        tx_dropped: read("tx_dropped")?,
+    })
 }
 
 /// One BPF_PROG_RUN call: `repeat` live frames of `frame`.
@@ -276,7 +310,10 @@ fn run_batch(prog: RawFd, frame: &[u8], ctx: &XdpMd, repeat: u32, batch: u32) ->
     opts.data_in = frame.as_ptr().cast();
     opts.data_size_in = frame.len() as u32;
     // The kernel wants data_end == the frame length and data == data_meta == 0.
-    let ctx = XdpMd { data_end: frame.len() as u32, ..*ctx };
+    let ctx = XdpMd {
+        data_end: frame.len() as u32,
+        ..*ctx
+    };
     opts.ctx_in = (&ctx as *const XdpMd).cast();
     opts.ctx_size_in = std::mem::size_of::<XdpMd>() as u32;
     opts.repeat = repeat as i32;
@@ -314,7 +351,11 @@ impl StatsMap {
         // SAFETY: a per-CPU array lookup writes one 40-byte (8-aligned) value
         // per possible CPU; `v` holds exactly `ncpus` of them.
         let rc = unsafe {
-            libbpf_sys::bpf_map_lookup_elem(self.fd, (&key as *const u32).cast(), v.as_mut_ptr().cast())
+            libbpf_sys::bpf_map_lookup_elem(
+                self.fd,
+                (&key as *const u32).cast(),
+                v.as_mut_ptr().cast(),
+            )
         };
         if rc < 0 {
             return Err(io::Error::from_raw_os_error(-rc));
@@ -327,7 +368,12 @@ impl StatsMap {
         let key = 0u32;
         // SAFETY: as in `read`, the kernel reads `ncpus` values from `v`.
         let rc = unsafe {
-            libbpf_sys::bpf_map_update_elem(self.fd, (&key as *const u32).cast(), v.as_ptr().cast(), 0)
+            libbpf_sys::bpf_map_update_elem(
+                self.fd,
+                (&key as *const u32).cast(),
+                v.as_ptr().cast(),
+                0,
+            )
         };
         if rc < 0 {
             return Err(io::Error::from_raw_os_error(-rc));
@@ -375,7 +421,9 @@ fn send_round(
         let chunk = a.chunk;
         handles.push(thread::spawn(move || -> io::Result<()> {
             if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
-                return Err(io::Error::other(format!("cannot pin a sender thread to core {cpu}")));
+                return Err(io::Error::other(format!(
+                    "cannot pin a sender thread to core {cpu}"
+                )));
             }
             let mut k = 0usize;
             loop {
@@ -384,7 +432,10 @@ fn send_round(
                     return Ok(());
                 }
                 if Instant::now() > deadline {
-                    return Err(io::Error::new(io::ErrorKind::TimedOut, format!("timed out with {left} frames left on core {cpu}")));
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("timed out with {left} frames left on core {cpu}"),
+                    ));
                 }
                 // Unpaced, each run sends (the program drops runs past the
                 // quota). Paced, most runs are idle drops: give the call room.
@@ -397,12 +448,20 @@ fn send_round(
                 };
                 let frame = &frames[k % frames.len()];
                 k += 1;
-                run_batch(prog, frame, &ctx, repeat.min(u32::MAX as u64 / 2) as u32, batch)?;
+                run_batch(
+                    prog,
+                    frame,
+                    &ctx,
+                    repeat.min(u32::MAX as u64 / 2) as u32,
+                    batch,
+                )?;
             }
         }));
     }
     for h in handles {
-        h.join().map_err(|_| anyhow::anyhow!("a sender thread panicked"))?.context("BPF_PROG_RUN (live frames)")?;
+        h.join()
+            .map_err(|_| anyhow::anyhow!("a sender thread panicked"))?
+            .context("BPF_PROG_RUN (live frames)")?;
     }
     Ok(start.elapsed())
 }
@@ -441,7 +500,11 @@ fn send(a: SendArgs) -> Result<()> {
     };
     let skel = load()?;
     let per_thread_pps = a.pps as f64 / a.threads.max(1) as f64;
-    let ns_per_frame = if a.pps > 0 { (1e9 / per_thread_pps).max(1.0) as u64 } else { 0 };
+    let ns_per_frame = if a.pps > 0 {
+        (1e9 / per_thread_pps).max(1.0) as u64
+    } else {
+        0
+    };
     let cfg = GenConfig {
         src_mask: mask(a.src_bits),
         dst_mask: mask(a.dst_bits),
@@ -452,15 +515,25 @@ fn send(a: SendArgs) -> Result<()> {
     };
     // SAFETY: GenConfig is repr(C) plain data; viewing it as bytes is sound.
     let cfg_bytes = unsafe {
-        std::slice::from_raw_parts((&cfg as *const GenConfig).cast::<u8>(), std::mem::size_of::<GenConfig>())
+        std::slice::from_raw_parts(
+            (&cfg as *const GenConfig).cast::<u8>(),
+            std::mem::size_of::<GenConfig>(),
+        )
     };
-    skel.maps.gen_cfg.update(&0u32.to_ne_bytes(), cfg_bytes, libbpf_rs::MapFlags::ANY).context("writing gen_cfg")?;
+    skel.maps
+        .gen_cfg
+        .update(&0u32.to_ne_bytes(), cfg_bytes, libbpf_rs::MapFlags::ANY)
+        .context("writing gen_cfg")?;
     let prog_fd = skel.progs.trafficgen_tx.as_fd().as_raw_fd();
     let stats = Arc::new(StatsMap {
         fd: skel.maps.gen_stats.as_fd().as_raw_fd(),
         ncpus: libbpf_rs::num_possible_cpus().context("counting possible CPUs")?,
     });
-    let ctx = XdpMd { ingress_ifindex: idx, rx_queue_index: 0, ..Default::default() };
+    let ctx = XdpMd {
+        ingress_ifindex: idx,
+        rx_queue_index: 0,
+        ..Default::default()
+    };
     let frames = Arc::new(frames);
     let threads = a.threads.max(1);
     let cores: Vec<usize> = if a.cores.is_empty() {
@@ -471,7 +544,16 @@ fn send(a: SendArgs) -> Result<()> {
     let paced = a.pps > 0;
 
     let base = dev_stats(&a.iface)?;
-    let first = send_round(prog_fd, &stats, &frames, ctx, &split(a.count, threads), paced, &a, &cores)?;
+    let first = send_round(
+        prog_fd,
+        &stats,
+        &frames,
+        ctx,
+        &split(a.count, threads),
+        paced,
+        &a,
+        &cores,
+    )?;
     // Sending time of all rounds (settle waits excluded): the rate reported
     // is delivered frames over this, not attempts over the first round.
     let mut elapsed = first;
@@ -496,7 +578,16 @@ fn send(a: SendArgs) -> Result<()> {
         rounds += 1;
         // Resend from every sender core in the same shares, so the frames
         // land on the same veth rx queues as the first round's.
-        elapsed += send_round(prog_fd, &stats, &frames, ctx, &split(owed, threads), paced, &a, &cores)?;
+        elapsed += send_round(
+            prog_fd,
+            &stats,
+            &frames,
+            ctx,
+            &split(owed, threads),
+            paced,
+            &a,
+            &cores,
+        )?;
         attempted += owed;
         now = settle(&a.iface, base, attempted)?;
     }

@@ -1,0 +1,9 @@
+//! Fuzz target `flow_roundtrip`: see `round_trip_body` in tests/common/fuzz_bodies.rs.
+#![no_main]
+
+#[path = "../../tests/common/fuzz_bodies.rs"]
+mod fuzz_bodies;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    fuzz_bodies::round_trip_body(data);
+});
