@@ -274,7 +274,9 @@ pub struct Encoder {
 
 impl Encoder {
     pub fn new(cfg: &EncoderConfig) -> Self {
-        let mtu = cfg.mtu.clamp(512, 65507);
+        // Sets are padded to 4 bytes: keep the budget a multiple of 4 so the
+        // padding never takes a packet past the MTU.
+        let mtu = cfg.mtu.clamp(512, 65507) & !3;
         Encoder {
             version: cfg.version,
             domain_id: cfg.domain_id,
