@@ -356,7 +356,7 @@ fn dashboards_match_their_generator() {
 
 // ------------------------------------------------------------------- systemd
 
-const CAPS: &str = "CAP_NET_ADMIN CAP_BPF CAP_NET_RAW CAP_PERFMON CAP_IPC_LOCK";
+const CAPS: &str = "CAP_NET_ADMIN CAP_BPF CAP_NET_RAW CAP_IPC_LOCK";
 
 fn unit_text() -> String {
     read(root().join("packaging/xdpacct.service"))
