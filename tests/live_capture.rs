@@ -649,6 +649,28 @@ fn metric_sum(page: &str, name: &str) -> u64 {
 
 /// The real binary end to end: `xdpacct run` on the veth, replay, scrape.
 fn daemon_replay(tag: &str, mode: &str) {
+    daemon_replay_with(tag, mode, false)
+}
+
+/// Lifts the soft descriptor limit to the hard one (the flood holds 1,000).
+fn raise_fd_limit() {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed,
+    // which lives on this stack frame for the whole call.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < r.rlim_max {
+            r.rlim_cur = r.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+        }
+    }
+}
+
+/// With `flood`, 1,000 slow clients hold connections to /metrics while the
+/// traffic is replayed: counts must stay exact and a scrape must answer.
+fn daemon_replay_with(tag: &str, mode: &str, flood: bool) {
     if !can_run() {
         return;
     }
@@ -695,8 +717,35 @@ fn daemon_replay(tag: &str, mode: &str) {
     let mut child = Kill(child);
     // The environment layer picked the backend.
     assert_eq!(net.xdp_attached(), mode == "afxdp", "backend {mode} in use");
+    let mut slow = Vec::new();
+    if flood {
+        use std::io::Write;
+        raise_fd_limit();
+        for i in 0..1000 {
+            if let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                if i % 2 == 0 {
+                    let _ = c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n");
+                }
+                slow.push(c);
+            }
+        }
+        assert!(slow.len() > 900, "only {} flood connections", slow.len());
+    }
     let sent = net.replay(&truth().pcap);
     assert_eq!(sent, truth().packets);
+    if flood {
+        let t = Instant::now();
+        assert!(
+            http_get(port, "/metrics").is_some(),
+            "scrape during the flood"
+        );
+        let took = t.elapsed();
+        eprintln!("scrape during a 1,000-connection flood took {took:?}");
+        assert!(
+            took < Duration::from_secs(1),
+            "scrape under flood took {took:?}"
+        );
+    }
     let deadline = Instant::now() + Duration::from_secs(10);
     let page = loop {
         let page = http_get(port, "/metrics").expect("scrape");
@@ -750,6 +799,11 @@ fn daemon_replay(tag: &str, mode: &str) {
 #[test]
 fn daemon_afxdp_metrics_match_replay() {
     daemon_replay("d", "afxdp");
+}
+
+#[test]
+fn daemon_counts_exactly_while_metrics_is_flooded() {
+    daemon_replay_with("f", "afxdp", true);
 }
 
 #[test]
