@@ -20,6 +20,8 @@
 
 mod common;
 
+use common::testnet::{can_run as can_run_with, sh, TestNet};
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -34,118 +36,19 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
 fn can_run(extra: &[&str]) -> bool {
-    let root = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false);
-    let tools = ["ip", "tcpreplay", "python3"]
+    let tools: Vec<&str> = ["ip", "tcpreplay", "python3"]
         .iter()
         .chain(extra)
-        .all(|t| have(t));
-    if !(root && tools) {
-        eprintln!("skipping fault test: needs root, ip, tcpreplay, python3 {extra:?}");
-    }
-    root && tools
-}
-
-fn sh(args: &[&str]) -> String {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A namespace with a veth pair; removed on drop, even when the test panics.
-struct TestNet {
-    ns: String,
-    root_if: String,
-    peer_if: String,
+        .copied()
+        .collect();
+    can_run_with("fault test", &tools)
 }
 
 impl TestNet {
-    fn new(tag: &str) -> TestNet {
-        let id = std::process::id() % 100_000;
-        let ns = format!("xf{id}{tag}");
-        let net = TestNet {
-            root_if: format!("{ns}r"),
-            peer_if: format!("{ns}p"),
-            ns,
-        };
-        net.remove();
-        sh(&["ip", "netns", "add", &net.ns]);
-        net.add_link();
-        net
-    }
-
-    /// Creates the veth pair (again), IPv6 off so only replayed frames flow.
-    fn add_link(&self) {
-        sh(&[
-            "ip",
-            "link",
-            "add",
-            &self.root_if,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &self.peer_if,
-            "netns",
-            &self.ns,
-        ]);
-        sh(&[
-            "sysctl",
-            "-qw",
-            &format!("net.ipv6.conf.{}.disable_ipv6=1", self.root_if),
-        ]);
-        self.in_ns(&[
-            "sysctl",
-            "-qw",
-            &format!("net.ipv6.conf.{}.disable_ipv6=1", self.peer_if),
-        ]);
-        sh(&["ip", "link", "set", &self.root_if, "up"]);
-        self.in_ns(&["ip", "link", "set", &self.peer_if, "up"]);
-    }
-
-    fn in_ns(&self, args: &[&str]) -> String {
-        let mut full = vec!["ip", "netns", "exec", &self.ns];
-        full.extend_from_slice(args);
-        sh(&full)
-    }
-
     /// Replays the synthetic pcap out of the peer end; returns frames sent.
-    fn replay(&self) -> u64 {
-        let out = self.in_ns(&[
-            "tcpreplay",
-            "-i",
-            &self.peer_if,
-            "--topspeed",
-            truth().pcap.to_str().unwrap(),
-        ]);
-        out.lines()
-            .find(|l| l.contains("Successful packets:"))
-            .and_then(|l| l.split(':').nth(1))
-            .and_then(|n| n.trim().parse().ok())
-            .expect("tcpreplay reports its successful packets")
+    fn replay_truth(&self) -> u64 {
+        self.replay(&truth().pcap)
     }
 
     /// Starts a slow replay (about `secs` seconds) in the background.
@@ -160,31 +63,6 @@ impl TestNet {
             .stderr(Stdio::null())
             .spawn()
             .expect("start tcpreplay")
-    }
-
-    fn xdp_attached(&self) -> bool {
-        Command::new("ip")
-            .args(["link", "show", "dev", &self.root_if])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).contains("xdp"))
-            .unwrap_or(false)
-    }
-
-    fn remove(&self) {
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.root_if])
-            .stderr(Stdio::null())
-            .status();
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.ns])
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-impl Drop for TestNet {
-    fn drop(&mut self) {
-        self.remove();
     }
 }
 
@@ -434,7 +312,7 @@ fn fault_interface_down_up_resumes_counting_and_reports_the_gap() {
         return;
     }
     let _serial = serial();
-    let net = TestNet::new("a");
+    let net = TestNet::new("xf", "a", 1);
     let port = free_tcp_port();
     let mut d = Daemon::start(&["-i", &net.root_if, "-r", "198.51.100.0/24"], port);
 
@@ -468,7 +346,7 @@ fn fault_interface_down_up_resumes_counting_and_reports_the_gap() {
         before > 0 && before < PACKETS,
         "partial first replay: {before}"
     );
-    assert_eq!(net.replay(), PACKETS);
+    assert_eq!(net.replay_truth(), PACKETS);
     let (after, dropped_after) = d.wait_counted(before + dropped_before + PACKETS);
     assert_eq!(dropped_after, dropped_before, "no drop after the return");
     assert_eq!(after - before, PACKETS, "counting resumed exactly");
@@ -487,10 +365,10 @@ fn fault_interface_deleted_and_recreated_is_reattached() {
         return;
     }
     let _serial = serial();
-    let net = TestNet::new("b");
+    let net = TestNet::new("xf", "b", 1);
     let port = free_tcp_port();
     let mut d = Daemon::start(&["-i", &net.root_if, "-r", "198.51.100.0/24"], port);
-    assert_eq!(net.replay(), PACKETS);
+    assert_eq!(net.replay_truth(), PACKETS);
     assert_eq!(d.wait_counted(PACKETS), (PACKETS, 0));
 
     sh(&["ip", "link", "del", &net.root_if]);
@@ -517,7 +395,7 @@ fn fault_interface_deleted_and_recreated_is_reattached() {
         net.xdp_attached(),
         "XDP program attached to the new interface"
     );
-    assert_eq!(net.replay(), PACKETS);
+    assert_eq!(net.replay_truth(), PACKETS);
     let (packets, dropped) = d.wait_counted(2 * PACKETS);
     assert_eq!((packets, dropped), (2 * PACKETS, 0), "totals continue");
     let page = d.page();
@@ -551,13 +429,13 @@ fn fault_sighup_with_broken_config_keeps_the_old_one() {
         return;
     }
     let _serial = serial();
-    let net = TestNet::new("c");
+    let net = TestNet::new("xf", "c", 1);
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("xdpacct.toml");
     write_config(&cfg, &net.root_if, &["198.51.100.0/25"], "");
     let port = free_tcp_port();
     let mut d = Daemon::start(&["--config", cfg.to_str().unwrap()], port);
-    assert_eq!(net.replay(), PACKETS);
+    assert_eq!(net.replay_truth(), PACKETS);
     assert_eq!(d.wait_counted(PACKETS), (PACKETS, 0));
     let h1 = hosts(&d.page());
     assert!(!h1.is_empty());
@@ -584,7 +462,7 @@ fn fault_sighup_with_broken_config_keeps_the_old_one() {
         "second reason logged"
     );
     assert!(d.alive());
-    assert_eq!(net.replay(), PACKETS);
+    assert_eq!(net.replay_truth(), PACKETS);
     assert_eq!(d.wait_counted(2 * PACKETS), (2 * PACKETS, 0));
 
     // Fixed, with a new range: its hosts appear, the old counts are kept.
@@ -596,7 +474,7 @@ fn fault_sighup_with_broken_config_keeps_the_old_one() {
     );
     d.signal("-HUP");
     assert!(d.wait_log("SIGHUP: host tables reloaded", 5));
-    assert_eq!(net.replay(), PACKETS);
+    assert_eq!(net.replay_truth(), PACKETS);
     assert_eq!(d.wait_counted(3 * PACKETS), (3 * PACKETS, 0));
     let h3 = hosts(&d.page());
     let mut upper = 0;
@@ -700,7 +578,7 @@ fn collector_gone_and_back(strict: bool) {
         return;
     }
     let _serial = serial();
-    let net = TestNet::new("d");
+    let net = TestNet::new("xf", "d", 1);
     let dir = tempfile::tempdir().unwrap();
     let nf_port = free_udp_port();
     let cfg = dir.path().join("xdpacct.toml");
@@ -727,7 +605,7 @@ fn collector_gone_and_back(strict: bool) {
         .expect("flows expire")
     };
 
-    assert_eq!(net.replay(), PACKETS);
+    assert_eq!(net.replay_truth(), PACKETS);
     let e1 = drained(&d, 0);
     std::thread::sleep(Duration::from_millis(1500));
     nf1.stop();
@@ -735,7 +613,7 @@ fn collector_gone_and_back(strict: bool) {
     assert!(first > 0, "the first collector got flows");
 
     // Collector gone: export fails (counted), the daemon lives on.
-    assert_eq!(net.replay(), PACKETS);
+    assert_eq!(net.replay_truth(), PACKETS);
     let e2 = drained(&d, e1);
     std::thread::sleep(Duration::from_millis(1500));
     assert!(d.alive(), "daemon survives a missing collector");
@@ -753,7 +631,7 @@ fn collector_gone_and_back(strict: bool) {
     // dropped even if the collector is already back, so wait it out.
     let mut nf2 = Nfcapd::start(nf_port, &dir2);
     std::thread::sleep(Duration::from_millis(6000));
-    assert_eq!(net.replay(), PACKETS);
+    assert_eq!(net.replay_truth(), PACKETS);
     drained(&d, e2);
     // The exporter retries a failed collector after a back-off; give the
     // last packets time to go out.
@@ -796,12 +674,12 @@ fn fault_sigkill_and_restart_leave_no_xdp_program() {
         return;
     }
     let _serial = serial();
-    let net = TestNet::new("e");
+    let net = TestNet::new("xf", "e", 1);
     let port = free_tcp_port();
     let args = ["-i", &net.root_if, "-r", "198.51.100.0/24"];
     let mut d = Daemon::start(&args, port);
     assert!(net.xdp_attached());
-    assert_eq!(net.replay(), PACKETS);
+    assert_eq!(net.replay_truth(), PACKETS);
     assert_eq!(d.wait_counted(PACKETS), (PACKETS, 0));
     d.signal("-KILL");
     let mut child = d.child.take().unwrap();
@@ -816,7 +694,7 @@ fn fault_sigkill_and_restart_leave_no_xdp_program() {
     let mut d = Daemon::start(&args, port);
     eprintln!("restarted and serving after {:?}", t0.elapsed());
     assert!(net.xdp_attached());
-    assert_eq!(net.replay(), PACKETS);
+    assert_eq!(net.replay_truth(), PACKETS);
     assert_eq!(d.wait_counted(PACKETS), (PACKETS, 0), "fresh counts");
     d.stop();
     assert!(!net.xdp_attached());
@@ -831,7 +709,7 @@ fn fault_capabilities_dropped_after_start() {
         return;
     }
     let _serial = serial();
-    let net = TestNet::new("p");
+    let net = TestNet::new("xf", "p", 1);
     let port = free_tcp_port();
     let d = Daemon::start(&["-i", &net.root_if, "-r", "198.51.100.0/24"], port);
     let want: u64 = (1 << 12) | (1 << 13) | (1 << 14) | (1 << 39);
@@ -868,6 +746,6 @@ fn fault_capabilities_dropped_after_start() {
         "re-attached with the reduced set\n{}",
         d.log_text()
     );
-    assert_eq!(net.replay(), PACKETS);
+    assert_eq!(net.replay_truth(), PACKETS);
     assert_eq!(d.wait_counted(PACKETS), (PACKETS, 0));
 }

@@ -11,6 +11,8 @@
 
 mod common;
 
+use common::testnet::{can_run as can_run_with, sh, TestNet};
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -34,152 +36,16 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 }
 
 fn can_run() -> bool {
-    // SAFETY-free check: /proc/self/status Uid line; root is needed for netns and BPF.
-    let root = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false);
-    let tools = ["ip", "tcpreplay", "python3"].iter().all(|t| {
-        Command::new("sh")
-            .args(["-c", &format!("command -v {t}")])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
-    });
-    if !(root && tools) {
-        eprintln!("skipping live capture test: needs root, ip, tcpreplay and python3");
-    }
-    root && tools
-}
-
-fn sh(args: &[&str]) -> String {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A namespace with a veth pair; removed on drop, even when the test panics.
-struct TestNet {
-    ns: String,
-    root_if: String,
-    peer_if: String,
+    can_run_with("live capture test", &["ip", "tcpreplay", "python3"])
 }
 
 impl TestNet {
-    fn new(tag: &str) -> TestNet {
-        let id = std::process::id() % 100_000;
-        let ns = format!("xq{id}{tag}");
-        let net = TestNet {
-            root_if: format!("{ns}r"),
-            peer_if: format!("{ns}p"),
-            ns,
-        };
-        // Leftovers from a killed earlier run with the same pid are removed first.
-        net.remove();
-        sh(&["ip", "netns", "add", &net.ns]);
-        sh(&[
-            "ip",
-            "link",
-            "add",
-            &net.root_if,
-            "numtxqueues",
-            "2",
-            "numrxqueues",
-            "2",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &net.peer_if,
-            "numtxqueues",
-            "2",
-            "numrxqueues",
-            "2",
-            "netns",
-            &net.ns,
-        ]);
-        sh(&[
-            "sysctl",
-            "-qw",
-            &format!("net.ipv6.conf.{}.disable_ipv6=1", net.root_if),
-        ]);
-        net.in_ns(&[
-            "sysctl",
-            "-qw",
-            &format!("net.ipv6.conf.{}.disable_ipv6=1", net.peer_if),
-        ]);
-        sh(&["ip", "link", "set", &net.root_if, "up"]);
-        net.in_ns(&["ip", "link", "set", &net.peer_if, "up"]);
-        net
-    }
-
-    fn in_ns(&self, args: &[&str]) -> String {
-        let mut full = vec!["ip", "netns", "exec", &self.ns];
-        full.extend_from_slice(args);
-        sh(&full)
-    }
-
-    /// Replays `pcap` out of the peer end; returns tcpreplay's count of sent frames.
-    fn replay(&self, pcap: &Path) -> u64 {
-        let out = self.in_ns(&[
-            "tcpreplay",
-            "-i",
-            &self.peer_if,
-            "--topspeed",
-            pcap.to_str().unwrap(),
-        ]);
-        eprintln!(
-            "{}",
-            out.lines()
-                .filter(|l| l.contains("Rated") || l.contains("Actual"))
-                .collect::<Vec<_>>()
-                .join("\n")
-        );
-        out.lines()
-            .find(|l| l.contains("Successful packets:"))
-            .and_then(|l| l.split(':').nth(1))
-            .and_then(|n| n.trim().parse().ok())
-            .expect("tcpreplay reports its successful packets")
-    }
-
-    fn xdp_attached(&self) -> bool {
-        sh(&["ip", "link", "show", "dev", &self.root_if]).contains("prog/xdp")
-    }
-
     fn link_stats(&self) -> String {
         format!(
             "{}{}",
             sh(&["ip", "-s", "link", "show", "dev", &self.root_if]),
             self.in_ns(&["ip", "-s", "link", "show", "dev", &self.peer_if])
         )
-    }
-
-    fn remove(&self) {
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.root_if])
-            .stderr(Stdio::null())
-            .status();
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.ns])
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-impl Drop for TestNet {
-    fn drop(&mut self) {
-        self.remove();
     }
 }
 
@@ -335,7 +201,7 @@ fn afxdp_replay(tag: &str, mode: XdpMode) {
         return;
     }
     let _serial = serial();
-    let net = TestNet::new(tag);
+    let net = TestNet::new("xq", tag, 2);
     let opts = AfxdpOptions {
         xdp_mode: mode,
         ..AfxdpOptions::default()
@@ -386,7 +252,7 @@ fn afpacket_counts_replay_exactly() {
         return;
     }
     let _serial = serial();
-    let net = TestNet::new("p");
+    let net = TestNet::new("xq", "p", 2);
     let queues = open_afpacket(&AfpacketOptions::default(), &net.root_if).expect("open AF_PACKET");
     assert_eq!(queues.len(), 2, "one fanout member per rx queue");
     let stats: Vec<_> = queues.iter().map(|q| q.stats_source()).collect();
@@ -423,7 +289,7 @@ fn startup_errors_name_interface_and_fix() {
     );
 
     // A second xdpacct on the same interface: its sockets find the queues taken.
-    let net = TestNet::new("e");
+    let net = TestNet::new("xq", "e", 2);
     let held = open_afxdp(&AfxdpOptions::default(), &net.root_if).expect("first attach");
     let err = open_afxdp(&AfxdpOptions::default(), &net.root_if)
         .err()
@@ -557,7 +423,7 @@ fn sigkill_leaves_no_xdp_program() {
         return;
     }
     let _serial = serial();
-    let net = TestNet::new("k");
+    let net = TestNet::new("xq", "k", 2);
     let (mut child, line) = spawn_helper(&net.root_if, &[]);
     if line != "HOLDING" {
         let _ = child.kill();
@@ -599,7 +465,7 @@ fn unprivileged_start_names_capabilities() {
         eprintln!("skipping: setpriv not installed");
         return;
     }
-    let net = TestNet::new("u");
+    let net = TestNet::new("xq", "u", 2);
     let (mut child, line) = spawn_helper(
         &net.root_if,
         &[
@@ -675,7 +541,7 @@ fn daemon_replay_with(tag: &str, mode: &str, flood: bool) {
         return;
     }
     let _serial = serial();
-    let net = TestNet::new(tag);
+    let net = TestNet::new("xq", tag, 2);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -858,7 +724,7 @@ fn jumbo_frames_count_exactly() {
         return;
     }
     let _serial = serial();
-    let net = TestNet::new("j");
+    let net = TestNet::new("xq", "j", 2);
     sh(&["ip", "link", "set", &net.root_if, "mtu", "9000"]);
     net.in_ns(&["ip", "link", "set", &net.peer_if, "mtu", "9000"]);
     let dir = tempfile::tempdir().unwrap();
