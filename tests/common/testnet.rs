@@ -118,13 +118,17 @@ impl TestNet {
 
     /// Replays `pcap` out of the peer end; returns tcpreplay's count of sent frames.
     pub fn replay(&self, pcap: &Path) -> u64 {
-        let out = self.in_ns(&[
-            "tcpreplay",
-            "-i",
-            &self.peer_if,
-            "--topspeed",
-            pcap.to_str().unwrap(),
-        ]);
+        self.replay_with(pcap, &["--topspeed"])
+    }
+
+    /// Replays `pcap` out of the peer end with tcpreplay options for the
+    /// speed (`--topspeed`, `--pps=N`, `--mbps=N`, ...); returns tcpreplay's
+    /// count of sent frames.
+    pub fn replay_with(&self, pcap: &Path, speed: &[&str]) -> u64 {
+        let mut args = vec!["tcpreplay", "-i", &self.peer_if];
+        args.extend_from_slice(speed);
+        args.push(pcap.to_str().unwrap());
+        let out = self.in_ns(&args);
         eprintln!(
             "{}",
             out.lines()
