@@ -122,14 +122,14 @@ counted() {
         metrics $PORT | awk '
             /^xdpacct_interface_packets_total/ {f += $NF}
             /^xdpacct_interface_bytes_total/ {b += $NF}
-            END {printf "%d %d\n", f, b}'
+            END {printf "%.0f %.0f\n", f, b}'
         ;;
     pmacctd)
         ip netns exec "$NS_R" pmacct -p "$WORK/pmacct.pipe" -s -O csv |
-            awk -F, 'NR > 1 && $1 != "" {f += $(NF-1); b += $NF} END {printf "%d %d\n", f, b}'
+            awk -F, 'NR > 1 && $1 != "" {f += $(NF-1); b += $NF} END {printf "%.0f %.0f\n", f, b}'
         ;;
     fastnetmon)
-        metrics 9391 | awk '/^fastnetmon_total_simple_packets_processed/ {f = $NF} END {printf "%d -1\n", f}'
+        metrics 9391 | awk '/^fastnetmon_total_simple_packets_processed/ {f = $NF} END {printf "%.0f -1\n", f}'
         ;;
     esac
 }
@@ -144,7 +144,7 @@ queues() {
         END {
             ok = "yes"; out = ""
             for (i in k) {
-                out = out sprintf("q%s:%d/%d/%d ", i, seen[i], acc[i], drop[i])
+                out = out sprintf("q%s:%.0f/%.0f/%.0f ", i, seen[i], acc[i], drop[i])
                 if (seen[i] != acc[i] + drop[i]) ok = "NO"
             }
             printf "%s|%s\n", out, ok

@@ -7,10 +7,15 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use xdpacct::capture::Frame;
 use xdpacct::export::{
     Encoder, EncoderConfig, FlowCache, FlowCacheConfig, FlowKey, FlowRecord, FlowStats, Version,
 };
+use xdpacct::shard::worker::account;
 use xdpacct::wire::{FrameFacts, L3Addrs};
+
+#[path = "support.rs"]
+mod support;
 
 const FLOWS: usize = 100_000;
 
@@ -155,5 +160,98 @@ fn encoding(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, cache_updates, encoding);
+/// The flow cache's share of the per-frame work, measured where it runs:
+/// the engine bench's parse + account of 64-byte frames (10,000 hosts), with
+/// and without the flow cache, in batches of 64 frames as the worker takes
+/// them from a ring. 100,000 frames per iteration, drawn from
+/// - 1k: 1,000 flows in turn (the cache stays in the CPU caches);
+/// - 100k_zipf: 100,000 flows, Zipf-distributed (s = 1: the heaviest 1 % of
+///   flows carry about half the frames, as on an ISP link);
+/// - 100k: 100,000 flows each once, in random order (every update a random
+///   slot of a 16 MiB table: the worst case, no locality at all).
+fn engine_with_flows(c: &mut Criterion) {
+    let acct = support::accounting(10_000);
+    let shard = support::shard(&acct);
+    let cfg = FlowCacheConfig {
+        max_flows: 131_072,
+        ..FlowCacheConfig::default()
+    };
+    let mut g = c.benchmark_group("engine_flow");
+    g.throughput(Throughput::Elements(FLOWS as u64));
+    for (name, flows, zipf) in [
+        ("1k", 1_000, false),
+        ("100k_zipf", FLOWS, true),
+        ("100k", FLOWS, false),
+    ] {
+        let distinct = support::frames64(flows, 10_000);
+        let frames: Vec<_> = if zipf {
+            zipf_indexes(flows, FLOWS)
+                .into_iter()
+                .map(|i| distinct[i])
+                .collect()
+        } else {
+            distinct.iter().copied().cycle().take(FLOWS).collect()
+        };
+        let mut facts = FrameFacts::default();
+        g.bench_function(format!("parse_account_64B_{name}_flows"), |b| {
+            b.iter(|| {
+                let hosts = shard.hosts.load_full();
+                for batch in frames.chunks(64) {
+                    for f in batch {
+                        let frame = Frame {
+                            data: &f[..],
+                            wire_len: 64,
+                        };
+                        black_box(account(&shard, &hosts, &mut facts, frame));
+                    }
+                }
+            })
+        });
+        let mut cache = FlowCache::new(&cfg, Arc::new(FlowStats::default()));
+        let mut exported = 0u64;
+        g.bench_function(format!("parse_account_flow_cache_64B_{name}_flows"), |b| {
+            b.iter(|| {
+                let hosts = shard.hosts.load_full();
+                for batch in frames.chunks(64) {
+                    for f in batch {
+                        let frame = Frame {
+                            data: &f[..],
+                            wire_len: 64,
+                        };
+                        let (bytes, dir) = account(&shard, &hosts, &mut facts, frame);
+                        let sink = &mut |_| exported += 1;
+                        cache.enqueue(1, &facts, bytes, dir as u8, 1_000, sink);
+                    }
+                    cache.drain(&mut |_| exported += 1);
+                }
+            })
+        });
+        let distinct_flows = if zipf { cache.len() } else { flows };
+        assert!(
+            cache.len() >= distinct_flows * 99 / 100,
+            "frames were distinct flows"
+        );
+        black_box(exported);
+    }
+    g.finish();
+}
+
+/// `n` indexes below `flows`, Zipf-distributed with s = 1 (index 0 the
+/// heaviest), by inverse CDF over precomputed cumulative weights.
+fn zipf_indexes(flows: usize, n: usize) -> Vec<usize> {
+    let mut cdf: Vec<f64> = (1..=flows).map(|k| 1.0 / k as f64).collect();
+    for i in 1..flows {
+        cdf[i] += cdf[i - 1];
+    }
+    let total = cdf[flows - 1];
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    (0..n)
+        .map(|_| {
+            let u = (xorshift(&mut x) >> 11) as f64 / (1u64 << 53) as f64 * total;
+            cdf.partition_point(|&c| c < u).min(flows - 1)
+        })
+        .collect()
+}
+
+criterion_group!(benches, cache_updates, engine_with_flows, encoding);
 criterion_main!(benches);

@@ -410,6 +410,18 @@ impl Config {
                 ));
             }
         }
+        for (key, secs) in [
+            ("netflow.idle_timeout", n.idle_timeout),
+            ("netflow.active_timeout", n.active_timeout),
+        ] {
+            if !(1..=86_400).contains(&secs) {
+                return Err(ConfigError::invalid(
+                    origin,
+                    key,
+                    "must be between 1 and 86400 seconds",
+                ));
+            }
+        }
         if n.max_flows == 0 {
             return Err(ConfigError::invalid(
                 origin,

@@ -43,6 +43,14 @@ fn bad_values_name_the_key() {
     );
     check("[metrics]\nlisten = \"nowhere\"\n", &["metrics.listen"]);
     check("[netflow]\nversion = 5\n", &["netflow.version"]);
+    check(
+        "[netflow]\nactive_timeout = 0\n",
+        &["netflow.active_timeout", "86400"],
+    );
+    check(
+        "[netflow]\nidle_timeout = 100000\n",
+        &["netflow.idle_timeout"],
+    );
     check("[capture]\nrx_ring = 1000\n", &["capture.rx_ring"]);
 }
 

@@ -335,7 +335,7 @@ impl Encoder {
         } else {
             4
         };
-        if self.buf.len() + set_hdr + rlen + 3 > self.mtu && self.data_records > 0 {
+        if !self.fits_with(set_hdr, rlen) && self.data_records > 0 {
             self.finish(emit);
             self.start_packet(r.first_ms);
         }
@@ -349,6 +349,28 @@ impl Encoder {
         self.data_records += 1;
         self.seq_records += 1;
         self.all_records = self.all_records.wrapping_add(1);
+    }
+
+    /// Whether `r` fits in the packet being built (false: `push` would
+    /// finish it and start a new one).
+    pub fn fits(&self, r: &FlowRecord) -> bool {
+        let v6 = r.key.is_v6();
+        let tid = if v6 { TEMPLATE_V6 } else { TEMPLATE_V4 };
+        let set_hdr = if self.open_set.map(|s| s.1) == Some(tid) {
+            0
+        } else {
+            4
+        };
+        self.fits_with(
+            set_hdr,
+            fields_len(data_fields(v6, self.version == Version::Ipfix)),
+        )
+    }
+
+    /// Room for a record of `rlen` bytes (and a set header) plus the
+    /// worst-case padding of the last set.
+    fn fits_with(&self, set_hdr: usize, rlen: usize) -> bool {
+        self.buf.len() + set_hdr + rlen + 3 <= self.mtu
     }
 
     /// Finishes and emits the packet being built, if it holds any record.

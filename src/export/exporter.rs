@@ -4,8 +4,8 @@
 //!
 //! A collector that fails a send (typically ECONNREFUSED, reported by the
 //! kernel on the send after an ICMP port unreachable) is skipped for
-//! `retry_ms` and then tried again; templates are re-sent when it comes
-//! back. Packets no collector accepted count as
+//! `retry_ms` and then tried again from the next packet on, which carries
+//! the templates (a restarted collector knows none). Packets no collector accepted count as
 //! `records_dropped{reason="send_error"}`. Nothing here ever blocks a
 //! worker: the workers' side is [`FlowSink`] with `try_send`.
 //!
@@ -324,10 +324,18 @@ impl ExportThread {
         if self.clock == ExportClock::Wall {
             self.now_ms = wall_ms();
         }
-        let mut recovered = false;
         for r in &batch {
             if self.clock == ExportClock::Records {
                 self.now_ms = self.now_ms.max(r.last_ms);
+            }
+            // Finish a full packet here rather than inside `push`, so that a
+            // collector whose pause is over is resumed between packets and
+            // its first packet starts with the templates.
+            if self.encoder.pending_records() > 0 && !self.encoder.fits(r) {
+                self.flush_packet();
+            }
+            if self.encoder.pending_records() == 0 && resume_collectors(&mut self.collectors) {
+                self.encoder.force_templates();
             }
             let (collectors, stats, pacer, retry) = (
                 &mut self.collectors,
@@ -336,12 +344,8 @@ impl ExportThread {
                 self.retry,
             );
             self.encoder.push(r, self.now_ms, &mut |p, n| {
-                recovered |= send_all(collectors, stats, pacer, retry, p, n);
+                send_all(collectors, stats, pacer, retry, p, n);
             });
-            if recovered {
-                self.encoder.force_templates();
-                recovered = false;
-            }
         }
         let _ = self.spare_tx.try_send(batch);
     }
@@ -350,26 +354,44 @@ impl ExportThread {
         if self.clock == ExportClock::Wall {
             self.now_ms = wall_ms();
         }
+        self.flush_packet();
+        self.stats.templates_sent.set(self.encoder.templates_sent());
+    }
+
+    /// Sends the packet being built, if it holds any record.
+    fn flush_packet(&mut self) {
         let (collectors, stats, pacer, retry) = (
             &mut self.collectors,
             &self.stats,
             &mut self.pacer,
             self.retry,
         );
-        let mut recovered = false;
         self.encoder.flush(self.now_ms, &mut |p, n| {
-            recovered |= send_all(collectors, stats, pacer, retry, p, n);
+            send_all(collectors, stats, pacer, retry, p, n);
         });
-        if recovered {
-            self.encoder.force_templates();
-        }
-        self.stats.templates_sent.set(self.encoder.templates_sent());
     }
 }
 
-/// Sends one packet to every collector that is not resting after an
-/// error. Returns true when a collector was tried again after a failure
-/// (so the templates should be repeated).
+/// Ends the pause of every collector whose `retry_ms` is over. Called only
+/// before a packet is started; returns true when one was resumed (that
+/// packet must then carry the templates).
+fn resume_collectors(collectors: &mut [Collector]) -> bool {
+    if collectors.iter().all(|c| c.down_until.is_none()) {
+        return false;
+    }
+    let now = Instant::now();
+    let mut resumed = false;
+    for c in collectors.iter_mut() {
+        if c.down_until.is_some_and(|until| now >= until) {
+            c.down_until = None;
+            resumed = true;
+            tracing::info!(collector = %c.name, "flow export: trying this collector again");
+        }
+    }
+    resumed
+}
+
+/// Sends one packet to every collector that is not paused after an error.
 fn send_all(
     collectors: &mut [Collector],
     stats: &ExporterStats,
@@ -377,19 +399,11 @@ fn send_all(
     retry: Duration,
     pkt: &[u8],
     records: u32,
-) -> bool {
+) {
     pacer.wait();
     let now = Instant::now();
     let mut delivered = false;
-    let mut recovered = false;
-    for c in collectors.iter_mut() {
-        if let Some(until) = c.down_until {
-            if now < until {
-                continue;
-            }
-            c.down_until = None;
-            recovered = true;
-        }
+    for c in collectors.iter_mut().filter(|c| c.down_until.is_none()) {
         match c.sock.send(pkt) {
             Ok(_) => {
                 delivered = true;
@@ -408,7 +422,6 @@ fn send_all(
     } else {
         stats.records_dropped_send_error.add(u64::from(records));
     }
-    recovered
 }
 
 #[cfg(test)]
@@ -508,5 +521,51 @@ mod tests {
             5
         );
         assert!(es.records_dropped_send_error.get() >= 3, "{es:?}");
+    }
+
+    #[test]
+    fn a_resumed_collector_gets_the_templates_first() {
+        let gone = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+        let addr = gone.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        drop(gone);
+        let cfg = ExporterConfig {
+            collectors: vec![addr.to_string()],
+            clock: ExportClock::Records,
+            retry_ms: 300,
+            batch_size: 1,
+            ..ExporterConfig::default()
+        };
+        let exp = FlowExporter::start(&cfg).unwrap_or_else(|e| panic!("{e}"));
+        let mut sink = exp.sink(Arc::new(FlowStats::default()));
+        // While nobody listens: a send fails and the collector is paused.
+        for i in 0..40 {
+            sink.push(rec(i));
+            sink.flush();
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(exp.stats().send_errors.get() >= 1);
+        // A new collector on the same port, after the pause: its first
+        // datagram must decode on its own (templates included).
+        let back = UdpSocket::bind(addr).unwrap_or_else(|e| panic!("rebind: {e}"));
+        back.set_read_timeout(Some(Duration::from_secs(5))).ok();
+        std::thread::sleep(Duration::from_millis(400));
+        for i in 100..200 {
+            sink.push(rec(i));
+        }
+        sink.flush();
+        drop(sink);
+        assert!(exp.shutdown().is_ok());
+        let mut buf = vec![0u8; 65536];
+        let n = back.recv(&mut buf).unwrap_or_else(|e| panic!("recv: {e}"));
+        let d = Decoder::default()
+            .decode(&buf[..n])
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(
+            !d.records.is_empty(),
+            "first packet after the return had no usable records"
+        );
+        let from_second_batch = (100..200).any(|i| d.records[0].key.addrs == rec(i).key.addrs);
+        assert!(from_second_batch, "{:?}", d.records[0]);
     }
 }

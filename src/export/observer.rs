@@ -72,7 +72,7 @@ impl FrameObserver for FlowObserver {
     #[inline]
     fn observe(&mut self, facts: &FrameFacts, bytes: u64, direction: Direction) {
         let sink = &mut self.sink;
-        self.cache.update(
+        self.cache.enqueue(
             self.iface,
             facts,
             bytes,
@@ -80,6 +80,11 @@ impl FrameObserver for FlowObserver {
             self.now_ms,
             &mut |r| sink.push(r),
         );
+    }
+
+    fn end_batch(&mut self) {
+        let sink = &mut self.sink;
+        self.cache.drain(&mut |r| sink.push(r));
     }
 
     fn finish(&mut self) {

@@ -14,6 +14,8 @@ pub trait FrameObserver: Send {
     /// Called once per batch before its frames, with the batch's clock.
     fn begin_batch(&mut self, _now_ms: u64) {}
     fn observe(&mut self, facts: &FrameFacts, bytes: u64, direction: Direction);
+    /// Called after the batch's last frame.
+    fn end_batch(&mut self) {}
     /// Called at the end of input or on shutdown.
     fn finish(&mut self) {}
 }
@@ -72,6 +74,9 @@ impl Worker {
                     obs.observe(facts, bytes, dir);
                 }
             });
+            if let Some(obs) = observer.as_deref_mut() {
+                obs.end_batch();
+            }
             match polled {
                 Ok(_) => {}
                 Err(CaptureError::Closed) => break Ok(()),

@@ -1,0 +1,33 @@
+//! Big lookup tables on transparent huge pages.
+//!
+//! The flow cache and the LPM tables are tens of megabytes read at random
+//! offsets, one access per frame. On 4 KiB pages nearly every access also
+//! misses the TLB; asking for 2 MiB pages (`MADV_HUGEPAGE`, honoured when
+//! `/sys/kernel/mm/transparent_hugepage/enabled` is `madvise` or `always`)
+//! before the memory is first touched removes most of those walks. Where
+//! the kernel says no, the table simply stays on small pages.
+
+/// A boxed slice of `n` copies of `value`, its memory advised for huge pages
+/// before it is filled.
+pub fn filled<T: Clone>(n: usize, value: T) -> Box<[T]> {
+    let mut v: Vec<T> = Vec::with_capacity(n);
+    advise_huge(v.as_mut_ptr().cast(), n * std::mem::size_of::<T>());
+    v.resize(n, value);
+    v.into_boxed_slice()
+}
+
+/// Advises the 2 MiB-aligned part of `[ptr, ptr + len)` for huge pages.
+#[allow(unsafe_code)]
+fn advise_huge(ptr: *mut u8, len: usize) {
+    const HUGE: usize = 2 << 20;
+    let start = (ptr as usize).next_multiple_of(HUGE);
+    let end = (ptr as usize + len) & !(HUGE - 1);
+    if end > start {
+        // SAFETY: the range lies inside an allocation we own and have not
+        // handed out; madvise only changes how it is backed, never its
+        // contents. A failure (no THP) is harmless and ignored.
+        unsafe {
+            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
+        }
+    }
+}
