@@ -67,10 +67,11 @@ pub struct CaptureConfig {
     /// Put the interfaces in promiscuous mode while running (a SPAN port
     /// delivers other hosts' MACs). Defaults to true.
     pub promiscuous: bool,
-    /// UMEM frames per queue (2 KiB each). Defaults to 8192.
+    /// UMEM frames per queue (2 KiB each: 32 MiB). Defaults to 16384.
     pub frames_per_queue: u32,
-    /// RX ring size in descriptors (power of two). Defaults to 8192: 5 ms of
-    /// 1.6 Mpps, so a worker descheduled for a moment loses nothing.
+    /// RX ring size in descriptors (power of two). Defaults to 16384: 8 ms
+    /// of 2 Mpps, so a worker descheduled for a moment loses nothing
+    /// (measured: bench/RESULTS.md).
     pub rx_ring: u32,
     /// Fill ring size (power of two). Defaults to twice `frames_per_queue`.
     pub fill_ring: Option<u32>,
@@ -87,8 +88,8 @@ impl Default for CaptureConfig {
             xdp_mode: XdpMode::Auto,
             zero_copy: Toggle::Auto,
             promiscuous: true,
-            frames_per_queue: 8192,
-            rx_ring: 8192,
+            frames_per_queue: 16384,
+            rx_ring: 16384,
             fill_ring: None,
             batch: 64,
         }

@@ -173,6 +173,16 @@ fn sample_ms(v: &serde_json::Value) -> i64 {
     (v[0].as_f64().unwrap_or_else(|| panic!("timestamp in {v}")) * 1000.0).round() as i64
 }
 
+/// The label set of one result series.
+fn labels_of(s: &serde_json::Value) -> BTreeMap<String, String> {
+    s["metric"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+        .collect()
+}
+
 /// An instant vector as (labels, value); panics on an error.
 fn vector(port: u16, expr: &str, time: Option<i64>) -> Vec<(BTreeMap<String, String>, f64)> {
     let r = query_at(port, expr, time).unwrap_or_else(|e| panic!("{expr}: {e}"));
@@ -180,12 +190,7 @@ fn vector(port: u16, expr: &str, time: Option<i64>) -> Vec<(BTreeMap<String, Str
         .unwrap_or_else(|| panic!("{expr}: not a vector: {r}"))
         .iter()
         .map(|s| {
-            let labels = s["metric"]
-                .as_object()
-                .unwrap()
-                .iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
-                .collect();
+            let labels = labels_of(s);
             (labels, sample_value(&s["value"]))
         })
         .collect()
@@ -206,12 +211,7 @@ fn matrix(port: u16, expr: &str, time: Option<i64>) -> Vec<Series> {
         .unwrap_or_else(|| panic!("{expr}: not a matrix: {r}"))
         .iter()
         .map(|s| {
-            let labels = s["metric"]
-                .as_object()
-                .unwrap()
-                .iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
-                .collect();
+            let labels = labels_of(s);
             let values = s["values"]
                 .as_array()
                 .unwrap()
