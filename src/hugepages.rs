@@ -16,6 +16,15 @@ pub fn filled<T: Clone>(n: usize, value: T) -> Box<[T]> {
     v.into_boxed_slice()
 }
 
+/// A copy of `items` in memory advised for huge pages (for tables built
+/// in a growing `Vec`, copied once when complete).
+pub fn copied<T: Clone>(items: &[T]) -> Vec<T> {
+    let mut v: Vec<T> = Vec::with_capacity(items.len());
+    advise_huge(v.as_mut_ptr().cast(), std::mem::size_of_val(items));
+    v.extend_from_slice(items);
+    v
+}
+
 /// Advises the 2 MiB-aligned part of `[ptr, ptr + len)` for huge pages.
 #[allow(unsafe_code)]
 fn advise_huge(ptr: *mut u8, len: usize) {

@@ -305,20 +305,22 @@ fn dev_stats(iface: &str) -> Result<DevStats> {
 
 /// One BPF_PROG_RUN call: `repeat` live frames of `frame`.
 fn run_batch(prog: RawFd, frame: &[u8], ctx: &XdpMd, repeat: u32, batch: u32) -> io::Result<()> {
-    let mut opts: libbpf_sys::bpf_test_run_opts = Default::default();
-    opts.sz = std::mem::size_of::<libbpf_sys::bpf_test_run_opts>() as _;
-    opts.data_in = frame.as_ptr().cast();
-    opts.data_size_in = frame.len() as u32;
     // The kernel wants data_end == the frame length and data == data_meta == 0.
     let ctx = XdpMd {
         data_end: frame.len() as u32,
         ..*ctx
     };
-    opts.ctx_in = (&ctx as *const XdpMd).cast();
-    opts.ctx_size_in = std::mem::size_of::<XdpMd>() as u32;
-    opts.repeat = repeat as i32;
-    opts.flags = BPF_F_TEST_XDP_LIVE_FRAMES;
-    opts.batch_size = batch;
+    let mut opts = libbpf_sys::bpf_test_run_opts {
+        sz: std::mem::size_of::<libbpf_sys::bpf_test_run_opts>() as _,
+        data_in: frame.as_ptr().cast(),
+        data_size_in: frame.len() as u32,
+        ctx_in: (&ctx as *const XdpMd).cast(),
+        ctx_size_in: std::mem::size_of::<XdpMd>() as u32,
+        repeat: repeat as i32,
+        flags: BPF_F_TEST_XDP_LIVE_FRAMES,
+        batch_size: batch,
+        ..Default::default()
+    };
     // SAFETY: `prog` is a live program fd; data_in and ctx_in point at live
     // buffers of the sizes given, read by the kernel during the call only.
     let rc = unsafe { libbpf_sys::bpf_prog_test_run_opts(prog, &mut opts) };
@@ -385,6 +387,7 @@ impl StatsMap {
 /// Sends `counts[i]` frames from core `cores[i % len]`: the program's per-CPU
 /// quota is set first, then each thread repeats BPF_PROG_RUN until its CPU's
 /// quota is used up. Returns the wall time of the slowest thread.
+#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
 fn send_round(
     prog: RawFd,
     stats: &Arc<StatsMap>,

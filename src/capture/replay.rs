@@ -197,12 +197,15 @@ fn file_err(path: &Path, msg: impl std::fmt::Display) -> CaptureError {
     }
 }
 
+/// Takes one frame (data, wire length) from a file being read.
+type SendFrame<'a> = dyn FnMut(&[u8], u32, &mut ReplayStats) -> Result<(), CaptureError> + 'a;
+
 /// Reads one pcap or pcapng file, calling `send` for each Ethernet frame.
 fn read_file(
     path: &Path,
     stop: &AtomicBool,
     stats: &mut ReplayStats,
-    send: &mut dyn FnMut(&[u8], u32, &mut ReplayStats) -> Result<(), CaptureError>,
+    send: &mut SendFrame<'_>,
 ) -> Result<(), CaptureError> {
     let mut magic = [0u8; 4];
     {

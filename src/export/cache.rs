@@ -149,11 +149,12 @@ const SLOT_V6: u8 = 0x80;
 const _: () = assert!(std::mem::size_of::<Slot>() == 64);
 
 impl Slot {
-    /// A one-frame flow (times set by the caller).
+    /// A one-frame flow (times set by the caller), or None without IP
+    /// addresses.
     #[inline]
-    fn first_frame(key: &FlowKey, direction: u8, tcp_flags: u8, bytes: u64) -> Slot {
+    fn first_frame(iface: u16, facts: &FrameFacts, direction: u8, bytes: u64) -> Option<Slot> {
         let mut addrs = [0u8; 32];
-        let v6 = match key.addrs {
+        let v6 = match facts.addrs {
             L3Addrs::V4 { src, dst } => {
                 addrs[..4].copy_from_slice(&src);
                 addrs[4..8].copy_from_slice(&dst);
@@ -164,33 +165,61 @@ impl Slot {
                 addrs[16..].copy_from_slice(&dst);
                 SLOT_V6
             }
-            L3Addrs::None => 0,
+            L3Addrs::None => return None,
         };
-        Slot {
+        Some(Slot {
             addrs,
-            src_port: key.src_port,
-            dst_port: key.dst_port,
-            vlan: key.vlan,
-            iface: key.iface,
-            protocol: key.protocol,
-            tos: key.tos,
-            tcp_flags,
+            src_port: facts.src_port,
+            dst_port: facts.dst_port,
+            vlan: facts.vlan,
+            iface,
+            protocol: facts.protocol,
+            tos: facts.tos,
+            tcp_flags: facts.tcp_flags,
             dir_v6: direction & !SLOT_V6 | v6,
             packets: 1,
             bytes,
             first: 0,
             last: 0,
+        })
+    }
+
+    /// Ports, VLAN and interface as one word.
+    #[inline]
+    fn ports_vlan_iface(&self) -> u64 {
+        u64::from(self.src_port)
+            | u64::from(self.dst_port) << 16
+            | u64::from(self.vlan) << 32
+            | u64::from(self.iface) << 48
+    }
+
+    /// The `i`-th 8 bytes of the addresses.
+    #[inline]
+    fn addr_word(&self, i: usize) -> u64 {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&self.addrs[i * 8..i * 8 + 8]);
+        u64::from_ne_bytes(w)
+    }
+
+    /// Hash of the flow key (what [`same_flow`](Self::same_flow) compares).
+    #[inline]
+    fn hash(&self, seed: u64) -> u64 {
+        let v6 = self.dir_v6 & SLOT_V6;
+        let rest = u64::from(self.protocol) | u64::from(self.tos) << 8 | u64::from(v6) << 16;
+        let mut h = fold_mul(seed ^ self.ports_vlan_iface(), K0 ^ rest);
+        h = fold_mul(h ^ self.addr_word(0), K1);
+        if v6 != 0 {
+            h = fold_mul(h ^ self.addr_word(1), K1 ^ self.addr_word(2));
+            h = fold_mul(h ^ self.addr_word(3), K0);
         }
+        fold_mul(h, K0)
     }
 
     /// Same flow key (direction, counters and times aside).
     #[inline]
     fn same_flow(&self, o: &Slot) -> bool {
         self.addrs == o.addrs
-            && self.src_port == o.src_port
-            && self.dst_port == o.dst_port
-            && self.vlan == o.vlan
-            && self.iface == o.iface
+            && self.ports_vlan_iface() == o.ports_vlan_iface()
             && self.protocol == o.protocol
             && self.tos == o.tos
             && (self.dir_v6 ^ o.dir_v6) & SLOT_V6 == 0
@@ -238,18 +267,13 @@ const REBASE_TO: u64 = 1 << 30;
 /// Longest idle or active timeout, in ms (one day).
 pub const MAX_TIMEOUT_MS: u64 = 86_400_000;
 
-/// A frame waiting for its update, its slot prefetched.
-#[derive(Clone, Copy, Default)]
-struct Pending {
-    slot: Slot,
-    tag: u32,
-    now_ms: u64,
-}
-
 /// One shard's flow cache. See the module docs.
 pub struct FlowCache {
-    pending: [Pending; LOOKAHEAD],
-    /// Queued frames: `pending[head..head + queued]` (mod LOOKAHEAD).
+    /// Frames waiting for their update (their slots prefetched), as
+    /// one-frame flows with the slot time set, and their tags:
+    /// `pending[head..head + queued]` (mod LOOKAHEAD).
+    pending: [Slot; LOOKAHEAD],
+    pending_tags: [u32; LOOKAHEAD],
     head: usize,
     queued: usize,
     tags: Box<[u32]>,
@@ -293,33 +317,6 @@ fn fold_mul(a: u64, b: u64) -> u64 {
 const K0: u64 = 0x243f_6a88_85a3_08d3;
 const K1: u64 = 0x1319_8a2e_0370_7344;
 
-#[inline]
-fn hash_key(seed: u64, k: &FlowKey) -> u64 {
-    let w0 = u64::from(k.iface)
-        | u64::from(k.vlan) << 16
-        | u64::from(k.protocol) << 32
-        | u64::from(k.tos) << 40;
-    let w1 = u64::from(k.src_port) | u64::from(k.dst_port) << 16;
-    let mut h = fold_mul(seed ^ w0, K0 ^ w1);
-    match k.addrs {
-        L3Addrs::V4 { src, dst } => {
-            let a = u64::from(u32::from_ne_bytes(src)) << 32 | u64::from(u32::from_ne_bytes(dst));
-            h = fold_mul(h ^ a, K1);
-        }
-        L3Addrs::V6 { src, dst } => {
-            for half in [src, dst] {
-                let (lo, hi) = half.split_at(8);
-                let lo = u64::from_ne_bytes(lo.try_into().unwrap_or([0; 8]));
-                let hi = u64::from_ne_bytes(hi.try_into().unwrap_or([0; 8]));
-                h = fold_mul(h ^ lo, K1 ^ hi);
-            }
-            h ^= 0x6;
-        }
-        L3Addrs::None => {}
-    }
-    fold_mul(h, K0)
-}
-
 impl FlowCache {
     /// Allocates the whole table (68 bytes per slot, two slots per flow).
     pub fn new(cfg: &FlowCacheConfig, stats: Arc<FlowStats>) -> Self {
@@ -330,7 +327,8 @@ impl FlowCache {
         let idle_ms = cfg.idle_timeout_ms.clamp(1, MAX_TIMEOUT_MS);
         let active_ms = cfg.active_timeout_ms.clamp(1, MAX_TIMEOUT_MS);
         FlowCache {
-            pending: [Pending::default(); LOOKAHEAD],
+            pending: [Slot::default(); LOOKAHEAD],
+            pending_tags: [0; LOOKAHEAD],
             head: 0,
             queued: 0,
             tags: crate::hugepages::filled(cap, 0u32),
@@ -386,9 +384,9 @@ impl FlowCache {
         sink: &mut impl FnMut(FlowRecord),
     ) -> bool {
         self.drain(sink);
-        match self.pending_for(iface, facts, bytes, direction, now_ms) {
-            Some(p) => {
-                self.apply(&p, sink);
+        match self.one_frame(iface, facts, bytes, direction, now_ms) {
+            Some((slot, tag)) => {
+                self.apply(&slot, tag, sink);
                 true
             }
             None => false,
@@ -408,52 +406,52 @@ impl FlowCache {
         now_ms: u64,
         sink: &mut impl FnMut(FlowRecord),
     ) -> bool {
-        let Some(p) = self.pending_for(iface, facts, bytes, direction, now_ms) else {
+        let Some((slot, tag)) = self.one_frame(iface, facts, bytes, direction, now_ms) else {
             return false;
         };
-        let home = p.tag as usize & self.mask;
+        let home = tag as usize & self.mask;
         prefetch(&self.tags[home]);
         prefetch(&self.slots[home]);
         if self.queued == LOOKAHEAD {
-            let oldest = self.pending[self.head];
-            self.head = (self.head + 1) % LOOKAHEAD;
-            self.queued -= 1;
-            self.apply(&oldest, sink);
+            self.apply_oldest(sink);
         }
-        self.pending[(self.head + self.queued) % LOOKAHEAD] = p;
+        let at = (self.head + self.queued) % LOOKAHEAD;
+        self.pending[at] = slot;
+        self.pending_tags[at] = tag;
         self.queued += 1;
         true
+    }
+
+    #[inline]
+    fn apply_oldest(&mut self, sink: &mut impl FnMut(FlowRecord)) {
+        let (slot, tag) = (self.pending[self.head], self.pending_tags[self.head]);
+        self.head = (self.head + 1) % LOOKAHEAD;
+        self.queued -= 1;
+        self.apply(&slot, tag, sink);
     }
 
     /// Applies every queued frame.
     #[inline]
     pub fn drain(&mut self, sink: &mut impl FnMut(FlowRecord)) {
         while self.queued > 0 {
-            let p = self.pending[self.head];
-            self.head = (self.head + 1) % LOOKAHEAD;
-            self.queued -= 1;
-            self.apply(&p, sink);
+            self.apply_oldest(sink);
         }
     }
 
+    /// The frame as a one-frame flow stamped with its slot time, and its tag.
     #[inline]
-    fn pending_for(
-        &self,
+    fn one_frame(
+        &mut self,
         iface: u16,
         facts: &FrameFacts,
         bytes: u64,
         direction: u8,
         now_ms: u64,
-    ) -> Option<Pending> {
-        if matches!(facts.addrs, L3Addrs::None) {
-            return None;
-        }
-        let key = FlowKey::from_facts(iface, facts);
-        Some(Pending {
-            tag: (hash_key(self.seed, &key) as u32) | TAG_USED,
-            slot: Slot::first_frame(&key, direction, facts.tcp_flags, bytes),
-            now_ms,
-        })
+    ) -> Option<(Slot, u32)> {
+        let mut slot = Slot::first_frame(iface, facts, direction, bytes)?;
+        let now = self.slot_time(now_ms);
+        (slot.first, slot.last) = (now, now);
+        Some((slot, (slot.hash(self.seed) as u32) | TAG_USED))
     }
 
     /// `now_ms` as a slot time, rebasing the table first if it is too far
@@ -472,27 +470,30 @@ impl FlowCache {
     fn rebase(&mut self, epoch_ms: u64) {
         let shift = epoch_ms.saturating_sub(self.epoch_ms);
         let shift = u32::try_from(shift).unwrap_or(u32::MAX);
-        for (tag, s) in self.tags.iter().zip(self.slots.iter_mut()) {
-            if *tag != 0 {
-                s.first = s.first.saturating_sub(shift);
-                s.last = s.last.saturating_sub(shift);
-            }
+        let in_table = self.tags.iter().zip(self.slots.iter_mut());
+        let in_table = in_table.filter(|(tag, _)| **tag != 0).map(|(_, s)| s);
+        for s in in_table {
+            s.first = s.first.saturating_sub(shift);
+            s.last = s.last.saturating_sub(shift);
+        }
+        for k in 0..self.queued {
+            let s = &mut self.pending[(self.head + k) % LOOKAHEAD];
+            s.first = s.first.saturating_sub(shift);
+            s.last = s.last.saturating_sub(shift);
         }
         self.epoch_ms = epoch_ms;
     }
 
     #[inline]
-    fn apply(&mut self, p: &Pending, sink: &mut impl FnMut(FlowRecord)) {
-        let tag = p.tag;
-        let now = self.slot_time(p.now_ms);
+    fn apply(&mut self, frame: &Slot, tag: u32, sink: &mut impl FnMut(FlowRecord)) {
         let mut i = tag as usize & self.mask;
         loop {
             let t = self.tags[i];
             if t == 0 {
                 break;
             }
-            if t == tag && self.slots[i].same_flow(&p.slot) {
-                self.hit(i, &p.slot, now, sink);
+            if t == tag && self.slots[i].same_flow(frame) {
+                self.hit(i, frame, sink);
                 return;
             }
             i = (i + 1) & self.mask;
@@ -506,14 +507,10 @@ impl FlowCache {
             }
         }
         self.tags[i] = tag;
-        self.slots[i] = Slot {
-            first: now,
-            last: now,
-            ..p.slot
-        };
+        self.slots[i] = *frame;
         self.len += 1;
         self.tally.created += 1;
-        if p.slot.tcp_flags & (TCP_FIN | TCP_RST) != 0 {
+        if frame.tcp_flags & (TCP_FIN | TCP_RST) != 0 {
             self.tally.tcp_end += 1;
             sink(self.slots[i].record(self.epoch_ms));
             self.remove_at(i);
@@ -521,7 +518,8 @@ impl FlowCache {
     }
 
     #[inline]
-    fn hit(&mut self, i: usize, frame: &Slot, now: u32, sink: &mut impl FnMut(FlowRecord)) {
+    fn hit(&mut self, i: usize, frame: &Slot, sink: &mut impl FnMut(FlowRecord)) {
+        let now = frame.last;
         let rec = &mut self.slots[i];
         if u64::from(now.saturating_sub(rec.first)) >= self.active_ms || rec.packets == u32::MAX {
             self.tally.active += 1;

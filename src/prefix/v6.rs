@@ -109,8 +109,7 @@ impl Lpm6Builder {
         });
 
         let mut b = Build {
-            root: vec![0u32; ROOT_LEN]
-                .into_boxed_slice()
+            root: crate::hugepages::filled(ROOT_LEN, 0u32)
                 .try_into()
                 .unwrap_or_else(|_| unreachable!("vec has ROOT_LEN entries")),
             nodes: Vec::new(),
@@ -140,13 +139,12 @@ impl Lpm6Builder {
                 i = j;
             }
         }
-        b.nodes.shrink_to_fit();
-        b.leaves.shrink_to_fit();
         values.shrink_to_fit();
+        // Lookups walk the nodes at random: keep them on huge pages.
         Lpm6 {
             root: b.root,
-            nodes: b.nodes,
-            leaves: b.leaves,
+            nodes: crate::hugepages::copied(&b.nodes),
+            leaves: crate::hugepages::copied(&b.leaves),
             values,
             prefixes: entries.len(),
         }
