@@ -15,6 +15,10 @@
 # Contenders (all on xgb-r inside xgbR):
 #   xdpacct-afxdp     xdpacct run, AF_XDP (its own native XDP program)
 #   xdpacct-afpacket  xdpacct run with XDPACCT_CAPTURE__MODE=afpacket
+#   xdpacct-afxdp-ipfix  AF_XDP with IPFIX export to nfcapd (nfdump) in xgbR;
+#                     at the end of each profile xdpacct is stopped (its flow
+#                     caches flush) and nfdump's packet/byte sums are compared
+#                     with everything offered over the profile (not default)
 #   pmacctd           Debian pmacct, memory plugin, read with pmacct -s
 #   fastnetmon        Debian fastnetmon 1.2.4, AF_PACKET, Prometheus counter
 # The stack-reading ones get `xdpacct-trafficgen pass` (native XDP_PASS),
@@ -163,10 +167,16 @@ C_PID=
 start_contender() {
     local c=$1
     case $c in
-    xdpacct-afxdp | xdpacct-afpacket)
+    xdpacct-afxdp | xdpacct-afpacket | xdpacct-afxdp-ipfix)
         local mode=afxdp
+        local env=()
         [[ $c == xdpacct-afpacket ]] && { mode=afpacket; start_pass; }
-        XDPACCT_CAPTURE__MODE=$mode ip netns exec "$NS_R" "$XA" run -i "$IF_R" \
+        if [[ $c == xdpacct-afxdp-ipfix ]]; then
+            start_nfcapd || return 1
+            env=(XDPACCT_NETFLOW__COLLECTORS='["127.0.0.1:9995"]')
+        fi
+        env XDPACCT_CAPTURE__MODE=$mode "${env[@]}" \
+            ip netns exec "$NS_R" "$XA" run -i "$IF_R" \
             --listen "127.0.0.1:$PORT" -r 10.2.0.0/16 --log-level warn >>"$LOG" 2>&1 &
         C_PID=$!
         for _ in $(seq 100); do metrics $PORT >/dev/null 2>&1 && break; sleep 0.2; done
@@ -216,8 +226,47 @@ EOF
     sleep 1
 }
 
+NF_PID=
+start_nfcapd() {
+    command -v nfcapd >/dev/null || { log "nfcapd not installed (apt-get install nfdump)"; return 1; }
+    ip netns exec "$NS_R" ip link set lo up
+    # A flush of 65k flows is ~2,600 datagrams at once: give nfcapd room.
+    (($(cat /proc/sys/net/core/rmem_max) >= 16777216)) || echo 16777216 >/proc/sys/net/core/rmem_max
+    rm -rf "$WORK/nf" && mkdir -p "$WORK/nf"
+    ip netns exec "$NS_R" nfcapd -w "$WORK/nf" -p 9995 -b 127.0.0.1 -t 3600 -B 16000000 >>"$LOG" 2>&1 &
+    NF_PID=$!
+    PIDS+=("$NF_PID")
+    sleep 1
+}
+
+# After xdpacct stopped (SIGTERM flushes its caches): nfdump's sums against
+# everything offered since the contender started.
+check_flows() {
+    local page=$1 pkts byts
+    sleep 1
+    stop "$NF_PID"
+    NF_PID=
+    read -r pkts byts < <(nfdump -R "$WORK/nf" -q -N -o "fmt:%pkt %byt" 2>>"$LOG" |
+        awk '{p += $1; b += $2} END {printf "%.0f %.0f\n", p, b}')
+    local exported dropped
+    exported=$(awk '/^xdpacct_flow_records_exported_total/ {s += $NF} END {printf "%.0f", s}' <<<"$page")
+    dropped=$(awk '/^xdpacct_flow_records_dropped_total/ {s += $NF} END {printf "%.0f", s}' <<<"$page")
+    # What xdpacct counted (capture loss, if any, is in its queue drops).
+    local cf cb
+    read -r cf cb < <(awk '/^xdpacct_interface_packets_total/ {f += $NF}
+        /^xdpacct_interface_bytes_total/ {b += $NF} END {printf "%.0f %.0f\n", f, b}' <<<"$page")
+    local v_off=MISMATCH v_cnt=MISMATCH
+    [[ $pkts == "$PROFILE_FRAMES" && $byts == "$PROFILE_BYTES" ]] && v_off=exact
+    [[ $pkts == "$cf" && $byts == "$cb" ]] && v_cnt=exact
+    log "flows: nfdump sums $pkts packets / $byts bytes; xdpacct counted $cf / $cb: $v_cnt; offered $PROFILE_FRAMES / $PROFILE_BYTES: $v_off (records exported before the final flush $exported, dropped $dropped)"
+    echo "$C_NAME,$PROFILE,flows-at-nfcapd,,,,$PROFILE_FRAMES,$pkts,$PROFILE_BYTES,$PROFILE_BYTES,$byts,,,,," >>"$CSV"
+}
+
 stop_contender() {
+    local page=""
+    [[ -n $NF_PID ]] && page=$(metrics $PORT 2>/dev/null || true)
     [[ -n $C_PID ]] && stop "$C_PID"
+    [[ -n $NF_PID ]] && check_flows "$page"
     [[ -n $PASS_PID ]] && stop "$PASS_PID"
     C_PID= PASS_PID=
 }
@@ -246,6 +295,7 @@ run_step() {
     rxp1=$(rx_stat rx_packets) rxb1=$(rx_stat rx_bytes) t1=$(cpu_ticks "$C_PID")
 
     local offered=$((rxp1 - rxp0)) obytes=$((rxb1 - rxb0)) cf=$((f1 - f0)) cb=-1 expect_b
+    PROFILE_FRAMES=$((PROFILE_FRAMES + offered)) PROFILE_BYTES=$((PROFILE_BYTES + obytes))
     [[ $b1 -ge 0 ]] && cb=$((b1 - b0))
     # pmacct counts IP total length (l3); xdpacct wire length without FCS (l2).
     expect_b=$obytes
@@ -289,6 +339,7 @@ for prof in $PROFILES; do
             continue
         fi
         log "== $c, $prof"
+        PROFILE_FRAMES=0 PROFILE_BYTES=0 C_NAME=$c PROFILE=$prof
         if ! start_contender "$c"; then stop_contender; continue; fi
         for rate in $RATES; do run_step "$c" "$prof" "$rate"; done
         stop_contender

@@ -85,6 +85,19 @@ fn worker_cores(c: &CaptureConfig) -> Vec<core_affinity::CoreId> {
     }
 }
 
+/// Pins this thread, and so every thread it starts later (the exporter, the
+/// HTTP server, the interface watch), to the first core no worker uses, so
+/// they never take a worker's core. Workers pin themselves to their own.
+/// Nothing to do when the workers have every core.
+fn pin_housekeeping(worker_cores: &[core_affinity::CoreId]) {
+    let all = core_affinity::get_core_ids().unwrap_or_default();
+    if let Some(core) = all.into_iter().find(|c| !worker_cores.contains(c)) {
+        if core_affinity::set_for_current(core) {
+            tracing::debug!(core = core.id, "housekeeping threads on this core");
+        }
+    }
+}
+
 /// What a worker thread hands back when it ends: the worker itself (its
 /// shard and flow cache, reused when the capture restarts) and why it ended.
 type WorkerExit = (Worker, Result<(), CaptureError>);
@@ -563,6 +576,7 @@ pub fn run(config: Config, origin: String, cli: CliOverrides) -> anyhow::Result<
         .context("installing signal handlers")?;
 
     let cores = worker_cores(c);
+    pin_housekeeping(&cores);
     let batch = c.batch as usize;
     // Open every interface before any thread starts, so capabilities can be
     // dropped for the whole process at once (they are per thread).
