@@ -113,5 +113,90 @@ fn account_while_scraping(c: &mut Criterion) {
     scraper.join().unwrap();
 }
 
-criterion_group!(benches, parse_and_account, account_while_scraping, scrape);
+/// Parse + account with a full synthetic BGP table loaded (1,000,000 IPv4
+/// and 250,000 IPv6 prefixes, `accounting.as_file`): each frame's remote
+/// address is looked up. IPv4 and IPv6 frames whose remote address is drawn
+/// from the table's prefixes (`synth::*_addrs`: no locality, the worst
+/// case), and the same frames with Zipf-skewed remote addresses.
+fn account_with_as_table(c: &mut Criterion) {
+    use std::io::Write;
+    use xdpacct::prefix::synth;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("routes.txt");
+    let v4p = synth::v4_prefixes(synth::FULL_V4, 1);
+    let v6p = synth::v6_prefixes(synth::FULL_V6, 2);
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        for &(p, l, a) in &v4p {
+            writeln!(f, "{}/{l} {}", std::net::Ipv4Addr::from(p), a + 1).unwrap();
+        }
+        for &(p, l, a) in &v6p {
+            writeln!(f, "{}/{l} {}", std::net::Ipv6Addr::from(p), a + 1).unwrap();
+        }
+    }
+    let mut acct = support::accounting(10_000);
+    acct.local_networks.push("2001:db8::/32".into());
+    acct.as_file = Some(path.display().to_string());
+    acct.as_file_format = xdpacct::config::AsFileFormat::PrefixAsn;
+    let shard = support::shard(&acct);
+    let n = 1 << 16;
+    let v4: Vec<Vec<u8>> = support::frames64(n, 10_000)
+        .iter()
+        .zip(synth::v4_addrs(&v4p, n, 3))
+        .enumerate()
+        .map(|(i, (f, remote))| {
+            let mut f = f.to_vec();
+            // The remote side: source of inbound (even) frames, else destination.
+            let at = if i % 2 == 0 { 26 } else { 30 };
+            f[at..at + 4].copy_from_slice(&remote.to_be_bytes());
+            f
+        })
+        .collect();
+    let v6: Vec<Vec<u8>> = synth::v6_addrs(&v6p, n, 4)
+        .into_iter()
+        .enumerate()
+        .map(|(i, remote)| support::frame_v6(i, remote))
+        .collect();
+    // Real traffic is skewed: a few remote networks carry most frames. The
+    // same frames reordered so that remote addresses repeat Zipf-like
+    // (s = 1 over the 65,536 frames).
+    let skewed = |frames: &Vec<Vec<u8>>| -> Vec<Vec<u8>> {
+        support::zipf_indexes(n, n)
+            .into_iter()
+            .map(|i| frames[i].clone())
+            .collect()
+    };
+    let (v4z, v6z) = (skewed(&v4), skewed(&v6));
+    let mut g = c.benchmark_group("engine_as");
+    g.throughput(Throughput::Elements(n as u64));
+    for (name, frames) in [
+        ("v4_full_table", &v4),
+        ("v6_full_table", &v6),
+        ("v4_full_table_zipf", &v4z),
+        ("v6_full_table_zipf", &v6z),
+    ] {
+        g.bench_function(format!("parse_account_{name}"), |b| {
+            let mut facts = FrameFacts::default();
+            b.iter(|| {
+                let hosts = shard.hosts.load_full();
+                for f in frames {
+                    let frame = Frame {
+                        data: &f[..],
+                        wire_len: f.len() as u32,
+                    };
+                    black_box(account(&shard, &hosts, &mut facts, frame));
+                }
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    parse_and_account,
+    account_with_as_table,
+    account_while_scraping,
+    scrape
+);
 criterion_main!(benches);

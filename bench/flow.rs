@@ -185,7 +185,7 @@ fn engine_with_flows(c: &mut Criterion) {
     ] {
         let distinct = support::frames64(flows, 10_000);
         let frames: Vec<_> = if zipf {
-            zipf_indexes(flows, FLOWS)
+            support::zipf_indexes(flows, FLOWS)
                 .into_iter()
                 .map(|i| distinct[i])
                 .collect()
@@ -231,23 +231,6 @@ fn engine_with_flows(c: &mut Criterion) {
         }
     }
     g.finish();
-}
-
-/// `n` indexes below `flows`, Zipf-distributed with s = 1 (index 0 the
-/// heaviest), by inverse CDF over precomputed cumulative weights.
-fn zipf_indexes(flows: usize, n: usize) -> Vec<usize> {
-    let mut cdf: Vec<f64> = (1..=flows).map(|k| 1.0 / k as f64).collect();
-    for i in 1..flows {
-        cdf[i] += cdf[i - 1];
-    }
-    let total = cdf[flows - 1];
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    (0..n)
-        .map(|_| {
-            let u = (xorshift(&mut x) >> 11) as f64 / (1u64 << 53) as f64 * total;
-            cdf.partition_point(|&c| c < u).min(flows - 1)
-        })
-        .collect()
 }
 
 criterion_group!(benches, cache_updates, engine_with_flows, encoding);

@@ -74,3 +74,51 @@ pub fn frames64(n: usize, hosts: u32) -> Vec<[u8; 64]> {
         })
         .collect()
 }
+
+/// A 78-byte Ethernet/IPv6/TCP frame between a local host in 2001:db8::/32
+/// and `remote`; even `i` inbound (remote is the source), odd outbound.
+pub fn frame_v6(i: usize, remote: u128) -> Vec<u8> {
+    let local = 0x2001_0db8_u128 << 96 | (i as u128 % 10_000) << 64 | 1;
+    let (src, dst) = if i % 2 == 0 {
+        (remote, local)
+    } else {
+        (local, remote)
+    };
+    let mut f = vec![0u8; 78];
+    f[0..6].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+    f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 2]);
+    f[12..14].copy_from_slice(&[0x86, 0xdd]);
+    let ip = &mut f[14..54];
+    ip[0] = 0x60;
+    ip[4..6].copy_from_slice(&20u16.to_be_bytes());
+    ip[6] = 6;
+    ip[7] = 64;
+    ip[8..24].copy_from_slice(&src.to_be_bytes());
+    ip[24..40].copy_from_slice(&dst.to_be_bytes());
+    let tcp = &mut f[54..74];
+    tcp[0..2].copy_from_slice(&(1024 + i as u16 % 50_000).to_be_bytes());
+    tcp[2..4].copy_from_slice(&443u16.to_be_bytes());
+    tcp[12] = 5 << 4;
+    tcp[13] = 0x10;
+    f
+}
+
+/// `n` indexes below `flows`, Zipf-distributed with s = 1 (index 0 the
+/// heaviest), by inverse CDF over precomputed cumulative weights.
+pub fn zipf_indexes(flows: usize, n: usize) -> Vec<usize> {
+    let mut cdf: Vec<f64> = (1..=flows).map(|k| 1.0 / k as f64).collect();
+    for i in 1..flows {
+        cdf[i] += cdf[i - 1];
+    }
+    let total = cdf[flows - 1];
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let u = (x >> 11) as f64 / (1u64 << 53) as f64 * total;
+            cdf.partition_point(|&c| c < u).min(flows - 1)
+        })
+        .collect()
+}
