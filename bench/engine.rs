@@ -7,7 +7,7 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughpu
 
 use xdpacct::capture::Frame;
 use xdpacct::metrics::{EngineCollector, Exposition};
-use xdpacct::shard::worker::account;
+use xdpacct::shard::worker::{account, Worker};
 use xdpacct::wire::{parse_frame, FrameFacts};
 
 #[path = "support.rs"]
@@ -25,6 +25,16 @@ fn parse_and_account(c: &mut Criterion) {
             for f in &frames {
                 let _ = black_box(parse_frame(black_box(&f[..]), &mut facts));
             }
+        })
+    });
+    // The same frames through the worker's loop (batches of 64, staged).
+    let framed: Vec<Vec<u8>> = frames.iter().map(|f| f.to_vec()).collect();
+    g.bench_function("worker_64B_10k_hosts", |b| {
+        let mut worker = Worker::new(shard.clone(), 64);
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        b.iter(|| {
+            let mut cap = support::MemCapture::new(&framed);
+            black_box(worker.run(&mut cap, &stop).is_ok());
         })
     });
     g.bench_function("parse_account_64B_10k_hosts", |b| {
@@ -186,6 +196,15 @@ fn account_with_as_table(c: &mut Criterion) {
                     };
                     black_box(account(&shard, &hosts, &mut facts, frame));
                 }
+            })
+        });
+        // The worker's own loop: batches of 64, three passes with prefetch.
+        g.bench_function(format!("worker_{name}"), |b| {
+            let mut worker = Worker::new(shard.clone(), 64);
+            let stop = std::sync::atomic::AtomicBool::new(false);
+            b.iter(|| {
+                let mut cap = support::MemCapture::new(frames);
+                black_box(worker.run(&mut cap, &stop).is_ok());
             })
         });
     }

@@ -122,3 +122,38 @@ pub fn zipf_indexes(flows: usize, n: usize) -> Vec<usize> {
         })
         .collect()
 }
+
+/// Frames from memory as a capture source: hands out `max` per poll, then
+/// reports the end.
+pub struct MemCapture<'a> {
+    frames: &'a [Vec<u8>],
+    next: usize,
+}
+
+impl<'a> MemCapture<'a> {
+    pub fn new(frames: &'a [Vec<u8>]) -> Self {
+        MemCapture { frames, next: 0 }
+    }
+}
+
+impl xdpacct::capture::Capture for MemCapture<'_> {
+    fn poll<F: FnMut(xdpacct::capture::Frame<'_>)>(
+        &mut self,
+        max: usize,
+        mut f: F,
+    ) -> Result<usize, xdpacct::capture::CaptureError> {
+        if self.next >= self.frames.len() {
+            return Err(xdpacct::capture::CaptureError::Closed);
+        }
+        let end = (self.next + max).min(self.frames.len());
+        for fr in &self.frames[self.next..end] {
+            f(xdpacct::capture::Frame {
+                data: fr,
+                wire_len: fr.len() as u32,
+            });
+        }
+        let n = end - self.next;
+        self.next = end;
+        Ok(n)
+    }
+}

@@ -9,7 +9,7 @@ pub mod capture;
 pub mod config;
 pub mod daemon;
 pub mod export;
-pub mod hugepages;
+pub mod memory;
 pub mod metrics;
 pub mod prefix;
 pub mod privileges;

@@ -34,6 +34,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use super::{FlowKey, FlowRecord, TCP_FIN, TCP_RST};
+use crate::memory::prefetch;
 use crate::wire::{FrameFacts, L3Addrs};
 
 /// Flow cache settings.
@@ -295,19 +296,6 @@ pub struct FlowCache {
     stats: Arc<FlowStats>,
 }
 
-/// Asks for the cache line holding `p`; a hint, never faults.
-#[inline(always)]
-fn prefetch<T>(p: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: prefetch is a hint that never faults, whatever the address.
-    #[allow(unsafe_code, unused_unsafe)]
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
-
 #[inline]
 fn fold_mul(a: u64, b: u64) -> u64 {
     let r = (a as u128).wrapping_mul(b as u128);
@@ -331,8 +319,8 @@ impl FlowCache {
             pending_tags: [0; LOOKAHEAD],
             head: 0,
             queued: 0,
-            tags: crate::hugepages::filled(cap, 0u32),
-            slots: crate::hugepages::filled(cap, Slot::default()),
+            tags: crate::memory::filled(cap, 0u32),
+            slots: crate::memory::filled(cap, Slot::default()),
             epoch_ms: 0,
             mask: cap - 1,
             len: 0,

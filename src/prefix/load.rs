@@ -376,6 +376,18 @@ impl AsTable {
         self.v6.lookup(addr)
     }
 
+    /// Starts fetching what [`lookup_v4`](Self::lookup_v4) will read first.
+    #[inline]
+    pub fn prefetch_v4(&self, addr: u32) {
+        self.v4.prefetch(addr);
+    }
+
+    /// Starts fetching what [`lookup_v6`](Self::lookup_v6) will read first.
+    #[inline]
+    pub fn prefetch_v6(&self, addr: u128) {
+        self.v6.prefetch(addr);
+    }
+
     pub fn name(&self, asn: u32) -> Option<&str> {
         self.names.get(&asn).map(String::as_str)
     }

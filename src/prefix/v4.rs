@@ -72,7 +72,7 @@ impl Lpm4Builder {
         let mut ids: HashMap<u32, u32> = HashMap::new();
         // Zero-filled (0 is "no route"), on huge pages: a lookup is one
         // random read in 64 MiB, which on 4 KiB pages also misses the TLB.
-        let mut tbl24: Box<[u32; TBL24_LEN]> = crate::hugepages::filled(TBL24_LEN, 0u32)
+        let mut tbl24: Box<[u32; TBL24_LEN]> = crate::memory::filled(TBL24_LEN, 0u32)
             .try_into()
             .unwrap_or_else(|_| unreachable!("vec has TBL24_LEN entries"));
         let mut tbl8: Vec<u32> = Vec::new();
@@ -131,6 +131,13 @@ pub struct Lpm4 {
 impl Lpm4 {
     /// The value of the longest prefix containing `addr` (host byte order,
     /// `u32::from(Ipv4Addr)` / `u32::from_be_bytes`), or `None`.
+    /// Fetches the first-level entry of `addr` into the cache ahead of a
+    /// [`lookup`](Self::lookup).
+    #[inline]
+    pub fn prefetch(&self, addr: u32) {
+        crate::memory::prefetch(&self.tbl24[(addr >> 8) as usize]);
+    }
+
     #[inline]
     pub fn lookup(&self, addr: u32) -> Option<u32> {
         // (addr >> 8) < 2^24: no bounds check on the fixed-size array.

@@ -109,7 +109,7 @@ impl Lpm6Builder {
         });
 
         let mut b = Build {
-            root: crate::hugepages::filled(ROOT_LEN, 0u32)
+            root: crate::memory::filled(ROOT_LEN, 0u32)
                 .try_into()
                 .unwrap_or_else(|_| unreachable!("vec has ROOT_LEN entries")),
             nodes: Vec::new(),
@@ -143,8 +143,8 @@ impl Lpm6Builder {
         // Lookups walk the nodes at random: keep them on huge pages.
         Lpm6 {
             root: b.root,
-            nodes: crate::hugepages::copied(&b.nodes),
-            leaves: crate::hugepages::copied(&b.leaves),
+            nodes: crate::memory::copied(&b.nodes),
+            leaves: crate::memory::copied(&b.leaves),
             values,
             prefixes: entries.len(),
         }
@@ -238,6 +238,13 @@ pub struct Lpm6 {
 }
 
 impl Lpm6 {
+    /// Fetches the root entry of `addr` into the cache ahead of a
+    /// [`lookup`](Self::lookup) (deeper levels depend on it).
+    #[inline]
+    pub fn prefetch(&self, addr: u128) {
+        crate::memory::prefetch(&self.root[(addr >> (128 - ROOT_BITS)) as usize]);
+    }
+
     /// The value of the longest prefix containing `addr` (host byte order,
     /// `u128::from(Ipv6Addr)` / `u128::from_be_bytes`), or `None`.
     #[inline]

@@ -12,6 +12,7 @@ use std::sync::{Mutex, OnceLock};
 use super::counter::PacketsBytes;
 use crate::config::{AccountingConfig, AsFileFormat, ConfigError};
 use crate::prefix::{AsTable, AsTableBuilder, NetworkTable, NetworkTableBuilder, Prefix};
+use crate::wire::L3Addrs;
 
 /// Distinct ASes a shard can count; more fold into "other" (and are counted).
 /// About 80,000 ASes are routed today.
@@ -154,6 +155,25 @@ impl PeerTables {
     pub fn asn6(&self, a: u128) -> Option<u32> {
         self.as_table.as_ref()?.lookup_v6(a)
     }
+    /// Starts fetching the AS table entries of both addresses (a frame's
+    /// remote side is one of them).
+    #[inline]
+    pub fn prefetch(&self, addrs: &L3Addrs) {
+        let Some(t) = self.as_table.as_ref() else {
+            return;
+        };
+        match *addrs {
+            L3Addrs::V4 { src, dst } => {
+                t.prefetch_v4(u32::from_be_bytes(src));
+                t.prefetch_v4(u32::from_be_bytes(dst));
+            }
+            L3Addrs::V6 { src, dst } => {
+                t.prefetch_v6(u128::from_be_bytes(src));
+                t.prefetch_v6(u128::from_be_bytes(dst));
+            }
+            L3Addrs::None => {}
+        }
+    }
     #[inline]
     pub fn network4(&self, a: u32) -> Option<usize> {
         let dense = self.networks.as_ref()?.lookup_v4(a)?;
@@ -197,12 +217,26 @@ impl Default for AsCounters {
 }
 
 impl AsCounters {
+    /// The slot where the search for `asn` starts.
+    #[inline]
+    fn home(asn: u32) -> usize {
+        (asn.wrapping_add(1).wrapping_mul(0x9e37_79b1) >> 15) as usize & (AS_SLOTS - 1)
+    }
+
+    /// Starts fetching `asn`'s key and counters ahead of an [`add`](Self::add).
+    #[inline]
+    pub fn prefetch(&self, asn: u32) {
+        let i = Self::home(asn);
+        crate::memory::prefetch(&self.keys[i]);
+        crate::memory::prefetch(&self.counts[i]);
+    }
+
     /// Counts a frame for `asn` in direction 0 (in) or 1 (out).
     #[inline]
     pub fn add(&self, asn: u32, dir: usize, bytes: u64) {
         let key = asn.wrapping_add(1);
         let mask = AS_SLOTS - 1;
-        let mut i = (key.wrapping_mul(0x9e37_79b1) >> 15) as usize & mask;
+        let mut i = Self::home(asn);
         loop {
             let k = self.keys[i].load(Relaxed);
             if k == key {
