@@ -155,6 +155,14 @@ impl PeerTables {
     pub fn asn6(&self, a: u128) -> Option<u32> {
         self.as_table.as_ref()?.lookup_v6(a)
     }
+    /// [`asn6`](Self::asn6) of every address, in one lockstep walk.
+    pub fn asn6_batch(&self, addrs: &[u128], out: &mut [Option<u32>]) {
+        match self.as_table.as_ref() {
+            Some(t) => t.v6.lookup_batch(addrs, out),
+            None => out.fill(None),
+        }
+    }
+
     /// Starts fetching the AS table entries of both addresses (a frame's
     /// remote side is one of them).
     #[inline]
