@@ -62,28 +62,7 @@ fn truth() -> &'static Truth {
     &TRUTH
         .get_or_init(|| {
             let dir = tempfile::tempdir().unwrap();
-            let pcap = dir.path().join("live.pcap");
-            let json = dir.path().join("live.truth.json");
-            let gen = Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../shared/testdata/synthetic/gen_pcap.py");
-            let gen = if gen.exists() {
-                gen
-            } else {
-                PathBuf::from("/work/shared/testdata/synthetic/gen_pcap.py")
-            };
-            sh(&[
-                "python3",
-                gen.to_str().unwrap(),
-                pcap.to_str().unwrap(),
-                "--packets",
-                &PACKETS.to_string(),
-                "--seed",
-                "3",
-                "--snaplen",
-                "1600",
-                "--truth",
-                json.to_str().unwrap(),
-            ]);
+            let (pcap, json) = common::generate(dir.path(), PACKETS as u32, 3, 1600);
             let v: serde_json::Value =
                 serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
             let packets = v["totals"]["packets"].as_u64().unwrap();
