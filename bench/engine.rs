@@ -147,7 +147,7 @@ fn account_with_as_table(c: &mut Criterion) {
     let mut acct = support::accounting(10_000);
     acct.local_networks.push("2001:db8::/32".into());
     acct.as_file = Some(path.display().to_string());
-    acct.as_file_format = xdpacct::config::AsFileFormat::PrefixAsn;
+    acct.as_file_format = Some(xdpacct::settings::AsFileFormat::PrefixAsn);
     let shard = support::shard(&acct);
     let n = 1 << 16;
     let v4: Vec<Vec<u8>> = support::frames64(n, 10_000)

@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use xdpacct::config::{AccountingConfig, RangeConfig};
+use xdpacct::settings::raw::{AccountingConfig, RangeConfig};
+use xdpacct::settings::Accounting;
 use xdpacct::shard::{Shard, ShardOrigin, Tables};
 
 /// `hosts` IPv4 hosts in /24 ranges from 100.64.0.0, each range labelled.
@@ -28,7 +29,8 @@ pub fn accounting(hosts: u32) -> AccountingConfig {
 }
 
 pub fn shard(acct: &AccountingConfig) -> Arc<Shard> {
-    let tables = Arc::new(Tables::build(acct, "bench").unwrap());
+    let acct = Accounting::from_raw(acct, "bench").unwrap();
+    let tables = Arc::new(Tables::build(&acct, "bench", None).unwrap());
     Arc::new(Shard::new(
         ShardOrigin {
             interface: "bench0".into(),

@@ -6,13 +6,14 @@
 #![deny(unsafe_code)]
 
 pub mod capture;
-pub mod config;
 pub mod daemon;
+pub mod engine;
 pub mod export;
 pub mod memory;
 pub mod metrics;
 pub mod prefix;
 pub mod privileges;
+pub mod settings;
 pub mod shard;
 pub mod wire;
 

@@ -10,10 +10,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use xdpacct::capture::replay;
-use xdpacct::config::{CliOverrides, Config};
-use xdpacct::metrics::{EngineCollector, Exposition};
-use xdpacct::shard::worker::Worker;
-use xdpacct::shard::{Shard, ShardOrigin, Tables};
+use xdpacct::engine::Engine;
+use xdpacct::settings::{CliOverrides, Settings};
 
 /// Exact traffic accounting for ISP links, served as Prometheus metrics.
 ///
@@ -23,7 +21,13 @@ use xdpacct::shard::{Shard, ShardOrigin, Tables};
 #[command(name = "xdpacct", version, about, long_about = None)]
 struct Cli {
     /// Config file (TOML). Defaults to /etc/xdpacct/xdpacct.toml when present.
-    #[arg(short, long, global = true, value_name = "FILE")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "XDPACCT_CONFIG"
+    )]
     config: Option<PathBuf>,
     /// Interface to capture on (repeatable); overrides capture.interfaces.
     #[arg(short = 'i', long = "interface", global = true, value_name = "IFACE")]
@@ -77,29 +81,27 @@ fn main() -> ExitCode {
         listen: cli.listen.clone(),
         ranges: cli.ranges.clone(),
     };
-    let (config, origin) = match Config::load(&overrides) {
-        Ok(c) => c,
+    let settings = match Settings::load(&overrides) {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("xdpacct: config error: {e}");
             return ExitCode::from(EXIT_STARTUP);
         }
     };
     let result = match cli.command.unwrap_or(Command::Run) {
-        Command::CheckConfig => match &config.metrics.web_config {
-            Some(path) => xdpacct::metrics::web_config::WebConfig::load(path)
-                .map(|_| println!("{origin}: ok"))
-                .map_err(|e| xdpacct::StartupError(format!("{origin}: {e}")).into()),
-            None => {
-                println!("{origin}: ok");
+        Command::CheckConfig => match xdpacct::engine::check(&settings) {
+            Ok(()) => {
+                println!("{}: ok", settings.origin);
                 Ok(())
             }
+            Err(e) => Err(xdpacct::StartupError(e).into()),
         },
         Command::Replay {
             files,
             workers,
             interface_name,
-        } => cmd_replay(&config, files, workers, &interface_name),
-        Command::Run => xdpacct::daemon::run(config, origin, overrides),
+        } => cmd_replay(&settings, files, workers, &interface_name),
+        Command::Run => xdpacct::daemon::run(settings, overrides),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -126,7 +128,7 @@ fn init_logging(level: Option<&str>) {
 }
 
 fn cmd_replay(
-    config: &Config,
+    settings: &Settings,
     files: Vec<PathBuf>,
     workers: usize,
     iface: &str,
@@ -139,37 +141,21 @@ fn cmd_replay(
             return Err(xdpacct::StartupError(format!("{}: no such file", f.display())).into());
         }
     }
-    let tables = Arc::new(Tables::build(&config.accounting, "config")?);
-    let interface: Arc<str> = iface.into();
-    let shards: Vec<Arc<Shard>> = (0..workers)
-        .map(|q| {
-            Arc::new(Shard::new(
-                ShardOrigin {
-                    interface: interface.clone(),
-                    queue: q as u32,
-                },
-                tables.clone(),
-            ))
-        })
-        .collect();
+    let startup = |e: xdpacct::engine::EngineError| xdpacct::StartupError(e.to_string());
+    let mut engine = Engine::build(settings).map_err(startup)?;
+    engine.start_export().map_err(startup)?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
     }
 
-    let mut export = xdpacct::export::observer::FlowExport::start(&config.netflow)
-        .map_err(|e| xdpacct::StartupError(format!("netflow: {e}")))?;
     let started = Instant::now();
     let (reader, queues) = replay::replay(files, workers);
-    let handles: Vec<_> = shards
-        .iter()
-        .zip(queues)
+    let handles: Vec<_> = queues
+        .into_iter()
         .enumerate()
-        .map(|(i, (shard, mut queue))| {
-            let mut worker = Worker::new(shard.clone(), config.capture.batch as usize);
-            if let Some(x) = export.as_mut() {
-                worker = worker.with_observer(Box::new(x.observer(&format!("{iface}/{i}"), 1)));
-            }
+        .map(|(i, mut queue)| {
+            let mut worker = engine.add_queue(iface, i as u32, 1);
             let stop = stop.clone();
             std::thread::Builder::new()
                 .name(format!("xdpacct-w{i}"))
@@ -185,14 +171,11 @@ fn cmd_replay(
     let stats = read.map_err(|e| xdpacct::StartupError(e.to_string()))?;
     let secs = started.elapsed().as_secs_f64();
 
-    let exposition = Exposition::new();
-    exposition.register_engine(Arc::new(EngineCollector::new(shards)));
-    if let Some(x) = export {
-        // Workers flushed their caches at end of input; send what is queued.
-        exposition.register(Box::new(x.metrics()));
-        x.shutdown()
-            .map_err(|e| anyhow::anyhow!("flow export: {e}"))?;
-    }
+    // Workers flushed their flow caches at end of input; send what is queued.
+    let exposition = engine.exposition();
+    engine
+        .shutdown()
+        .map_err(|e| anyhow::anyhow!("flow export: {e}"))?;
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     out.write_all(&exposition.render())?;

@@ -12,8 +12,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use xdpacct::capture::replay;
-use xdpacct::config::{AccountingConfig, NetflowConfig};
 use xdpacct::export::FlowExport;
+use xdpacct::settings::raw::AccountingConfig;
+use xdpacct::settings::{Accounting, Netflow};
 use xdpacct::shard::worker::Worker;
 use xdpacct::shard::{Shard, ShardOrigin, Tables};
 
@@ -95,11 +96,12 @@ fn replay_with_two_workers_exports_the_truth_to_nfcapd() {
         local_networks: vec!["198.51.100.0/24".into(), "2001:db8:1::/48".into()],
         ..AccountingConfig::default()
     };
-    let tables = Arc::new(Tables::build(&accounting, "test").expect("tables"));
-    let netflow = NetflowConfig {
+    let accounting = Accounting::from_raw(&accounting, "test").expect("accounting");
+    let tables = Arc::new(Tables::build(&accounting, "test", None).expect("tables"));
+    let netflow = Netflow {
         collectors: vec![format!("127.0.0.1:{port}")],
         version: 9,
-        ..NetflowConfig::default()
+        ..Netflow::default()
     };
     let (cache, mut exporter) = xdpacct::export::observer::configs(&netflow);
     // Thousands of packets at once could overflow nfcapd's socket buffer.

@@ -5,14 +5,20 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 
 use xdpacct::capture::Frame;
-use xdpacct::config::RangeConfig;
 use xdpacct::metrics::{EngineCollector, Exposition};
+use xdpacct::settings::raw::{AccountingConfig, RangeConfig};
+use xdpacct::settings::Accounting;
 use xdpacct::shard::worker::account;
 use xdpacct::shard::Tables;
 use xdpacct::wire::FrameFacts;
 
 #[path = "../bench/support.rs"]
 mod support;
+
+fn tables(cfg: &AccountingConfig) -> Arc<Tables> {
+    let acct = Accounting::from_raw(cfg, "reload").unwrap();
+    Arc::new(Tables::build(&acct, "reload", None).unwrap())
+}
 
 fn host_totals(text: &str) -> (f64, usize) {
     let mut sum = 0.0;
@@ -74,7 +80,7 @@ fn reload_while_counting_loses_no_frame() {
     let mut reloads = 0;
     while workers.iter().any(|w| !w.is_finished()) && reloads < 50 {
         let cfg = if reloads % 2 == 0 { &alt } else { &acct };
-        engine.reload(Arc::new(Tables::build(cfg, "reload").unwrap()));
+        engine.reload(tables(cfg));
         reloads += 1;
         let (sum, _) = host_totals(&String::from_utf8(exposition.render()).unwrap());
         assert!(sum <= (frames.len() * ROUNDS * 2) as f64);
@@ -97,7 +103,7 @@ fn reload_while_counting_loses_no_frame() {
     // A reload that drops a range forgets its hosts, keeps the others.
     let mut fewer = acct.clone();
     let dropped: RangeConfig = fewer.ranges.pop().unwrap();
-    engine.reload(Arc::new(Tables::build(&fewer, "reload").unwrap()));
+    engine.reload(tables(&fewer));
     let (_, series) = host_totals(&String::from_utf8(exposition.render()).unwrap());
     let dropped_hosts = {
         let f: std::net::Ipv4Addr = dropped.first.unwrap().parse().unwrap();

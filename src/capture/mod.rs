@@ -14,6 +14,7 @@
 pub mod afpacket;
 #[allow(unsafe_code)]
 pub mod afxdp;
+pub mod live;
 #[allow(unsafe_code)]
 pub(crate) mod netdev;
 pub mod replay;

@@ -3,16 +3,13 @@
 //! plugs one shard's cache into a worker as its `FrameObserver`.
 //!
 //! ```ignore
-//! let mut export = FlowExport::start(&config.netflow)?; // None: export off
+//! let mut export = FlowExport::start(&netflow)?; // settings.netflow, when Some
 //! let worker = Worker::new(shard, batch);
-//! let worker = match export.as_mut() {
-//!     Some(x) => worker.with_observer(Box::new(x.observer("eth1/0", if_index))),
-//!     None => worker,
-//! };
+//! let worker = worker.with_observer(Box::new(export.observer("eth1/0", if_index)));
 //! // after the observers are made:
-//! if let Some(x) = &export { registry.register(Box::new(x.metrics()))?; }
+//! registry.register(Box::new(export.metrics()))?;
 //! // shutdown: join the workers (their `finish` flushes), then
-//! if let Some(x) = export { x.shutdown()?; }
+//! export.shutdown()?;
 //! ```
 //!
 //! Allocates at set-up only (each cache's table); the observer does not
@@ -24,7 +21,7 @@ use super::{
     EncoderConfig, ExportError, ExporterConfig, FlowCache, FlowCacheConfig, FlowExporter,
     FlowMetrics, FlowSink, FlowStats, Version,
 };
-use crate::config::NetflowConfig;
+use crate::settings::Netflow;
 use crate::shard::worker::FrameObserver;
 use crate::shard::Direction;
 use crate::wire::FrameFacts;
@@ -102,14 +99,10 @@ pub struct FlowExport {
 }
 
 impl FlowExport {
-    /// Starts the exporter thread, or returns `None` when no collector is
-    /// configured. `cfg` is assumed validated (`Config::load`).
-    pub fn start(cfg: &NetflowConfig) -> Result<Option<FlowExport>, ExportError> {
-        if cfg.collectors.is_empty() {
-            return Ok(None);
-        }
+    /// Starts the exporter thread for the collectors of `cfg`.
+    pub fn start(cfg: &Netflow) -> Result<FlowExport, ExportError> {
         let (cache, exporter) = configs(cfg);
-        FlowExport::with_config(cache, &exporter).map(Some)
+        FlowExport::with_config(cache, &exporter)
     }
 
     /// Starts the exporter from typed settings (e.g. `configs(..)` adjusted:
@@ -149,12 +142,13 @@ impl FlowExport {
     }
 }
 
-/// Typed settings from `[netflow]` (seconds become ms).
-pub fn configs(cfg: &NetflowConfig) -> (FlowCacheConfig, ExporterConfig) {
+/// The cache's and the exporter's parts of `[netflow]` (times in ms).
+pub fn configs(cfg: &Netflow) -> (FlowCacheConfig, ExporterConfig) {
+    let ms = |d: std::time::Duration| d.as_millis() as u64;
     let cache = FlowCacheConfig {
         max_flows: cfg.max_flows as usize,
-        idle_timeout_ms: cfg.idle_timeout.saturating_mul(1000),
-        active_timeout_ms: cfg.active_timeout.saturating_mul(1000),
+        idle_timeout_ms: ms(cfg.idle_timeout),
+        active_timeout_ms: ms(cfg.active_timeout),
     };
     let exporter = ExporterConfig {
         collectors: cfg.collectors.clone(),
@@ -162,7 +156,7 @@ pub fn configs(cfg: &NetflowConfig) -> (FlowCacheConfig, ExporterConfig) {
             version: Version::from_number(cfg.version.into()).unwrap_or(Version::Ipfix),
             domain_id: cfg.observation_domain,
             mtu: cfg.mtu.into(),
-            template_refresh_ms: cfg.template_refresh.saturating_mul(1000),
+            template_refresh_ms: ms(cfg.template_refresh),
             template_refresh_packets: cfg.template_refresh_packets,
             ..EncoderConfig::default()
         },
@@ -184,15 +178,12 @@ mod tests {
         let server = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
         server.set_read_timeout(Some(Duration::from_secs(5))).ok();
         let port = server.local_addr().map(|a| a.port()).unwrap_or(0);
-        let cfg = NetflowConfig {
+        let cfg = Netflow {
             collectors: vec![format!("127.0.0.1:{port}")],
             version: 9,
             ..Default::default()
         };
-        let mut export = match FlowExport::start(&cfg) {
-            Ok(Some(x)) => x,
-            other => panic!("{:?}", other.err()),
-        };
+        let mut export = FlowExport::start(&cfg).unwrap_or_else(|e| panic!("{e}"));
         let mut obs = export.observer("lo/0", 1);
         let facts = FrameFacts {
             addrs: L3Addrs::V4 {
@@ -229,16 +220,8 @@ mod tests {
     }
 
     #[test]
-    fn no_collectors_means_no_export() {
-        assert!(matches!(
-            FlowExport::start(&NetflowConfig::default()),
-            Ok(None)
-        ));
-    }
-
-    #[test]
     fn seconds_become_milliseconds() {
-        let (c, e) = configs(&NetflowConfig::default());
+        let (c, e) = configs(&Netflow::default());
         assert_eq!(
             (c.max_flows, c.idle_timeout_ms, c.active_timeout_ms),
             (65536, 15_000, 60_000)

@@ -11,7 +11,6 @@ use prometheus::proto::{
 };
 
 use super::fold::{Counts, Fold};
-use crate::shard::peers;
 use crate::shard::{protocol_name, Direction, HostSlots, Shard, Tables, PROTO_SLOTS, SIZE_BUCKETS};
 use crate::wire::WireError;
 
@@ -343,14 +342,14 @@ impl EngineCollector {
                     by.push(counter(labels, b));
                 };
             for (id, c) in &f.shown {
-                let name = peers::network_name(*id).unwrap_or_default();
+                let name = peers.network_name(*id).unwrap_or_default();
                 let extra = peers
                     .network_labels
                     .iter()
                     .find(|(i, _)| i == id)
                     .map_or(&[][..], |(_, l)| &l[..]);
                 for (i, d) in dirs.iter().enumerate() {
-                    push(&name, extra, *d, c[2 * i], c[2 * i + 1]);
+                    push(name, extra, *d, c[2 * i], c[2 * i + 1]);
                 }
             }
             if f.folded > 0 || f.other != [0; 4] {

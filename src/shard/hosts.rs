@@ -4,16 +4,8 @@
 //! Built once at start-up or reload (allocates); lookups on the hot path are
 //! binary searches over a few sorted spans and never allocate.
 
-use std::collections::BTreeSet;
-
 use super::peers::PeerTables;
-use crate::config::{AccountingConfig, BytesMode, ConfigError, IpPrefix};
-
-/// Host slots of all ranges together may not exceed this (32 bytes each per shard).
-pub const MAX_HOST_SLOTS: u64 = 1 << 22;
-
-/// Label names the host metrics use themselves.
-const RESERVED_LABELS: [&str; 3] = ["ip", "direction", "interface"];
+use crate::settings::{Accounting, BytesMode, SettingsError};
 
 /// A sorted set of disjoint integer spans with an attached base value.
 #[derive(Debug, Clone, Default)]
@@ -33,10 +25,6 @@ impl<K: Copy + Ord + Into<u128>> Spans<K> {
         } else {
             None
         }
-    }
-
-    fn overlaps(&self) -> bool {
-        (1..self.firsts.len()).any(|i| self.firsts[i] <= self.lasts[i - 1])
     }
 
     fn from_sorted(mut v: Vec<(K, K, u32)>, merge: bool) -> Self {
@@ -131,150 +119,70 @@ impl Direction {
 }
 
 impl Tables {
-    pub fn build(cfg: &AccountingConfig, origin: &str) -> Result<Tables, ConfigError> {
-        let err = |key: String, msg: String| ConfigError::Invalid {
-            origin: origin.to_string(),
-            key,
-            msg,
-        };
+    /// Lays out the host slots and builds the lookup tables of one
+    /// configuration generation (loading the AS files: seconds for a full
+    /// table). `previous` is the generation it replaces, whose network ids
+    /// it keeps. No side effects: a failed build changes nothing.
+    pub fn build(
+        cfg: &Accounting,
+        origin: &str,
+        previous: Option<&Tables>,
+    ) -> Result<Tables, SettingsError> {
         let hp = cfg.ipv6_host_prefix;
-        if !(1..=128).contains(&hp) {
-            return Err(err(
-                "accounting.ipv6_host_prefix".into(),
-                format!("{hp} must be 1..=128"),
-            ));
-        }
-        let shift6 = 128 - hp as u32;
-
-        // Ranges first: the local networks default to them.
-        let mut label_names = BTreeSet::new();
-        let mut parsed = Vec::new(); // (v6, first addr, last addr, labels, key)
-        for (i, r) in cfg.ranges.iter().enumerate() {
-            let key = format!("accounting.ranges[{i}]");
-            let (v6, first, last) = match (&r.prefix, &r.first, &r.last) {
-                (Some(p), None, None) => {
-                    let p: IpPrefix = p.parse().map_err(|m| err(format!("{key}.prefix"), m))?;
-                    let (f, l) = p.bounds();
-                    if p.addr.is_ipv6() && p.len > hp {
-                        return Err(err(
-                            format!("{key}.prefix"),
-                            format!("{p} is longer than accounting.ipv6_host_prefix /{hp}"),
-                        ));
-                    }
-                    (p.addr.is_ipv6(), f, l)
-                }
-                (None, Some(f), Some(l)) => {
-                    let f: IpPrefix = f.parse().map_err(|m| err(format!("{key}.first"), m))?;
-                    let l: IpPrefix = l.parse().map_err(|m| err(format!("{key}.last"), m))?;
-                    if f.addr.is_ipv6() != l.addr.is_ipv6()
-                        || f.len != l.len
-                        || f.bounds().0 > l.bounds().0
-                    {
-                        return Err(err(
-                            key,
-                            "first and last must be single addresses of one family, first <= last"
-                                .into(),
-                        ));
-                    }
-                    (f.addr.is_ipv6(), f.bounds().0, l.bounds().0)
-                }
-                _ => {
-                    return Err(err(
-                        key,
-                        "give either `prefix` or both `first` and `last`".into(),
-                    ))
-                }
-            };
-            for name in r.labels.keys() {
-                if !valid_label_name(name) || RESERVED_LABELS.contains(&name.as_str()) {
-                    return Err(err(
-                        format!("{key}.labels.{name}"),
-                        "label names are [a-zA-Z_][a-zA-Z0-9_]*, not ip, direction or interface"
-                            .into(),
-                    ));
-                }
-                label_names.insert(name.clone());
-            }
-            parsed.push((v6, first, last, r, key));
-        }
-        let label_names: Vec<String> = label_names.into_iter().collect();
-
-        let mut ranges = Vec::new();
+        let label_names = cfg.range_label_names();
+        let mut ranges = Vec::with_capacity(cfg.ranges.len());
         let (mut spans4, mut spans6) = (Vec::new(), Vec::new());
-        let mut slots: u64 = 0;
-        for (v6, first, last, r, key) in &parsed {
-            let (kf, kl) = if *v6 {
-                (first >> shift6, last >> shift6)
+        let mut base: u32 = 0;
+        for r in &cfg.ranges {
+            // Counts were checked against MAX_HOST_SLOTS by the settings.
+            let (first, count) = (r.first_key(hp), r.hosts);
+            let last = first + u128::from(count - 1);
+            if r.span.v6 {
+                spans6.push((first, last, base));
             } else {
-                (*first, *last)
-            };
-            let count = (kl - kf) as u64 + 1;
-            slots += count;
-            if slots > MAX_HOST_SLOTS {
-                return Err(err(
-                    key.clone(),
-                    format!("ranges hold more than {MAX_HOST_SLOTS} hosts; split per-host accounting into smaller ranges"),
-                ));
-            }
-            let base = (slots - count) as u32;
-            if *v6 {
-                spans6.push((kf, kl, base));
-            } else {
-                spans4.push((kf as u32, kl as u32, base));
+                spans4.push((first as u32, last as u32, base));
             }
             let label_values = label_names
                 .iter()
-                .map(|n| r.labels.get(n).cloned().unwrap_or_default())
+                .map(|n| {
+                    r.labels
+                        .iter()
+                        .find(|(k, _)| k == n)
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_default()
+                })
                 .collect();
             ranges.push(HostRange {
-                v6: *v6,
-                first: kf,
-                count: count as u32,
+                v6: r.span.v6,
+                first,
+                count,
                 base,
                 label_values,
             });
+            base += count;
         }
-        let hosts4 = Spans::from_sorted(spans4, false);
-        let hosts6 = Spans::from_sorted(spans6, false);
-        if hosts4.overlaps() || hosts6.overlaps() {
-            return Err(err(
-                "accounting.ranges".into(),
-                "two ranges overlap; every host may be in one range only".into(),
-            ));
-        }
-
         let (mut l4, mut l6) = (Vec::new(), Vec::new());
-        let mut add_local = |v6: bool, f: u128, l: u128| {
-            if v6 {
-                l6.push((f, l, 0));
+        for s in &cfg.local_networks {
+            if s.v6 {
+                l6.push((s.first, s.last, 0));
             } else {
-                l4.push((f as u32, l as u32, 0));
-            }
-        };
-        if cfg.local_networks.is_empty() {
-            for (v6, f, l, _, _) in &parsed {
-                add_local(*v6, *f, *l);
+                l4.push((s.first as u32, s.last as u32, 0));
             }
         }
-        for (i, n) in cfg.local_networks.iter().enumerate() {
-            let p: IpPrefix = n
-                .parse()
-                .map_err(|m| err(format!("accounting.local_networks[{i}]"), m))?;
-            let (f, l) = p.bounds();
-            add_local(p.addr.is_ipv6(), f, l);
-        }
-
+        let previous_networks = previous
+            .and_then(|t| t.peers.as_ref())
+            .map_or(&[][..], |p| p.network_names());
         Ok(Tables {
             bytes: cfg.bytes,
             ipv6_host_prefix: hp,
             local4: Spans::from_sorted(l4, true),
             local6: Spans::from_sorted(l6, true),
-            hosts4,
-            hosts6,
+            hosts4: Spans::from_sorted(spans4, false),
+            hosts6: Spans::from_sorted(spans6, false),
             ranges,
             label_names,
-            slots: slots as usize,
-            peers: PeerTables::build(cfg, origin)?,
+            slots: base as usize,
+            peers: PeerTables::build(cfg, origin, previous_networks)?,
         })
     }
 
@@ -336,17 +244,10 @@ impl Tables {
     }
 }
 
-fn valid_label_name(s: &str) -> bool {
-    let mut c = s.chars();
-    matches!(c.next(), Some(ch) if ch.is_ascii_alphabetic() || ch == '_')
-        && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
-        && !s.starts_with("__")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::RangeConfig;
+    use crate::settings::raw::{AccountingConfig, RangeConfig};
 
     fn range(prefix: &str, labels: &[(&str, &str)]) -> RangeConfig {
         RangeConfig {
@@ -359,13 +260,13 @@ mod tests {
         }
     }
 
-    fn tables(ranges: Vec<RangeConfig>, local: &[&str]) -> Result<Tables, ConfigError> {
+    fn tables(ranges: Vec<RangeConfig>, local: &[&str]) -> Result<Tables, SettingsError> {
         let cfg = AccountingConfig {
             ranges,
             local_networks: local.iter().map(|s| s.to_string()).collect(),
             ..Default::default()
         };
-        Tables::build(&cfg, "test.toml")
+        Tables::build(&Accounting::from_raw(&cfg, "test.toml")?, "test.toml", None)
     }
 
     #[test]

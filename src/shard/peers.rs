@@ -7,11 +7,10 @@
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
-use std::sync::{Mutex, OnceLock};
 
 use super::counter::PacketsBytes;
-use crate::config::{AccountingConfig, AsFileFormat, ConfigError};
 use crate::prefix::{AsTable, AsTableBuilder, NetworkTable, NetworkTableBuilder, Prefix};
+use crate::settings::{Accounting, AsFileFormat, SettingsError};
 use crate::wire::L3Addrs;
 
 /// Distinct ASes a shard can count; more fold into "other" (and are counted).
@@ -19,17 +18,6 @@ use crate::wire::L3Addrs;
 pub const AS_SLOTS: usize = 1 << 17;
 /// Distinct network names over the process lifetime (reloads included).
 pub const MAX_NETWORKS: usize = 1024;
-
-/// Network names get ids that never change, so counters survive reloads.
-fn network_registry() -> &'static Mutex<Vec<String>> {
-    static R: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
-    R.get_or_init(|| Mutex::new(Vec::new()))
-}
-
-/// Name of a stable network id.
-pub fn network_name(id: usize) -> Option<String> {
-    network_registry().lock().ok()?.get(id).cloned()
-}
 
 /// The AS and network tables of one configuration generation.
 #[derive(Debug)]
@@ -40,32 +28,42 @@ pub struct PeerTables {
     network_ids: Vec<u16>,
     /// Labels per stable id that this build knows: (id, labels).
     pub network_labels: Vec<(usize, Vec<(String, String)>)>,
+    /// Name of every stable id given out since start-up (by this build or
+    /// the generations before it): ids never change, so counters survive
+    /// reloads.
+    network_names: Vec<String>,
     pub network_label_names: Vec<String>,
     pub max_as_series: usize,
     pub max_network_series: usize,
 }
 
 impl PeerTables {
-    pub fn build(cfg: &AccountingConfig, origin: &str) -> Result<Option<PeerTables>, ConfigError> {
-        let err = |key: &str, msg: String| ConfigError::Invalid {
+    /// Builds the tables of `cfg`; `known_networks` are the names (by
+    /// stable id) of the generation it replaces.
+    pub fn build(
+        cfg: &Accounting,
+        origin: &str,
+        known_networks: &[String],
+    ) -> Result<Option<PeerTables>, SettingsError> {
+        let err = |key: &str, msg: String| SettingsError::Invalid {
             origin: origin.to_string(),
             key: key.to_string(),
             msg,
         };
-        if cfg.as_file.is_none() && cfg.networks.is_empty() {
+        if cfg.as_table.is_none() && cfg.networks.is_empty() {
             return Ok(None);
         }
-        let as_table = match &cfg.as_file {
+        let as_table = match &cfg.as_table {
             None => None,
-            Some(path) => {
+            Some(files) => {
                 let mut b = AsTableBuilder::new();
-                let loaded = match cfg.as_file_format {
-                    AsFileFormat::Ip2asn => b.load_ip2asn(path),
-                    AsFileFormat::NetworksFile => b.load_networks_file(path),
-                    AsFileFormat::PrefixAsn => b.load_prefix_asn(path),
+                let loaded = match files.format {
+                    AsFileFormat::Ip2asn => b.load_ip2asn(&files.path),
+                    AsFileFormat::NetworksFile => b.load_networks_file(&files.path),
+                    AsFileFormat::PrefixAsn => b.load_prefix_asn(&files.path),
                 };
                 loaded.map_err(|e| err("accounting.as_file", e.to_string()))?;
-                if let Some(names) = &cfg.as_names_file {
+                if let Some(names) = &files.names {
                     b.load_names(names)
                         .map_err(|e| err("accounting.as_names_file", e.to_string()))?;
                 }
@@ -75,62 +73,37 @@ impl PeerTables {
 
         let mut network_ids = Vec::new();
         let mut network_labels = Vec::new();
+        let mut network_names = known_networks.to_vec();
         let mut label_names = BTreeSet::new();
         let networks = if cfg.networks.is_empty() {
             None
         } else {
             let mut b = NetworkTableBuilder::new();
-            let mut registry = network_registry().lock().expect("network registry");
             for (i, n) in cfg.networks.iter().enumerate() {
                 let key = format!("accounting.networks[{i}]");
-                if n.name.is_empty() || n.name == "other" {
-                    return Err(err(
-                        &format!("{key}.name"),
-                        "give each network a name other than \"other\"".into(),
-                    ));
-                }
-                if n.prefixes.is_empty() {
-                    return Err(err(
-                        &format!("{key}.prefixes"),
-                        "list at least one prefix".into(),
-                    ));
-                }
                 for p in &n.prefixes {
-                    let prefix: Prefix = p
-                        .parse()
-                        .map_err(|e| err(&format!("{key}.prefixes"), format!("{p:?}: {e}")))?;
+                    let prefix = Prefix::new(p.addr, p.len)
+                        .map_err(|e| err(&format!("{key}.prefixes"), format!("{p}: {e}")))?;
                     let dense = b
                         .add(&n.name, prefix)
                         .map_err(|e| err(&format!("{key}.prefixes"), e.to_string()))?
                         as usize;
                     if dense == network_ids.len() {
-                        let id = match registry.iter().position(|r| *r == n.name) {
+                        let id = match network_names.iter().position(|r| *r == n.name) {
                             Some(id) => id,
-                            None if registry.len() < MAX_NETWORKS => {
-                                registry.push(n.name.clone());
-                                registry.len() - 1
+                            None if network_names.len() < MAX_NETWORKS => {
+                                network_names.push(n.name.clone());
+                                network_names.len() - 1
                             }
                             None => {
                                 return Err(err(&key, format!("more than {MAX_NETWORKS} network names since start-up; restart to reset")))
                             }
                         };
                         network_ids.push(id as u16);
-                        network_labels.push((
-                            id,
-                            n.labels
-                                .iter()
-                                .map(|(k, v)| (k.clone(), v.clone()))
-                                .collect(),
-                        ));
+                        network_labels.push((id, n.labels.clone()));
                     }
                 }
-                for k in n.labels.keys() {
-                    if ["network", "direction"].contains(&k.as_str()) {
-                        return Err(err(
-                            &format!("{key}.labels.{k}"),
-                            "network and direction are taken".into(),
-                        ));
-                    }
+                for (k, _) in &n.labels {
                     label_names.insert(k.clone());
                 }
             }
@@ -141,10 +114,21 @@ impl PeerTables {
             networks,
             network_ids,
             network_labels,
+            network_names,
             network_label_names: label_names.into_iter().collect(),
             max_as_series: cfg.max_as_series,
             max_network_series: cfg.max_network_series,
         }))
+    }
+
+    /// Names of the stable network ids, by id.
+    pub fn network_names(&self) -> &[String] {
+        &self.network_names
+    }
+
+    /// Name of a stable network id.
+    pub fn network_name(&self, id: usize) -> Option<&str> {
+        self.network_names.get(id).map(String::as_str)
     }
 
     #[inline]

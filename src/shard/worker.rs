@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::{Direction, HostSlots, Shard, Tables, PROTO_NON_IP, PROTO_SLOT, SIZE_BUCKETS};
 use crate::capture::{Capture, CaptureError, Frame};
-use crate::config::BytesMode;
+use crate::settings::BytesMode;
 use crate::wire::{parse_frame, FrameFacts, L3Addrs};
 
 /// Per-frame hook for features that see every parsed frame (the flow cache).
@@ -358,7 +358,8 @@ fn account_peer(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{AccountingConfig, AsFileFormat, NetworkConfig, RangeConfig};
+    use crate::settings::raw::{AccountingConfig, NetworkConfig, RangeConfig};
+    use crate::settings::{Accounting, AsFileFormat};
     use crate::shard::ShardOrigin;
 
     /// Frames from memory, `max` per poll.
@@ -476,7 +477,7 @@ mod tests {
                 },
             ],
             as_file: Some(routes.display().to_string()),
-            as_file_format: AsFileFormat::PrefixAsn,
+            as_file_format: Some(AsFileFormat::PrefixAsn),
             networks: vec![NetworkConfig {
                 name: "n1".into(),
                 prefixes: vec!["64.1.0.0/16".into(), "2a00:1::/32".into()],
@@ -484,7 +485,8 @@ mod tests {
             }],
             ..Default::default()
         };
-        let tables = Arc::new(Tables::build(&acct, "test").unwrap_or_else(|e| panic!("{e}")));
+        let acct = Accounting::from_raw(&acct, "test").unwrap_or_else(|e| panic!("{e}"));
+        let tables = Arc::new(Tables::build(&acct, "test", None).unwrap_or_else(|e| panic!("{e}")));
         let origin = || ShardOrigin {
             interface: "t".into(),
             queue: 0,

@@ -20,29 +20,7 @@ pub use queue::{AfxdpQueue, FRAME_SIZE};
 
 use super::{netdev, CaptureError};
 
-/// How the XDP program is attached (`capture.xdp_mode`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum XdpMode {
-    /// Native if the driver supports it, else generic (the kernel's choice).
-    #[default]
-    Auto,
-    /// Driver (native) mode only; fails if the driver has no XDP support.
-    Native,
-    /// Generic (skb) mode: works everywhere, slower.
-    Generic,
-}
-
-/// Whether AF_XDP sockets use zero-copy (`capture.zero_copy`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum ZeroCopy {
-    /// Zero-copy if the driver supports it, else copy mode (veth: copy).
-    #[default]
-    Auto,
-    /// Zero-copy only; fails on drivers without it.
-    On,
-    /// Copy mode.
-    Off,
-}
+pub use crate::settings::{XdpMode, ZeroCopy};
 
 /// Options for [`open_afxdp`].
 #[derive(Clone, Debug)]
@@ -51,11 +29,10 @@ pub struct AfxdpOptions {
     pub xdp_mode: XdpMode,
     /// Zero-copy. Defaults to `Auto`.
     pub zero_copy: ZeroCopy,
-    /// UMEM frames (2 KiB each) per queue, rounded up to a power of two;
-    /// the rx ring has as many slots and the fill ring twice as many.
-    /// Defaults to 4096 (8 MiB per queue).
+    /// UMEM frames (2 KiB each) per queue, rounded up to a power of two.
+    /// Defaults to `capture.frames_per_queue`'s default.
     pub frames_per_queue: u32,
-    /// Rx ring slots (power of two). Defaults to `frames_per_queue`.
+    /// Rx ring slots (power of two). Defaults to `capture.rx_ring`'s default.
     pub rx_ring: Option<u32>,
     /// Fill ring slots (power of two). Defaults to twice `frames_per_queue`.
     pub fill_ring: Option<u32>,
@@ -67,12 +44,14 @@ pub struct AfxdpOptions {
 
 impl Default for AfxdpOptions {
     fn default() -> Self {
+        // One set of defaults: the settings'.
+        let d = crate::settings::Afxdp::default();
         AfxdpOptions {
-            xdp_mode: XdpMode::Auto,
-            zero_copy: ZeroCopy::Auto,
-            frames_per_queue: 4096,
-            rx_ring: None,
-            fill_ring: None,
+            xdp_mode: d.xdp_mode,
+            zero_copy: d.zero_copy,
+            frames_per_queue: d.frames_per_queue,
+            rx_ring: Some(d.rx_ring),
+            fill_ring: Some(d.fill_ring),
             promiscuous: true,
             queues: None,
         }

@@ -1,0 +1,160 @@
+//! The file's shape: what TOML, `XDPACCT_` variables and flags may say.
+//!
+//! Only shape is checked here (types, unknown keys); every value is
+//! `Option` or empty so that defaults live in one place, the typed
+//! settings (`super`). Nothing downstream reads these structs.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub capture: CaptureConfig,
+    pub accounting: AccountingConfig,
+    pub metrics: MetricsConfig,
+    pub netflow: NetflowConfig,
+}
+
+/// `[capture]`. The backend's own keys (`xdp_mode` … `fill_ring` for
+/// AF_XDP) are refused under the other backend.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaptureConfig {
+    pub interfaces: Vec<String>,
+    pub mode: Option<CaptureMode>,
+    pub cores: Vec<usize>,
+    pub promiscuous: Option<bool>,
+    pub batch: Option<u32>,
+    pub xdp_mode: Option<XdpMode>,
+    pub zero_copy: Option<ZeroCopy>,
+    pub frames_per_queue: Option<u32>,
+    pub rx_ring: Option<u32>,
+    pub fill_ring: Option<u32>,
+}
+
+/// `capture.mode`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum CaptureMode {
+    #[default]
+    Afxdp,
+    Afpacket,
+}
+
+/// `capture.xdp_mode`: how the XDP program is attached.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum XdpMode {
+    /// Native if the driver supports it, else generic (the kernel's choice).
+    #[default]
+    Auto,
+    /// Driver (native) mode only; fails if the driver has no XDP support.
+    Native,
+    /// Generic (skb) mode: works everywhere, slower.
+    Generic,
+}
+
+/// `capture.zero_copy`: AF_XDP zero-copy.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ZeroCopy {
+    /// Zero-copy if the driver supports it, else copy mode (veth: copy).
+    #[default]
+    Auto,
+    /// Zero-copy only; fails on drivers without it.
+    On,
+    /// Copy mode.
+    Off,
+}
+
+/// `accounting.bytes`: which length of a frame is counted as its bytes.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum BytesMode {
+    /// Wire length at layer 2, VLAN tags included, no FCS (`ip -s link`).
+    #[default]
+    L2,
+    /// IP total length (pmacct's convention); frames without IP count 0 bytes.
+    L3,
+    /// Layer 2 plus the 4-byte FCS (many routers' interface counters).
+    L2Fcs,
+}
+
+/// `accounting.as_file_format`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AsFileFormat {
+    /// `range_start range_end asn country name` (iptoasn.com).
+    #[default]
+    Ip2asn,
+    /// pmacct's networks file: `[asn,]prefix`.
+    NetworksFile,
+    /// `prefix asn`.
+    PrefixAsn,
+}
+
+/// `[accounting]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccountingConfig {
+    pub bytes: Option<BytesMode>,
+    pub local_networks: Vec<String>,
+    pub ipv6_host_prefix: Option<u8>,
+    pub ranges: Vec<RangeConfig>,
+    pub as_file: Option<String>,
+    pub as_file_format: Option<AsFileFormat>,
+    pub as_names_file: Option<String>,
+    pub max_as_series: Option<usize>,
+    pub networks: Vec<NetworkConfig>,
+    pub max_network_series: Option<usize>,
+}
+
+/// One `[[accounting.ranges]]` entry: `prefix`, or `first` and `last`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RangeConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// One `[[accounting.networks]]` entry.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkConfig {
+    pub name: String,
+    pub prefixes: Vec<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    pub listen: Option<String>,
+    pub web_config: Option<String>,
+}
+
+/// `[netflow]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetflowConfig {
+    pub collectors: Vec<String>,
+    pub version: Option<u8>,
+    pub max_flows: Option<u32>,
+    pub idle_timeout: Option<u64>,
+    pub active_timeout: Option<u64>,
+    pub template_refresh: Option<u64>,
+    pub template_refresh_packets: Option<u32>,
+    pub mtu: Option<u16>,
+    pub observation_domain: Option<u32>,
+}
