@@ -551,4 +551,14 @@ mod tests {
         assert!(s.dropped.contains(&(DropReason::Other, 3)));
         assert_eq!((s.interface.as_str(), s.queue), ("eth0", 1));
     }
+
+    /// The first start hands the slot the source it was made with: it must
+    /// not be banked and added again (that would count every frame twice).
+    #[test]
+    fn resumed_stats_first_start_is_not_counted_twice() {
+        let source: Arc<dyn QueueStatsSource> = Arc::new(Fixed(stats(10, 9, &[])));
+        let r = ResumedStats::new(source.clone());
+        r.replace(source);
+        assert_eq!(r.stats().frames_seen, 10);
+    }
 }
