@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader};
+use std::io::{self, BufRead, BufReader, Read};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -27,6 +27,12 @@ pub enum LoadError {
         #[source]
         source: io::Error,
     },
+    /// Not a regular file (a FIFO would hang the load, a device never end).
+    #[error("{}: not a regular file", path.display())]
+    NotRegular { path: PathBuf },
+    /// More than [`MAX_FILE_BYTES`] (after decompression).
+    #[error("{}: larger than {} MiB (after decompression); is it the right file?", path.display(), MAX_FILE_BYTES >> 20)]
+    TooLarge { path: PathBuf },
     /// One line is malformed; nothing from the file should be used.
     #[error("{}:{line}: {reason}: `{text}`", path.display())]
     Line {
@@ -59,18 +65,32 @@ pub enum LineError {
     MixedRange,
     #[error("line is not UTF-8")]
     NotUtf8,
+    #[error("line is longer than {MAX_LINE} bytes")]
+    TooLong,
     #[error(transparent)]
     Table(#[from] PrefixError),
 }
 
 /// Lines longer than this are cut in error messages.
 const MAX_TEXT: usize = 120;
+/// Longest line read: far more than any real prefix file has, and a bound on
+/// the memory a file without newlines can take.
+pub const MAX_LINE: usize = 4096;
+/// Most bytes read from one file (after decompression): a full ip2asn table
+/// is about 30 MB, so a bigger file is a mistake or an attack (a gzip bomb).
+pub const MAX_FILE_BYTES: u64 = 1 << 30;
 
 fn open(path: &Path) -> Result<Box<dyn BufRead>, LoadError> {
-    let file = File::open(path).map_err(|source| LoadError::Io {
+    let io = |source| LoadError::Io {
         path: path.to_owned(),
         source,
-    })?;
+    };
+    if !std::fs::metadata(path).map_err(io)?.is_file() {
+        return Err(LoadError::NotRegular {
+            path: path.to_owned(),
+        });
+    }
+    let file = File::open(path).map_err(io)?;
     if path.extension().is_some_and(|e| e == "gz") {
         Ok(Box::new(BufReader::with_capacity(
             1 << 16,
@@ -93,9 +113,12 @@ fn for_each_line<R: BufRead>(
 ) -> Result<(), LoadError> {
     let mut buf = Vec::with_capacity(256);
     let mut line = 0usize;
+    let mut total: u64 = 0;
     loop {
         buf.clear();
-        let n = reader
+        // At most one byte past the limit is read, so memory stays bounded.
+        let n = (&mut reader)
+            .take(MAX_LINE as u64 + 1)
             .read_until(b'\n', &mut buf)
             .map_err(|source| LoadError::Io {
                 path: path.to_owned(),
@@ -105,6 +128,12 @@ fn for_each_line<R: BufRead>(
             return Ok(());
         }
         line += 1;
+        total += n as u64;
+        if total > MAX_FILE_BYTES {
+            return Err(LoadError::TooLarge {
+                path: path.to_owned(),
+            });
+        }
         let fail = |reason: LineError, text: &str| {
             let mut text = text.trim_end().to_owned();
             if text.len() > MAX_TEXT {
@@ -122,6 +151,9 @@ fn for_each_line<R: BufRead>(
                 reason,
             }
         };
+        if buf.len() > MAX_LINE {
+            return Err(fail(LineError::TooLong, &String::from_utf8_lossy(&buf[..MAX_TEXT])));
+        }
         let Ok(text) = std::str::from_utf8(&buf) else {
             return Err(fail(LineError::NotUtf8, &String::from_utf8_lossy(&buf)));
         };
@@ -706,6 +738,48 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, LoadError::Io { .. }));
         assert!(err.to_string().contains("/nonexistent/routes.txt"), "{err}");
+    }
+
+    /// Regression: a file without newlines was read into one line of its
+    /// whole size (2 GB took 4.2 GB of memory).
+    #[test]
+    fn a_line_without_end_is_refused_at_the_line_limit() {
+        let reader = std::io::BufReader::new(std::io::repeat(b'1').take(1 << 26));
+        let err = AsTableBuilder::new()
+            .read_prefix_asn(reader, Path::new("endless.txt"))
+            .unwrap_err();
+        assert_eq!(assert_line_error(err, Path::new("endless.txt"), 1), LineError::TooLong);
+    }
+
+    /// Regression: a gzip of NUL bytes was inflated into memory.
+    #[test]
+    fn a_gzip_bomb_stops_at_the_line_limit() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bomb.txt.gz");
+        let mut gz = flate2::write::GzEncoder::new(
+            std::fs::File::create(&path).unwrap(),
+            flate2::Compression::best(),
+        );
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..64 {
+            gz.write_all(&zeros).unwrap();
+        }
+        gz.finish().unwrap();
+        let err = AsTableBuilder::new().load_prefix_asn(&path).unwrap_err();
+        assert!(matches!(err, LoadError::Line { reason: LineError::TooLong, .. }), "{err}");
+    }
+
+    /// Regression: a FIFO as AS file hung the load (and a reload) for ever.
+    #[test]
+    fn a_fifo_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&path).status().unwrap();
+        assert!(made.success());
+        let err = AsTableBuilder::new().load_prefix_asn(&path).unwrap_err();
+        assert!(matches!(err, LoadError::NotRegular { .. }), "{err}");
+        assert!(AsTableBuilder::new().load_names("/dev/zero").is_err());
     }
 
     const IP2ASN: &str = "1.0.0.0\t1.0.0.255\t13335\tUS\tCLOUDFLARENET\n\
