@@ -194,7 +194,7 @@ impl EngineCollector {
             let _ = write!(out, "# HELP {metric} {help}\n# TYPE {metric} counter\n");
             for range in &tables.ranges {
                 let mut extra = String::new();
-                for (name, value) in tables.label_names.iter().zip(&range.label_values) {
+                for (name, value) in tables.range_labels(range) {
                     extra.push_str(&format!(",{name}=\"{}\"", escape_label(value)));
                 }
                 let mut ip = String::new();

@@ -61,8 +61,9 @@ pub struct HostRange {
     pub count: u32,
     /// First slot of the range.
     pub base: u32,
-    /// Values for `Tables::label_names`, in order ("" where the range has none).
-    pub label_values: Vec<String>,
+    /// Its own labels as (index into `Tables::label_names`, value), sorted:
+    /// sparse, so thousands of ranges with distinct label names stay small.
+    labels: Vec<(u32, String)>,
 }
 
 /// Everything the hot path looks up, built from `[accounting]`.
@@ -142,14 +143,12 @@ impl Tables {
             } else {
                 spans4.push((first as u32, last as u32, base));
             }
-            let label_values = label_names
+            let labels = r
+                .labels
                 .iter()
-                .map(|n| {
-                    r.labels
-                        .iter()
-                        .find(|(k, _)| k == n)
-                        .map(|(_, v)| v.clone())
-                        .unwrap_or_default()
+                .filter_map(|(k, v)| {
+                    let i = label_names.binary_search(k).ok()?;
+                    Some((i as u32, v.clone()))
                 })
                 .collect();
             ranges.push(HostRange {
@@ -157,7 +156,7 @@ impl Tables {
                 first,
                 count,
                 base,
-                label_values,
+                labels,
             });
             base += count;
         }
@@ -206,6 +205,25 @@ impl Tables {
         self.hosts6
             .find(k)
             .map(|i| self.hosts6.bases[i] as usize + (k - self.hosts6.firsts[i]) as usize)
+    }
+
+    /// Every name of `label_names` with `range`'s value for it ("" where
+    /// the range has none), in order.
+    pub fn range_labels<'a>(
+        &'a self,
+        range: &'a HostRange,
+    ) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        let mut own = range.labels.iter().peekable();
+        self.label_names.iter().enumerate().map(move |(i, name)| {
+            let value = match own.peek() {
+                Some((j, v)) if *j as usize == i => {
+                    own.next();
+                    v.as_str()
+                }
+                _ => "",
+            };
+            (name.as_str(), value)
+        })
     }
 
     /// The `ip` label of a host: the address, or for IPv6 its host prefix.
@@ -281,6 +299,8 @@ mod tests {
         .unwrap();
         assert_eq!(t.slots, 4 + 4);
         assert_eq!(t.label_names, ["customer", "site"]);
+        let labels: Vec<_> = t.range_labels(&t.ranges[1]).collect();
+        assert_eq!(labels, [("customer", ""), ("site", "x")]);
         assert_eq!(t.host4(u32::from_be_bytes([198, 51, 100, 2])), Some(2));
         assert_eq!(t.host4(u32::from_be_bytes([198, 51, 100, 4])), None);
         let a: u128 = "2001:db8:1:3::99"
