@@ -97,3 +97,111 @@ fn bad_flags_and_env_are_start_up_errors_too() {
         String::from_utf8_lossy(&ok.stderr)
     );
 }
+
+/// Regression: `ipv6_host_prefix = 128` with a /64 range overflowed the host
+/// count and billed another range's customer; `::/0` and spans past 2^64
+/// hosts passed too.
+#[test]
+fn host_counts_past_the_limit_are_refused() {
+    check(
+        "[accounting]\nipv6_host_prefix = 128\n[[accounting.ranges]]\nprefix = \"198.51.100.0/24\"\n[[accounting.ranges]]\nprefix = \"2001:db8::/64\"\n",
+        &["accounting.ranges[1]", "more than"],
+    );
+    check(
+        "[[accounting.ranges]]\nprefix = \"::/0\"\n",
+        &["accounting.ranges[0]", "more than"],
+    );
+    check(
+        "[accounting]\nipv6_host_prefix = 128\n[[accounting.ranges]]\nfirst = \"2001:db8::\"\nlast = \"2001:db8::1:0:0:4\"\n",
+        &["accounting.ranges[0]", "more than"],
+    );
+}
+
+/// Regression: network label names were not checked, and Prometheus
+/// rejected the whole scrape.
+#[test]
+fn network_label_names_follow_prometheus() {
+    for name in ["1abc", "a-b", "__name__", "peer_as", "network", "job", "le"] {
+        let toml = format!(
+            "[[accounting.networks]]\nname = \"n\"\nprefixes = [\"192.0.2.0/24\"]\nlabels = {{ \"{name}\" = \"x\" }}\n"
+        );
+        let expect = format!("accounting.networks[0].labels.{name}");
+        if name == "peer_as" {
+            // Not one of the network family's labels: allowed.
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("ok.toml");
+            std::fs::write(&path, &toml).unwrap();
+            let out = xdpacct()
+                .args(["check-config", "--config"])
+                .arg(&path)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            continue;
+        }
+        check(&toml, &[&expect]);
+    }
+}
+
+/// Regression: sizes without bounds passed check-config.
+#[test]
+fn sizes_and_cores_are_bounded() {
+    check(
+        "[netflow]\nmax_flows = 4294967295\n",
+        &["netflow.max_flows"],
+    );
+    check("[capture]\nrx_ring = 2147483648\n", &["capture.rx_ring"]);
+    check(
+        "[capture]\ncores = [99999]\n",
+        &["capture.cores[0]", "99999"],
+    );
+    check(
+        "[capture]\nmode = \"afpacket\"\nframes_per_queue = 4096\n",
+        &["capture.frames_per_queue", "AF_XDP"],
+    );
+}
+
+/// Regression: `--config /dev/zero` read until allocation failed and a FIFO
+/// hung start-up.
+#[test]
+fn config_must_be_a_small_regular_file() {
+    for path in ["/dev/zero"] {
+        let out = xdpacct()
+            .args(["check-config", "--config", path])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("not a regular file"), "{err}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo.toml");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let out = xdpacct()
+        .args(["check-config", "--config"])
+        .arg(&fifo)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let big = dir.path().join("big.toml");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    let out = xdpacct()
+        .args(["check-config", "--config"])
+        .arg(&big)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("at most"), "{err}");
+}

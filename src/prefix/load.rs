@@ -152,7 +152,10 @@ fn for_each_line<R: BufRead>(
             }
         };
         if buf.len() > MAX_LINE {
-            return Err(fail(LineError::TooLong, &String::from_utf8_lossy(&buf[..MAX_TEXT])));
+            return Err(fail(
+                LineError::TooLong,
+                &String::from_utf8_lossy(&buf[..MAX_TEXT]),
+            ));
         }
         let Ok(text) = std::str::from_utf8(&buf) else {
             return Err(fail(LineError::NotUtf8, &String::from_utf8_lossy(&buf)));
@@ -748,7 +751,10 @@ mod tests {
         let err = AsTableBuilder::new()
             .read_prefix_asn(reader, Path::new("endless.txt"))
             .unwrap_err();
-        assert_eq!(assert_line_error(err, Path::new("endless.txt"), 1), LineError::TooLong);
+        assert_eq!(
+            assert_line_error(err, Path::new("endless.txt"), 1),
+            LineError::TooLong
+        );
     }
 
     /// Regression: a gzip of NUL bytes was inflated into memory.
@@ -767,7 +773,16 @@ mod tests {
         }
         gz.finish().unwrap();
         let err = AsTableBuilder::new().load_prefix_asn(&path).unwrap_err();
-        assert!(matches!(err, LoadError::Line { reason: LineError::TooLong, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                LoadError::Line {
+                    reason: LineError::TooLong,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     /// Regression: a FIFO as AS file hung the load (and a reload) for ever.
@@ -775,7 +790,10 @@ mod tests {
     fn a_fifo_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("fifo");
-        let made = std::process::Command::new("mkfifo").arg(&path).status().unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap();
         assert!(made.success());
         let err = AsTableBuilder::new().load_prefix_asn(&path).unwrap_err();
         assert!(matches!(err, LoadError::NotRegular { .. }), "{err}");
