@@ -90,7 +90,12 @@ fn bad_flags_and_env_are_start_up_errors_too() {
     assert_eq!(out.status.code(), Some(2));
     // And a good one passes.
     let ok = xdpacct()
-        .args(["check-config", "-r", "10.0.0.1-10.0.0.9:customer=a", "--config"])
+        .args([
+            "check-config",
+            "-r",
+            "10.0.0.1-10.0.0.9:customer=a",
+            "--config",
+        ])
         .arg(empty_config())
         .output()
         .unwrap();

@@ -201,9 +201,12 @@ fn replay(capture: &Path, exporter: &FlowExporter) -> Replay {
         records.push(r);
         sink.push(r);
     };
+    assert_eq!(
+        pcap.header().ts_resolution,
+        pcap_file::TsResolution::MicroSecond
+    );
     while let Some(pkt) = pcap.next_raw_packet() {
         let pkt = pkt.expect("pcap record");
-        assert_eq!(pcap.header().ts_resolution, pcap_file::TsResolution::MicroSecond);
         let now_ms = u64::from(pkt.ts_sec) * 1000 + u64::from(pkt.ts_frac) / 1000;
         let _ = parse_frame(&pkt.data, &mut facts);
         assert!(

@@ -165,10 +165,8 @@ fn replay_with_two_workers_exports_the_truth_to_nfcapd() {
         }
     }
 
-    let truth: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(&truth_path).expect("truth"),
-    )
-    .expect("json");
+    let truth: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&truth_path).expect("truth")).expect("json");
     assert_eq!(
         flows,
         stats.records_exported.get(),

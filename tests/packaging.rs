@@ -610,7 +610,10 @@ fn cargo_metadata_packages_every_file() {
 #[test]
 fn third_party_licenses_cover_every_dependency() {
     if !(have("python3")
-        || common::missing("third_party_licenses_cover_every_dependency", "needs python3"))
+        || common::missing(
+            "third_party_licenses_cover_every_dependency",
+            "needs python3",
+        ))
     {
         return;
     }

@@ -146,7 +146,10 @@ fn as_counts_do_not_depend_on_the_number_of_workers() {
     };
     let (pcap, _) = generate_sample(dir.path());
     let cfg = config(dir.path(), 1000);
-    assert_eq!(per_as(&replay(&pcap, &cfg, 1)), per_as(&replay(&pcap, &cfg, 4)));
+    assert_eq!(
+        per_as(&replay(&pcap, &cfg, 1)),
+        per_as(&replay(&pcap, &cfg, 4))
+    );
 }
 
 #[test]

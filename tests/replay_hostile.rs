@@ -14,11 +14,7 @@ fn every_tcpdump_capture_replays_cleanly() {
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .expect("tests/data/tcpdump exists")
         .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.is_file()
-                && p.extension()
-                    .is_some_and(|e| e == "pcap" || e == "pcapng")
-        })
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"))
         .collect();
     files.sort();
     assert!(
