@@ -224,7 +224,8 @@ fn matrix(port: u16, expr: &str, time: Option<i64>) -> Vec<Series> {
 }
 
 /// Copies a classic little-endian microsecond pcap, padding every frame
-/// with zeros from its captured length back to its wire length (orig_len),
+/// with zeros from its captured length back to its wire length (orig_len)
+/// and raising the header's snap length to 65535,
 /// so that tcpreplay sends frames as long as the truth counts them.
 /// Returns (frames, wire bytes).
 fn pad_pcap(src: &Path, dst: &Path) -> (u64, u64) {
@@ -236,7 +237,11 @@ fn pad_pcap(src: &Path, dst: &Path) -> (u64, u64) {
         src.display()
     );
     let mut out = Vec::with_capacity(data.len() * 5);
-    out.extend_from_slice(&data[..24]);
+    // The header's snap length too: libpcap (tcpreplay) cuts every record to
+    // it, so a padded copy that kept 128 sent 128-byte frames.
+    out.extend_from_slice(&data[..16]);
+    out.extend_from_slice(&65535u32.to_le_bytes());
+    out.extend_from_slice(&data[20..24]);
     let (mut frames, mut bytes, mut at) = (0u64, 0u64, 24usize);
     while at < data.len() {
         let h = &data[at..at + 16];
