@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the seed corpora of the fuzz targets into fuzz/corpus/<target>/.
 
-- parse_frame: Ethernet frames from ../shared/testdata/tcpdump (pcap and
+- parse_frame: Ethernet frames from tests/data/tcpdump (pcap and
   pcapng, link type 1 only), deduplicated, at most 12 per file and 1 MiB
   in all; plus raw-IP captures wrapped in a dummy Ethernet header.
 - config_toml: config/xdpacct.toml and small variants.
@@ -14,9 +14,7 @@ import hashlib, os, random, struct, sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-PCAPS = os.path.join(ROOT, "..", "shared", "testdata", "tcpdump")
-if not os.path.isdir(PCAPS):
-    PCAPS = "/work/shared/testdata/tcpdump"
+PCAPS = os.path.join(ROOT, "tests", "data", "tcpdump")
 CORPUS = os.path.join(HERE, "corpus")
 PER_FILE, TOTAL = 12, 1 << 20
 

@@ -4,23 +4,28 @@
 # in AF_XDP mode on the root-side end, replays generated ISP-like traffic into
 # the peer from inside the namespace, and prints what /metrics counted next
 # to the generator's truth. Cleans up on exit. Needs root.
-# Without root (or with DEMO=replay) it accounts the shipped capture offline.
+# Without root (or with DEMO=replay) it accounts a freshly generated capture
+# offline. The traffic comes from tests/data/gen_traffic.py (Python 3 only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cargo build --release
 bin=./target/release/xdpacct
-shared=../shared/testdata/synthetic
+gen=tests/data/gen_traffic.py
+work=$(mktemp -d)
 
 if [[ $(id -u) -ne 0 || ${DEMO:-live} == replay ]]; then
-  echo "demo: offline replay of $shared/sample100k.pcap" >&2
-  exec "$bin" replay --config config/xdpacct.toml --workers 2 "$shared/sample100k.pcap"
+  trap 'rm -rf "$work"' EXIT
+  python3 "$gen" "$work/demo.pcap" --packets 100000 --seed 7 \
+    --truth "$work/truth.json"
+  echo "demo: offline replay of a generated 100,000-frame capture" >&2
+  "$bin" replay --config config/xdpacct.toml --workers 2 "$work/demo.pcap"
+  exit
 fi
 
 name=xdpdemo$$
 name=${name:0:13}
 port=${PORT:-9112}
-work=$(mktemp -d)
 pid=
 cleanup() {
   [[ -n $pid ]] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
@@ -30,8 +35,8 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 scripts/testhosts.sh up "$name" >&2
-python3 "$shared/gen_pcap.py" "$work/demo.pcap" --packets 50000 --seed 9 --snaplen 1600 \
-  --truth "$work/truth.json"
+# Whole frames (the default snap length), so tcpreplay sends them at wire length.
+python3 "$gen" "$work/demo.pcap" --packets 50000 --seed 9 --truth "$work/truth.json"
 "$bin" run -i "$name-r" --listen "127.0.0.1:$port" --config config/xdpacct.toml --log-level info &
 pid=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::xdpacct;
+use common::{empty_config, xdpacct};
 
 fn check(toml: &str, expect: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
@@ -76,19 +76,27 @@ fn broken_toml_and_missing_file() {
 #[test]
 fn bad_flags_and_env_are_start_up_errors_too() {
     let out = xdpacct()
-        .args(["check-config", "-r", "10.0.0.1"])
+        .args(["check-config", "-r", "10.0.0.1", "--config"])
+        .arg(empty_config())
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let out = xdpacct()
-        .args(["check-config"])
+        .args(["check-config", "--config"])
+        .arg(empty_config())
         .env("XDPACCT_ACCOUNTING__BYTES", "l9")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     // And a good one passes.
     let ok = xdpacct()
-        .args(["check-config", "-r", "10.0.0.1-10.0.0.9:customer=a"])
+        .args([
+            "check-config",
+            "-r",
+            "10.0.0.1-10.0.0.9:customer=a",
+            "--config",
+        ])
+        .arg(empty_config())
         .output()
         .unwrap();
     assert!(

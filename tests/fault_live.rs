@@ -1,5 +1,5 @@
 //! Fault tests of the real daemon (issue 9; root only, skipped with a note
-//! otherwise). Each test makes its own network namespace and veth pair
+//! otherwise, a failure when CI is set). Each test makes its own network namespace and veth pair
 //! (removed by a guard, even on failure), starts `xdpacct run` on the
 //! root-side end, replays a 2000-frame synthetic pcap into the peer end
 //! from inside the namespace with tcpreplay, and scrapes /metrics:
@@ -155,7 +155,11 @@ impl Daemon {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("xdpacct.log");
         let out = std::fs::File::create(&log).unwrap();
-        let child = common::xdpacct()
+        let mut cmd = common::xdpacct();
+        if !args.contains(&"--config") {
+            cmd.arg("--config").arg(common::empty_config());
+        }
+        let child = cmd
             .arg("run")
             .args(args)
             .args(["--listen", &format!("127.0.0.1:{port}")])

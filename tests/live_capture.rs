@@ -283,13 +283,7 @@ fn startup_errors_name_interface_and_fix() {
     drop(held);
 
     // Another tool's XDP program, attached through netlink.
-    let has_clang = Command::new("sh")
-        .args(["-c", "command -v clang"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !has_clang {
-        eprintln!("skipping the foreign-program case: clang not installed");
+    if !common::require_tool("the foreign-program case of the attach-error test", "clang") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -435,13 +429,7 @@ fn unprivileged_start_names_capabilities() {
         return;
     }
     let _serial = serial();
-    let has_setpriv = Command::new("sh")
-        .args(["-c", "command -v setpriv"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !has_setpriv {
-        eprintln!("skipping: setpriv not installed");
+    if !common::require_tool("unprivileged_start_names_capabilities", "setpriv") {
         return;
     }
     let net = TestNet::new("xq", "u", 2);
@@ -457,8 +445,12 @@ fn unprivileged_start_names_capabilities() {
     );
     let _ = child.kill();
     let _ = child.wait();
-    if line == "EOF" || line == "TIMEOUT" {
-        eprintln!("skipping: helper could not run unprivileged ({line}); is the test binary readable by nobody?");
+    if (line == "EOF" || line == "TIMEOUT")
+        && !common::missing(
+            "unprivileged_start_names_capabilities",
+            &format!("the helper could not run unprivileged ({line}); is the test binary readable by nobody?"),
+        )
+    {
         return;
     }
     assert!(
@@ -525,7 +517,9 @@ fn daemon_replay_with(tag: &str, mode: &str, flood: bool) {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_xdpacct"))
+    let mut child = common::xdpacct()
+        .arg("--config")
+        .arg(common::empty_config())
         .args([
             "run",
             "-i",

@@ -1,4 +1,5 @@
-//! Flow export against real collectors: the synthetic 100k-frame capture is
+//! Flow export against real collectors: a synthetic 100k-frame capture
+//! (tests/data/gen_traffic.py, generated into a temporary directory) is
 //! replayed through `FlowCache` + `FlowExporter` to nfdump's `nfcapd` and
 //! pmacct's `nfacctd` at once, in NetFlow v9 and in IPFIX, and both must
 //! report exactly the ground truth (total packets and L2 bytes, per-host
@@ -9,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, UdpSocket};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,9 +21,7 @@ use xdpacct::export::{
 };
 use xdpacct::wire::{parse_frame, FrameFacts, L3Addrs};
 
-fn testdata() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/synthetic")
-}
+mod common;
 
 /// A child process stopped with SIGTERM (and reaped) even if the test fails.
 struct Daemon {
@@ -145,10 +144,9 @@ impl Tally {
     }
 }
 
-fn truth() -> Tally {
-    let path = testdata().join("sample100k.truth.json");
+fn truth(path: &Path) -> Tally {
     let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).expect("truth file")).expect("json");
+        serde_json::from_str(&std::fs::read_to_string(path).expect("truth file")).expect("json");
     let mut t = Tally {
         packets: v["totals"]["packets"].as_u64().expect("packets"),
         bytes: v["totals"]["l2_bytes"].as_u64().expect("l2_bytes"),
@@ -188,8 +186,10 @@ struct Replay {
 }
 
 /// Replays the capture through one flow cache (one shard) into `exporter`.
-fn replay(exporter: &FlowExporter) -> Replay {
-    let file = std::fs::File::open(testdata().join("sample100k.pcap")).expect("sample100k.pcap");
+/// Raw records: pcap_file's checked reader refuses an `orig_len` above the
+/// header's snap length, which every long frame of a truncated capture has.
+fn replay(capture: &Path, exporter: &FlowExporter) -> Replay {
+    let file = std::fs::File::open(capture).expect("synthetic capture");
     let mut pcap = pcap_file::pcap::PcapReader::new(file).expect("pcap header");
     let stats = Arc::new(FlowStats::default());
     let mut cache = FlowCache::new(&FlowCacheConfig::default(), stats.clone());
@@ -201,9 +201,13 @@ fn replay(exporter: &FlowExporter) -> Replay {
         records.push(r);
         sink.push(r);
     };
-    while let Some(pkt) = pcap.next_packet() {
+    assert_eq!(
+        pcap.header().ts_resolution,
+        pcap_file::TsResolution::MicroSecond
+    );
+    while let Some(pkt) = pcap.next_raw_packet() {
         let pkt = pkt.expect("pcap record");
-        let now_ms = pkt.timestamp.as_millis() as u64;
+        let now_ms = u64::from(pkt.ts_sec) * 1000 + u64::from(pkt.ts_frac) / 1000;
         let _ = parse_frame(&pkt.data, &mut facts);
         assert!(
             !matches!(facts.addrs, L3Addrs::None),
@@ -440,8 +444,9 @@ fn collectors_agree_with_truth(version: Version) {
             "{tool} is not installed (apt-get install nfdump pmacct tshark)"
         );
     }
-    let truth = truth();
     let dir = tempfile::tempdir().expect("tempdir");
+    let (capture, truth_path) = common::generate_sample(dir.path());
+    let truth = truth(&truth_path);
     let nf_dir = dir.path().join("nfcapd");
     std::fs::create_dir(&nf_dir).expect("mkdir");
 
@@ -513,7 +518,7 @@ fn collectors_agree_with_truth(version: Version) {
         ..ExporterConfig::default()
     };
     let exporter = FlowExporter::start(&cfg).expect("exporter starts");
-    let r = replay(&exporter);
+    let r = replay(&capture, &exporter);
     let _ = r.exported;
     let es = exporter.stats().clone();
     exporter.shutdown().expect("exporter stops");

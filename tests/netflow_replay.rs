@@ -1,11 +1,11 @@
 //! The engine's own replay path with flow export: the capture reader, two
 //! workers with their `FlowObserver`s (one flow cache per shard) and one
 //! exporter, as `xdpacct replay` wires them, into a real nfcapd. nfdump's
-//! totals and per-host bytes must equal the ground truth of sample100k.
+//! totals and per-host bytes must equal the ground truth of the synthetic
+//! 100k-frame capture (tests/data/gen_traffic.py, into a temporary directory).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, UdpSocket};
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -18,9 +18,7 @@ use xdpacct::settings::{Accounting, Netflow};
 use xdpacct::shard::worker::Worker;
 use xdpacct::shard::{Shard, ShardOrigin, Tables};
 
-fn testdata() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/synthetic")
-}
+mod common;
 
 /// nfcapd, stopped with SIGTERM (it writes its file then) even on failure.
 struct Nfcapd(Option<Child>);
@@ -62,6 +60,8 @@ fn is_local(a: IpAddr) -> bool {
 #[test]
 fn replay_with_two_workers_exports_the_truth_to_nfcapd() {
     let dir = tempfile::tempdir().expect("tempdir");
+    let data = tempfile::tempdir().expect("tempdir");
+    let (capture, truth_path) = common::generate_sample(data.path());
     let port = UdpSocket::bind("127.0.0.1:0")
         .and_then(|s| s.local_addr())
         .expect("port")
@@ -108,7 +108,7 @@ fn replay_with_two_workers_exports_the_truth_to_nfcapd() {
     exporter.max_packets_per_sec = 20_000;
     let mut export = FlowExport::with_config(cache, &exporter).expect("exporter");
     let stop = Arc::new(AtomicBool::new(false));
-    let (reader, queues) = replay::replay(vec![testdata().join("sample100k.pcap")], 2);
+    let (reader, queues) = replay::replay(vec![capture], 2);
     let handles: Vec<_> = queues
         .into_iter()
         .enumerate()
@@ -167,10 +167,8 @@ fn replay_with_two_workers_exports_the_truth_to_nfcapd() {
         }
     }
 
-    let truth: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(testdata().join("sample100k.truth.json")).expect("truth"),
-    )
-    .expect("json");
+    let truth: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&truth_path).expect("truth")).expect("json");
     assert_eq!(
         flows,
         stats.records_exported.get(),

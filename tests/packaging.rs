@@ -8,6 +8,7 @@
 //! system's dpkg database): builds the .deb and .rpm with scripts/package.sh,
 //! installs, runs, removes and purges the .deb, and lists the .rpm.
 
+mod common;
 #[path = "../packaging/testsupport.rs"]
 mod support;
 
@@ -334,8 +335,7 @@ fn dashboards_cover_the_issue() {
 
 #[test]
 fn dashboards_match_their_generator() {
-    if !have("python3") {
-        eprintln!("SKIPPED dashboards_match_their_generator: python3 is not installed");
+    if !(have("python3") || common::missing("dashboards_match_their_generator", "needs python3")) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -433,8 +433,12 @@ fn unit_copy(dir: &Path) -> PathBuf {
 
 #[test]
 fn unit_passes_systemd_analyze_verify() {
-    if !ensure_tool("systemd-analyze", "systemd") {
-        eprintln!("\n!!!!!!!! SKIPPED unit_passes_systemd_analyze_verify: systemd-analyze is not installed and could not be installed (Debian package `systemd`) !!!!!!!!\n");
+    if !(ensure_tool("systemd-analyze", "systemd")
+        || common::missing(
+            "unit_passes_systemd_analyze_verify",
+            "systemd-analyze is not installed and could not be installed (Debian package `systemd`)",
+        ))
+    {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -605,8 +609,12 @@ fn cargo_metadata_packages_every_file() {
 
 #[test]
 fn third_party_licenses_cover_every_dependency() {
-    if !have("python3") {
-        eprintln!("SKIPPED third_party_licenses_cover_every_dependency: python3 is not installed");
+    if !(have("python3")
+        || common::missing(
+            "third_party_licenses_cover_every_dependency",
+            "needs python3",
+        ))
+    {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -10,8 +10,8 @@
 //!   metric contract is produced live (nothing synthetic).
 //! - Prometheus on 127.0.0.1 (random port), 1 s scrape and rule interval,
 //!   loading packaging/prometheus/xdpacct.rules.yml (intervals rewritten).
-//! - shared/testdata/synthetic/sample100k.pcap, its frames padded back to
-//!   their wire length (the capture was taken with a snap length; the truth
+//! - the synthetic 100k-frame capture (tests/data/gen_traffic.py, snap
+//!   length 128), its frames padded back to their wire length (the truth
 //!   counts wire bytes), replayed with tcpreplay at a bounded rate (~12 s)
 //!   so that Prometheus scrapes many times during the traffic.
 //! - Exact host rates: the per-host counters are exposed at 0 before any
@@ -30,7 +30,7 @@
 //! existed, unless such a boundary passes during the test).
 //!
 //! Root only (namespaces, BPF), with tcpreplay and prometheus; skipped with a
-//! loud note otherwise. Run with
+//! loud note otherwise, and a failure when CI is set. Run with
 //!
 //!   cargo test --profile ci --test promql -- --nocapture
 
@@ -224,7 +224,8 @@ fn matrix(port: u16, expr: &str, time: Option<i64>) -> Vec<Series> {
 }
 
 /// Copies a classic little-endian microsecond pcap, padding every frame
-/// with zeros from its captured length back to its wire length (orig_len),
+/// with zeros from its captured length back to its wire length (orig_len)
+/// and raising the header's snap length to 65535,
 /// so that tcpreplay sends frames as long as the truth counts them.
 /// Returns (frames, wire bytes).
 fn pad_pcap(src: &Path, dst: &Path) -> (u64, u64) {
@@ -236,7 +237,11 @@ fn pad_pcap(src: &Path, dst: &Path) -> (u64, u64) {
         src.display()
     );
     let mut out = Vec::with_capacity(data.len() * 5);
-    out.extend_from_slice(&data[..24]);
+    // The header's snap length too: libpcap (tcpreplay) cuts every record to
+    // it, so a padded copy that kept 128 sent 128-byte frames.
+    out.extend_from_slice(&data[..16]);
+    out.extend_from_slice(&65535u32.to_le_bytes());
+    out.extend_from_slice(&data[20..24]);
     let (mut frames, mut bytes, mut at) = (0u64, 0u64, 24usize);
     while at < data.len() {
         let h = &data[at..at + 16];
@@ -405,20 +410,22 @@ fn prometheus_end_factor(stamps: &[i64], t_e: i64) -> f64 {
 
 #[test]
 fn live_daemon_dashboards_rules_and_host_rates_agree_in_prometheus() {
-    let tools = ["ip", "tcpreplay"];
-    if !testnet::can_run("the live PromQL test", &tools) || !ensure_tool("prometheus", "prometheus")
+    let what = "the live PromQL test";
+    if !testnet::can_run(what, &["ip", "tcpreplay", "python3"])
+        || !(ensure_tool("prometheus", "prometheus")
+            || common::missing(
+                what,
+                "needs the `prometheus` server (Debian package; scripts/install-deps.sh)",
+            ))
     {
-        eprintln!(
-            "\n!!!!!!!! SKIPPED: the live PromQL test needs root, {tools:?} and the `prometheus` server (Debian package; scripts/install-deps.sh) !!!!!!!!\n"
-        );
         return;
     }
     let t0 = Instant::now();
     let dir = tempfile::tempdir().unwrap();
-    let data = common::shared().join("synthetic");
-    let truth = read_truth(&data.join("sample100k.truth.json"));
+    let (capture, truth_path) = common::generate_sample(dir.path());
+    let truth = read_truth(&truth_path);
     let pcap = dir.path().join("sample100k-wire.pcap");
-    let (frames, wire_bytes) = pad_pcap(&data.join("sample100k.pcap"), &pcap);
+    let (frames, wire_bytes) = pad_pcap(&capture, &pcap);
     assert_eq!(
         (frames, wire_bytes),
         (truth.packets, truth.bytes),
@@ -451,7 +458,7 @@ fn live_daemon_dashboards_rules_and_host_rates_agree_in_prometheus() {
     let net = TestNet::new("xp", "", 2);
     let config = write_config(dir.path(), collector_port);
     let xport = free_port();
-    let daemon = Command::new(env!("CARGO_BIN_EXE_xdpacct"))
+    let daemon = common::xdpacct()
         .arg("--config")
         .arg(&config)
         .args(["run", "-i", &net.root_if])

@@ -60,11 +60,11 @@ prefixes = ["64.0.0.0/3"]
     path
 }
 
-fn replay(config: &std::path::Path, workers: u32) -> Vec<Sample> {
+fn replay(pcap: &std::path::Path, config: &std::path::Path, workers: u32) -> Vec<Sample> {
     let out = xdpacct()
         .args(["replay", "--workers", &workers.to_string(), "--config"])
         .arg(config)
-        .arg(shared().join("synthetic/sample100k.pcap"))
+        .arg(pcap)
         .output()
         .unwrap();
     assert!(
@@ -78,8 +78,9 @@ fn replay(config: &std::path::Path, workers: u32) -> Vec<Sample> {
 #[test]
 fn as_series_are_bounded_and_sum_to_the_interface_total() {
     let dir = tempfile::tempdir().unwrap();
+    let (pcap, _) = generate_sample(dir.path());
     for (max, workers) in [(10usize, 1u32), (10, 3), (1000, 2)] {
-        let samples = replay(&config(dir.path(), max), workers);
+        let samples = replay(&pcap, &config(dir.path(), max), workers);
         let ases: HashSet<&str> = samples
             .iter()
             .filter(|s| s.name == "xdpacct_as_bytes_total")
@@ -88,7 +89,7 @@ fn as_series_are_bounded_and_sum_to_the_interface_total() {
         assert!(ases.contains("other"));
         let named = ases.len() - 1;
         let folded = sum(&samples, "xdpacct_as_series_folded", &[]) as usize;
-        // The sample's remote side spans 50 IPv4 /16s and one IPv6 AS.
+        // The sample's remote side spans 64 IPv4 /16s and one IPv6 AS.
         assert!(named + folded > 10, "the capture reaches more than 10 ASes");
         if max == 10 {
             assert_eq!(
@@ -143,8 +144,12 @@ fn as_counts_do_not_depend_on_the_number_of_workers() {
             })
             .collect()
     };
+    let (pcap, _) = generate_sample(dir.path());
     let cfg = config(dir.path(), 1000);
-    assert_eq!(per_as(&replay(&cfg, 1)), per_as(&replay(&cfg, 4)));
+    assert_eq!(
+        per_as(&replay(&pcap, &cfg, 1)),
+        per_as(&replay(&pcap, &cfg, 4))
+    );
 }
 
 #[test]

@@ -10,11 +10,11 @@ use common::*;
 
 #[test]
 fn every_tcpdump_capture_replays_cleanly() {
-    let dir = shared().join("tcpdump");
+    let dir = tcpdump_dir();
     let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("../shared/testdata/tcpdump exists")
+        .expect("tests/data/tcpdump exists")
         .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file())
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"))
         .collect();
     files.sort();
     assert!(
@@ -26,7 +26,8 @@ fn every_tcpdump_capture_replays_cleanly() {
     let mut frames_total = 0u64;
     for file in &files {
         let mut child = xdpacct()
-            .args(["replay", "--workers", "2"])
+            .args(["replay", "--workers", "2", "--config"])
+            .arg(empty_config())
             .arg(file)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -10,7 +10,7 @@ use super::parse::tests::{junk, valid_fixtures};
 use super::{parse_frame, FrameFacts, L3Addrs, WireError};
 
 /// Where the shared tcpdump captures live, relative to the crate root.
-const TCPDUMP_DIR: &str = "../shared/testdata/tcpdump";
+const TCPDUMP_DIR: &str = "tests/data/tcpdump";
 const LINKTYPE_ETHERNET: u32 = 1;
 
 /// A classic pcap file split into records.

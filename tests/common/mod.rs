@@ -7,12 +7,93 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub fn shared() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata")
+/// The repository's own test data (tests/data): the traffic generator, the
+/// vendored tcpdump captures, the empty config.
+pub fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
 }
 
+/// The synthetic ISP-traffic generator (Python 3, standard library only).
+pub fn generator() -> PathBuf {
+    data_dir().join("gen_traffic.py")
+}
+
+/// tcpdump's regression captures, vendored unchanged.
+pub fn tcpdump_dir() -> PathBuf {
+    data_dir().join("tcpdump")
+}
+
+/// A committed empty config: built-in defaults, whatever /etc holds.
+pub fn empty_config() -> PathBuf {
+    data_dir().join("empty.toml")
+}
+
+/// The binary under test. It never reads /etc/xdpacct/xdpacct.toml (a
+/// leftover conffile of an installed package would change what it counts):
+/// XDPACCT_CONFIG names the empty config, and an explicit `--config` given
+/// by the test takes precedence over it.
 pub fn xdpacct() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_xdpacct"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_xdpacct"));
+    c.env("XDPACCT_CONFIG", empty_config());
+    c
+}
+
+/// True when the tests run under CI (the `CI` variable set, as CI runners do).
+pub fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "0" && v != "false")
+}
+
+/// What a test lacks (root, a tool): under CI a panic naming it, else a
+/// loud note on stderr and `false`, so the caller returns early.
+pub fn missing(what: &str, lacks: &str) -> bool {
+    assert!(
+        !in_ci(),
+        "{what} cannot run: {lacks} (CI is set, so this is a failure, not a skip)"
+    );
+    eprintln!("\n!!!!!!!! SKIPPED {what}: {lacks} !!!!!!!!\n");
+    false
+}
+
+/// Whether this process runs as root.
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Whether `tool` is on PATH.
+pub fn have_tool(tool: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            let p = dir.join(tool);
+            std::fs::metadata(&p).is_ok_and(|m| m.is_file())
+        })
+    })
+}
+
+/// Root for `what`: true, or see [`missing`].
+pub fn require_root(what: &str) -> bool {
+    is_root() || missing(what, "needs root (network namespaces, BPF)")
+}
+
+/// Every one of `tools` for `what`: true, or see [`missing`].
+pub fn require_tools(what: &str, tools: &[&str]) -> bool {
+    let absent: Vec<&str> = tools.iter().copied().filter(|t| !have_tool(t)).collect();
+    absent.is_empty()
+        || missing(
+            what,
+            &format!("needs {absent:?} on PATH (scripts/install-deps.sh installs them)"),
+        )
+}
+
+/// `tool` for `what`: true, or see [`missing`].
+pub fn require_tool(what: &str, tool: &str) -> bool {
+    require_tools(what, &[tool])
 }
 
 /// One sample of the text exposition: metric name and labels.
@@ -120,26 +201,52 @@ labels = {{ customer = "v6" }}
     path
 }
 
-/// Writes a fresh synthetic capture and its truth with gen_pcap.py.
+/// Writes a fresh synthetic capture (classic pcap, snap length `snaplen`)
+/// and its truth with tests/data/gen_traffic.py.
 pub fn generate(dir: &Path, packets: u32, seed: u32, snaplen: u32) -> (PathBuf, PathBuf) {
-    let pcap = dir.join(format!("gen-{seed}.pcap"));
-    let truth = dir.join(format!("gen-{seed}.truth.json"));
-    let status = Command::new("python3")
-        .arg(shared().join("synthetic/gen_pcap.py"))
-        .arg(&pcap)
-        .args([
+    generate_with(
+        dir,
+        &format!("gen-{seed}-{snaplen}"),
+        &[
             "--packets",
             &packets.to_string(),
             "--seed",
             &seed.to_string(),
             "--snaplen",
             &snaplen.to_string(),
-        ])
+        ],
+    )
+}
+
+/// The 100,000-frame capture the replay and export tests share (seed 7, snap
+/// length 128 as a tap would write it; every header fits in 128 bytes).
+pub fn generate_sample(dir: &Path) -> (PathBuf, PathBuf) {
+    generate(dir, 100_000, 7, 128)
+}
+
+/// Runs the generator with `args`, writing `{stem}.pcap` (or `.pcapng` with
+/// `--format pcapng`) and `{stem}.truth.json` into `dir`.
+pub fn generate_with(dir: &Path, stem: &str, args: &[&str]) -> (PathBuf, PathBuf) {
+    let ext = if args.windows(2).any(|w| w == ["--format", "pcapng"]) {
+        "pcapng"
+    } else {
+        "pcap"
+    };
+    let pcap = dir.join(format!("{stem}.{ext}"));
+    let truth = dir.join(format!("{stem}.truth.json"));
+    let out = Command::new("python3")
+        .arg(generator())
+        .arg(&pcap)
+        .args(args)
         .arg("--truth")
         .arg(&truth)
-        .status()
-        .expect("python3 runs gen_pcap.py");
-    assert!(status.success(), "gen_pcap.py failed");
+        .output()
+        .expect("python3 runs tests/data/gen_traffic.py");
+    assert!(
+        out.status.success(),
+        "gen_traffic.py {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     (pcap, truth)
 }
 

@@ -29,21 +29,10 @@ pub fn have(tool: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// Root (for namespaces and BPF) and the tools, else a note and false.
+/// Root (for namespaces and BPF) and the tools: true, else a loud note and
+/// false, or under CI a panic naming what is missing (`super::missing`).
 pub fn can_run(what: &str, tools: &[&str]) -> bool {
-    let root = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false);
-    let tools_ok = tools.iter().all(|t| have(t));
-    if !(root && tools_ok) {
-        eprintln!("skipping {what}: needs root and {tools:?}");
-    }
-    root && tools_ok
+    super::require_root(what) && super::require_tools(what, tools)
 }
 
 pub struct TestNet {
