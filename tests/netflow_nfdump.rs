@@ -264,7 +264,9 @@ fn nfdump_tally(dir: &Path) -> Tally {
         "-N",
         "-6",
         "-o",
-        "fmt:%sa|%da|%pkt|%byt|%tsr|%ter",
+        // Not %ter: nfdump 1.7.1 prints its milliseconds modulo 100
+        // (1700000000.100 as 1700000000.000, while %te and %td are right).
+        "fmt:%sa|%da|%pkt|%byt|%tsr|%td",
     ]));
     let mut t = Tally::default();
     for line in out.lines().filter(|l| !l.trim().is_empty()) {
@@ -274,7 +276,7 @@ fn nfdump_tally(dir: &Path) -> Tally {
         let num = |s: &str| s.parse::<u64>().unwrap_or_else(|e| panic!("{s:?}: {e}"));
         t.add(ip(f[0]), ip(f[1]), num(f[2]), num(f[3]));
         t.first_ms += u128::from(secs_to_ms(f[4]));
-        t.last_ms += u128::from(secs_to_ms(f[5]));
+        t.last_ms += u128::from(secs_to_ms(f[4]) + secs_to_ms(f[5]));
     }
     t
 }
