@@ -21,7 +21,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 
 pub use net::{int_to_ip, IpPrefix};
-pub use raw::{AsFileFormat, BytesMode, XdpMode, ZeroCopy};
+pub use raw::{AsFileFormat, BytesMode, HostSeries, XdpMode, ZeroCopy};
 
 /// Where the packaged config lives; read when present and no `--config`
 /// (or `XDPACCT_CONFIG`, the same flag) is given.
@@ -140,6 +140,11 @@ const RING_MAX: u32 = 1 << 18;
 pub struct Accounting {
     /// Byte convention. Defaults to l2.
     pub bytes: BytesMode,
+    /// Which hosts have series on the page. Defaults to active.
+    pub host_series: HostSeries,
+    /// With `host_series = "active"`, a host without traffic for this long
+    /// leaves the page (60 s to 30 days). Defaults to 1 hour.
+    pub host_idle_timeout: Duration,
     /// The operator's own prefixes; they decide a frame's direction. When
     /// the file gives none, the ranges' spans.
     pub local_networks: Vec<Span>,
@@ -219,6 +224,9 @@ pub struct Network {
 pub struct Metrics {
     /// Address and port of the HTTP server. Defaults to 0.0.0.0:9112.
     pub listen: SocketAddr,
+    /// Most host series on one page (1,000 to 10,000,000); the rest are
+    /// folded into `ip="other"` and counted. Defaults to 1,000,000.
+    pub max_series: usize,
     /// Web config file (exporter-toolkit YAML) for HTTPS and basic auth.
     pub web_config: Option<PathBuf>,
 }
@@ -465,8 +473,16 @@ impl Validator<'_> {
         let listen = listen
             .parse::<SocketAddr>()
             .map_err(|e| self.err("metrics.listen", format!("{listen:?}: {e}")))?;
+        let max_series = m.max_series.unwrap_or(1_000_000);
+        if !(1_000..=10_000_000).contains(&max_series) {
+            return Err(self.err(
+                "metrics.max_series",
+                "must be between 1000 and 10000000",
+            ));
+        }
         Ok(Metrics {
             listen,
+            max_series,
             web_config: m.web_config.as_ref().map(PathBuf::from),
         })
     }
@@ -711,8 +727,17 @@ impl Accounting {
                 labels,
             });
         }
+        let idle = cfg.host_idle_timeout.unwrap_or(3600);
+        if !(60..=30 * 86_400).contains(&idle) {
+            return Err(err(
+                "accounting.host_idle_timeout".into(),
+                "must be between 60 and 2592000 seconds (30 days)".into(),
+            ));
+        }
         Ok(Accounting {
             bytes: cfg.bytes.unwrap_or_default(),
+            host_series: cfg.host_series.unwrap_or_default(),
+            host_idle_timeout: Duration::from_secs(idle),
             local_networks,
             ipv6_host_prefix: hp,
             ranges,

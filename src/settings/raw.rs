@@ -96,11 +96,26 @@ pub enum AsFileFormat {
     PrefixAsn,
 }
 
+/// `accounting.host_series`: which hosts have series on the page.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum HostSeries {
+    /// A host's series appear with its first frame and leave the page after
+    /// `host_idle_timeout` without traffic; its counts are kept, so a host
+    /// that comes back continues where it was.
+    #[default]
+    Active,
+    /// Every address of every range, from the start (zeros included).
+    All,
+}
+
 /// `[accounting]`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AccountingConfig {
     pub bytes: Option<BytesMode>,
+    pub host_series: Option<HostSeries>,
+    pub host_idle_timeout: Option<u64>,
     pub local_networks: Vec<String>,
     pub ipv6_host_prefix: Option<u8>,
     pub ranges: Vec<RangeConfig>,
@@ -141,6 +156,7 @@ pub struct NetworkConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
     pub listen: Option<String>,
+    pub max_series: Option<usize>,
     pub web_config: Option<String>,
 }
 
