@@ -27,6 +27,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{parse_exposition, sum, Sample};
+use xdpacct::metrics::catalogue::{self, ConfigLabels, Kind};
 
 fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden")
@@ -207,6 +208,99 @@ fn check_truth(samples: &[Sample]) {
     );
 }
 
+/// Label names of a sample line, in order (values may hold `\"`).
+fn label_names(line: &str) -> (String, Vec<String>) {
+    let Some((name, rest)) = line.split_once('{') else {
+        return (line.split(' ').next().unwrap_or("").to_owned(), vec![]);
+    };
+    let mut names = Vec::new();
+    let mut rest = rest;
+    while let Some((n, v)) = rest.split_once("=\"") {
+        names.push(n.trim_start_matches(',').to_owned());
+        let mut chars = v.char_indices();
+        let mut end = v.len();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => {
+                    chars.next();
+                }
+                '"' => {
+                    end = i;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        rest = &v[end + 1..];
+        if rest.starts_with('}') {
+            break;
+        }
+    }
+    (name.to_owned(), names)
+}
+
+/// Every family on the page is the catalogue's declaration: help, type,
+/// labels in order (plus config.toml's range and network label names);
+/// and every family replay can show is there.
+fn check_catalogue(text: &str) {
+    let config_labels = |c: ConfigLabels| -> &[&str] {
+        match c {
+            ConfigLabels::None => &[],
+            ConfigLabels::Ranges => &["customer", "site"],
+            ConfigLabels::Networks => &["kind", "region"],
+        }
+    };
+    let mut seen = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').expect("HELP name text");
+            let f = catalogue::by_name(name).unwrap_or_else(|| panic!("{name} is not declared"));
+            assert_eq!(help, f.help, "help of {name}");
+            seen.push(f.name);
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("TYPE name kind");
+            let f = catalogue::by_name(name).unwrap_or_else(|| panic!("{name} is not declared"));
+            assert_eq!(kind, f.kind.as_str(), "type of {name}");
+        } else {
+            let (series, labels) = label_names(line);
+            let f = catalogue::by_name(&series)
+                .or_else(|| {
+                    let base = series
+                        .strip_suffix("_bucket")
+                        .or_else(|| series.strip_suffix("_sum"))
+                        .or_else(|| series.strip_suffix("_count"))?;
+                    catalogue::by_name(base).filter(|f| f.kind == Kind::Histogram)
+                })
+                .unwrap_or_else(|| panic!("{series} is not declared"));
+            let mut want: Vec<&str> = f.labels.to_vec();
+            want.extend(config_labels(f.config_labels));
+            if series.ends_with("_bucket") {
+                want.push("le");
+            }
+            assert_eq!(labels, want, "labels of {line}");
+        }
+    }
+    let live_only = [
+        &catalogue::QUEUE_FRAMES_SEEN,
+        &catalogue::QUEUE_BYTES_SEEN,
+        &catalogue::QUEUE_FRAMES_RECEIVED,
+        &catalogue::QUEUE_DROPPED,
+        &catalogue::QUEUE_INVALID_DESCS,
+        &catalogue::INTERFACE_DOWN,
+        &catalogue::CAPTURE_RESTARTS,
+        &catalogue::INTERFACE_UP,
+    ];
+    let want: Vec<&str> = catalogue::ALL
+        .iter()
+        .filter(|f| !live_only.contains(*f))
+        .map(|f| f.name)
+        .collect();
+    assert_eq!(
+        seen, want,
+        "the page shows every family replay can, in order"
+    );
+}
+
 /// `promtool check metrics` on the page; panics under CI when promtool is missing.
 fn promtool_check(page: &[u8]) {
     let child = Command::new("promtool")
@@ -259,6 +353,7 @@ fn replay_renders_the_golden_page() {
     assert!(sent > 0, "flow export sent packets");
     assert_eq!(drain(&collector), sent, "datagrams received vs sent");
     check_truth(&samples);
+    check_catalogue(&text);
     promtool_check(&page);
 
     let expected_path = golden_dir().join("expected.prom");

@@ -417,8 +417,8 @@ pub const INTERFACE_UP: Family = Family::new(
     &["interface"],
 );
 
-/// Every family, in page order (sorted by name; the host families, written
-/// as text, come last on the page).
+/// Every family, in page order: sorted by name, then the host families
+/// (written as text after the others, packets then bytes).
 pub const ALL: [&Family; 31] = [
     &AS_BYTES,
     &AS_PACKETS,
@@ -449,8 +449,8 @@ pub const ALL: [&Family; 31] = [
     &QUEUE_FRAMES_RECEIVED,
     &QUEUE_FRAMES_SEEN,
     &QUEUE_INVALID_DESCS,
-    &HOST_BYTES,
     &HOST_PACKETS,
+    &HOST_BYTES,
 ];
 
 /// The declaration of `name`.
@@ -544,8 +544,8 @@ mod tests {
             .iter()
             .partition(|f| f.config_labels != ConfigLabels::Ranges);
         assert!(text.windows(2).all(|w| w[0].name < w[1].name));
-        assert_eq!(host, [&HOST_BYTES, &HOST_PACKETS]);
-        assert_eq!(&ALL[ALL.len() - 2..], [&HOST_BYTES, &HOST_PACKETS]);
+        assert_eq!(host, [&HOST_PACKETS, &HOST_BYTES]);
+        assert_eq!(&ALL[ALL.len() - 2..], [&HOST_PACKETS, &HOST_BYTES]);
     }
 
     #[test]
