@@ -63,6 +63,6 @@ fn parse_and_account_allocate_nothing_per_frame() {
         frames.len() * 10
     );
     // And the frames were counted.
-    let counted: u64 = shard.traffic.iter().map(|t| t.packets.get()).sum();
+    let counted: u64 = shard.snapshot().traffic.total().packets;
     assert_eq!(counted, frames.len() as u64 * 10);
 }

@@ -8,11 +8,12 @@
 //!
 //! Allocates per scrape (label strings, metric families); no unsafe; no panics.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use prometheus::core::{Collector, Desc};
-use prometheus::proto::{Counter, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::proto::{Metric, MetricFamily};
+
+use crate::metrics::catalogue::{self as cat, counter, label, Family};
 
 /// Why the kernel dropped a frame before a worker could see it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -95,54 +96,19 @@ pub struct CaptureCollector {
     descs: Vec<Desc>,
 }
 
-const SEEN: &str = "xdpacct_queue_frames_seen_total";
-const BYTES: &str = "xdpacct_queue_bytes_seen_total";
-const RECEIVED: &str = "xdpacct_queue_frames_received_total";
-const DROPPED: &str = "xdpacct_queue_dropped_total";
-const INVALID: &str = "xdpacct_queue_invalid_descs_total";
-
-const FAMILIES: [(&str, &str, bool); 5] = [
-    (
-        SEEN,
-        "Frames the kernel saw for this capture queue, before any drop.",
-        false,
-    ),
-    (
-        BYTES,
-        "Layer-2 bytes the XDP program saw for this capture queue.",
-        false,
-    ),
-    (
-        RECEIVED,
-        "Frames a worker took off this capture queue.",
-        false,
-    ),
-    (
-        DROPPED,
-        "Frames the kernel dropped before a worker saw them, by reason.",
-        true,
-    ),
-    (
-        INVALID,
-        "Descriptors the kernel rejected on this AF_XDP socket.",
-        false,
-    ),
+/// The families, in the order `collect` fills them.
+const FAMILIES: [&Family; 5] = [
+    &cat::QUEUE_FRAMES_SEEN,
+    &cat::QUEUE_BYTES_SEEN,
+    &cat::QUEUE_FRAMES_RECEIVED,
+    &cat::QUEUE_DROPPED,
+    &cat::QUEUE_INVALID_DESCS,
 ];
 
 impl CaptureCollector {
     /// A collector over `sources` (one per capture queue).
     pub fn new(sources: Vec<Arc<dyn QueueStatsSource>>) -> Self {
-        let descs = FAMILIES
-            .iter()
-            .map(|&(name, help, reason)| {
-                let mut labels = vec!["interface".to_owned(), "queue".to_owned()];
-                if reason {
-                    labels.push("reason".to_owned());
-                }
-                Desc::new(name.to_owned(), help.to_owned(), labels, HashMap::new())
-                    .expect("static metric names and labels are valid")
-            })
-            .collect();
+        let descs = FAMILIES.iter().map(|f| f.desc()).collect();
         CaptureCollector { sources, descs }
     }
 
@@ -150,25 +116,6 @@ impl CaptureCollector {
     pub fn snapshot(&self) -> Vec<QueueStats> {
         self.sources.iter().map(|s| s.stats()).collect()
     }
-}
-
-fn counter(labels: &[(&str, &str)], value: u64) -> Metric {
-    let mut m = Metric::default();
-    m.set_label(
-        labels
-            .iter()
-            .map(|&(k, v)| {
-                let mut l = LabelPair::default();
-                l.set_name(k.to_owned());
-                l.set_value(v.to_owned());
-                l
-            })
-            .collect(),
-    );
-    let mut c = Counter::default();
-    c.set_value(value as f64);
-    m.set_counter(c);
-    m
 }
 
 impl Collector for CaptureCollector {
@@ -179,35 +126,31 @@ impl Collector for CaptureCollector {
     fn collect(&self) -> Vec<MetricFamily> {
         let mut metrics: [Vec<Metric>; 5] = Default::default();
         for s in self.snapshot() {
-            let queue = s.queue.to_string();
-            let base = [
-                ("interface", s.interface.as_str()),
-                ("queue", queue.as_str()),
-            ];
-            metrics[0].push(counter(&base, s.frames_seen));
+            let base = || {
+                vec![
+                    label("interface", s.interface.as_str()),
+                    label("queue", s.queue.to_string()),
+                ]
+            };
+            metrics[0].push(counter(base(), s.frames_seen));
             if let Some(bytes) = s.bytes_seen {
-                metrics[1].push(counter(&base, bytes));
+                metrics[1].push(counter(base(), bytes));
             }
-            metrics[2].push(counter(&base, s.frames_received));
+            metrics[2].push(counter(base(), s.frames_received));
             for &(reason, n) in &s.dropped {
-                metrics[3].push(counter(&[base[0], base[1], ("reason", reason.as_str())], n));
+                let mut labels = base();
+                labels.push(label("reason", reason.as_str()));
+                metrics[3].push(counter(labels, n));
             }
             if s.bytes_seen.is_some() {
-                metrics[4].push(counter(&base, s.invalid_descs));
+                metrics[4].push(counter(base(), s.invalid_descs));
             }
         }
         FAMILIES
             .iter()
             .zip(metrics)
             .filter(|(_, m)| !m.is_empty())
-            .map(|(&(name, help, _), m)| {
-                let mut f = MetricFamily::default();
-                f.set_name(name.to_owned());
-                f.set_help(help.to_owned());
-                f.set_field_type(MetricType::COUNTER);
-                f.set_metric(m);
-                f
-            })
+            .map(|(f, m)| f.family(m))
             .collect()
     }
 }

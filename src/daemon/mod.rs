@@ -32,12 +32,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use prometheus::{IntCounterVec, IntGaugeVec, Opts};
+use prometheus::{IntCounterVec, IntGaugeVec};
 
 use crate::capture::live::{self, LiveQueue};
 use crate::capture::stats::{CaptureCollector, QueueStats, QueueStatsSource};
 use crate::capture::CaptureError;
 use crate::engine::Engine;
+use crate::metrics::catalogue;
 use crate::metrics::server::{MetricsServer, ServerOptions};
 use crate::metrics::web_config::WebConfig;
 use crate::settings::{self, CliOverrides, Settings};
@@ -355,30 +356,12 @@ struct LinkMetrics {
 }
 
 impl LinkMetrics {
-    fn new() -> anyhow::Result<Self> {
-        Ok(LinkMetrics {
-            down: IntCounterVec::new(
-                Opts::new(
-                    "xdpacct_interface_down_total",
-                    "Times a captured interface went down or disappeared.",
-                ),
-                &["interface"],
-            )?,
-            restarts: IntCounterVec::new(
-                Opts::new(
-                    "xdpacct_capture_restarts_total",
-                    "Times the capture of an interface was reopened after it was lost.",
-                ),
-                &["interface"],
-            )?,
-            up: IntGaugeVec::new(
-                Opts::new(
-                    "xdpacct_interface_up",
-                    "1 while a captured interface is up and its capture attached, else 0.",
-                ),
-                &["interface"],
-            )?,
-        })
+    fn new() -> Self {
+        LinkMetrics {
+            down: catalogue::INTERFACE_DOWN.int_counter_vec(),
+            restarts: catalogue::CAPTURE_RESTARTS.int_counter_vec(),
+            up: catalogue::INTERFACE_UP.int_gauge_vec(),
+        }
     }
 }
 
@@ -448,7 +431,7 @@ pub fn run(settings: Settings, cli: CliOverrides) -> anyhow::Result<()> {
         .collect();
     let exposition = engine.exposition();
     exposition.register(Box::new(CaptureCollector::new(stats)));
-    let links = LinkMetrics::new()?;
+    let links = LinkMetrics::new();
     for iface in &ifaces {
         links.down.with_label_values(&[&iface.name]);
         links.restarts.with_label_values(&[&iface.name]);

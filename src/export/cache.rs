@@ -30,7 +30,6 @@
 //! (at most the idle timeout, 1 s by default) however often it is called.
 
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use super::{FlowKey, FlowRecord, TCP_FIN, TCP_RST};
@@ -58,25 +57,8 @@ impl Default for FlowCacheConfig {
     }
 }
 
-/// A single-writer counter: the owner does relaxed load + store (no locked
-/// RMW); readers may lag one batch but never see a torn value.
-#[derive(Debug, Default)]
-pub struct Counter(AtomicU64);
-
-impl Counter {
-    #[inline]
-    pub fn add(&self, n: u64) {
-        self.0.store(self.0.load(Relaxed).wrapping_add(n), Relaxed);
-    }
-    #[inline]
-    pub fn set(&self, v: u64) {
-        self.0.store(v, Relaxed);
-    }
-    #[inline]
-    pub fn get(&self) -> u64 {
-        self.0.load(Relaxed)
-    }
-}
+/// The single-writer counter of the shards (one counter type crate-wide).
+pub use crate::shard::Counter;
 
 /// Counters of one shard's flow cache and flow sink, written by the worker
 /// that owns them, read at scrape.

@@ -1,24 +1,16 @@
 //! Export counters as a `prometheus` [`Collector`], read at scrape from the
 //! shards' [`FlowStats`] and the exporter's [`ExporterStats`] (relaxed
-//! loads; never blocks a writer). Allocates the metric families per scrape.
-//!
-//! | metric | type | where counted |
-//! |---|---|---|
-//! | `xdpacct_flow_records_exported_total` | counter | exporter: records in packets a collector accepted |
-//! | `xdpacct_flow_packets_sent_total` | counter | exporter: UDP packets sent, summed over collectors |
-//! | `xdpacct_flow_records_dropped_total{reason="channel_full"}` | counter | `FlowSink`: exporter channel full |
-//! | `xdpacct_flow_records_dropped_total{reason="send_error"}` | counter | exporter: no collector accepted the packet |
-//! | `xdpacct_flow_cache_flows{shard}` | gauge | `FlowCache`: flows held, as of the last `expire` |
-//! | `xdpacct_flow_records_expired_total{reason}` | counter | `FlowCache`: idle, active, tcp_end, pressure, flush |
-//! | `xdpacct_flow_send_errors_total` | counter | exporter: failed sends, summed over collectors |
-//! | `xdpacct_flow_template_packets_total` | counter | exporter: packets that carried the templates |
+//! loads; never blocks a writer). The families, and where each is counted,
+//! are declared in [`crate::metrics::catalogue`] (`FLOW_*`). Allocates the
+//! metric families per scrape.
 
 use std::sync::Arc;
 
 use prometheus::core::{Collector, Desc};
-use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::proto::MetricFamily;
 
 use super::{ExporterStats, FlowStats};
+use crate::metrics::catalogue::{self as cat, counter, gauge, label, Family};
 
 /// Collector over the flow-export counters. Register it once with the
 /// registry the scrape handler renders.
@@ -28,110 +20,26 @@ pub struct FlowMetrics {
     descs: Vec<Desc>,
 }
 
-const EXPORTED: &str = "xdpacct_flow_records_exported_total";
-const PACKETS: &str = "xdpacct_flow_packets_sent_total";
-const DROPPED: &str = "xdpacct_flow_records_dropped_total";
-const FLOWS: &str = "xdpacct_flow_cache_flows";
-const EXPIRED: &str = "xdpacct_flow_records_expired_total";
-const SEND_ERRORS: &str = "xdpacct_flow_send_errors_total";
-const TEMPLATES: &str = "xdpacct_flow_template_packets_total";
-
-const HELP: [(&str, &str, &[&str]); 7] = [
-    (
-        EXPORTED,
-        "Flow records in export packets that at least one collector accepted.",
-        &[],
-    ),
-    (
-        PACKETS,
-        "Flow export packets sent, summed over collectors.",
-        &[],
-    ),
-    (
-        DROPPED,
-        "Flow records lost before reaching any collector, by reason.",
-        &["reason"],
-    ),
-    (FLOWS, "Flows held in the shard's flow cache.", &["shard"]),
-    (
-        EXPIRED,
-        "Flow records leaving the flow caches, by reason.",
-        &["reason"],
-    ),
-    (
-        SEND_ERRORS,
-        "Failed flow export sends, summed over collectors.",
-        &[],
-    ),
-    (
-        TEMPLATES,
-        "Flow export packets that carried the templates.",
-        &[],
-    ),
+/// The families, in the order `collect` renders them.
+const FAMILIES: [&Family; 7] = [
+    &cat::FLOW_RECORDS_EXPORTED,
+    &cat::FLOW_PACKETS_SENT,
+    &cat::FLOW_RECORDS_DROPPED,
+    &cat::FLOW_CACHE_FLOWS,
+    &cat::FLOW_RECORDS_EXPIRED,
+    &cat::FLOW_SEND_ERRORS,
+    &cat::FLOW_TEMPLATE_PACKETS,
 ];
 
 impl FlowMetrics {
     /// `shards`: (value of the `shard` label, that shard's stats).
     pub fn new(shards: Vec<(String, Arc<FlowStats>)>, exporter: Arc<ExporterStats>) -> Self {
-        let descs = HELP
-            .iter()
-            .filter_map(|(name, help, labels)| {
-                Desc::new(
-                    (*name).to_owned(),
-                    (*help).to_owned(),
-                    labels.iter().map(|l| (*l).to_owned()).collect(),
-                    Default::default(),
-                )
-                .ok()
-            })
-            .collect();
         FlowMetrics {
             shards,
             exporter,
-            descs,
+            descs: FAMILIES.iter().map(|f| f.desc()).collect(),
         }
     }
-}
-
-fn family(name: &str, kind: MetricType, metrics: Vec<Metric>) -> MetricFamily {
-    let mut f = MetricFamily::default();
-    f.set_name(name.to_owned());
-    if let Some((_, help, _)) = HELP.iter().find(|h| h.0 == name) {
-        f.set_help((*help).to_owned());
-    }
-    f.set_field_type(kind);
-    f.set_metric(metrics);
-    f
-}
-
-fn counter(labels: &[(&str, String)], v: u64) -> Metric {
-    let mut c = Counter::default();
-    c.set_value(v as f64);
-    let mut m = Metric::default();
-    m.set_label(label_pairs(labels));
-    m.set_counter(c);
-    m
-}
-
-fn gauge(labels: &[(&str, String)], v: u64) -> Metric {
-    let mut g = Gauge::default();
-    g.set_value(v as f64);
-    let mut m = Metric::default();
-    m.set_label(label_pairs(labels));
-    m.set_gauge(g);
-    m
-}
-
-fn label_pairs(labels: &[(&str, String)]) -> Vec<LabelPair> {
-    labels
-        .iter()
-        .map(|(k, v)| {
-            let mut p = LabelPair::default();
-            p.set_name((*k).to_owned());
-            p.set_value(v.clone());
-            p
-        })
-        .collect()
 }
 
 impl Collector for FlowMetrics {
@@ -142,58 +50,33 @@ impl Collector for FlowMetrics {
     fn collect(&self) -> Vec<MetricFamily> {
         let e = &self.exporter;
         let sum = |f: fn(&FlowStats) -> u64| self.shards.iter().map(|(_, s)| f(s)).sum::<u64>();
-        let reason = |r: &str| [("reason", r.to_owned())];
+        let reason = |r: &str| vec![label("reason", r)];
+        let single = |v: u64| vec![counter(vec![], v)];
         vec![
-            family(
-                EXPORTED,
-                MetricType::COUNTER,
-                vec![counter(&[], e.records_exported.get())],
-            ),
-            family(
-                PACKETS,
-                MetricType::COUNTER,
-                vec![counter(&[], e.packets_sent.get())],
-            ),
-            family(
-                DROPPED,
-                MetricType::COUNTER,
-                vec![
-                    counter(
-                        &reason("channel_full"),
-                        sum(|s| s.records_dropped_channel_full.get()),
-                    ),
-                    counter(&reason("send_error"), e.records_dropped_send_error.get()),
-                ],
-            ),
-            family(
-                FLOWS,
-                MetricType::GAUGE,
+            cat::FLOW_RECORDS_EXPORTED.family(single(e.records_exported.get())),
+            cat::FLOW_PACKETS_SENT.family(single(e.packets_sent.get())),
+            cat::FLOW_RECORDS_DROPPED.family(vec![
+                counter(
+                    reason("channel_full"),
+                    sum(|s| s.records_dropped_channel_full.get()),
+                ),
+                counter(reason("send_error"), e.records_dropped_send_error.get()),
+            ]),
+            cat::FLOW_CACHE_FLOWS.family(
                 self.shards
                     .iter()
-                    .map(|(l, s)| gauge(&[("shard", l.clone())], s.flows.get()))
+                    .map(|(l, s)| gauge(vec![label("shard", l.as_str())], s.flows.get() as f64))
                     .collect(),
             ),
-            family(
-                EXPIRED,
-                MetricType::COUNTER,
-                vec![
-                    counter(&reason("idle"), sum(|s| s.expired_idle.get())),
-                    counter(&reason("active"), sum(|s| s.expired_active.get())),
-                    counter(&reason("tcp_end"), sum(|s| s.expired_tcp_end.get())),
-                    counter(&reason("pressure"), sum(|s| s.evicted_pressure.get())),
-                    counter(&reason("flush"), sum(|s| s.flushed.get())),
-                ],
-            ),
-            family(
-                SEND_ERRORS,
-                MetricType::COUNTER,
-                vec![counter(&[], e.send_errors.get())],
-            ),
-            family(
-                TEMPLATES,
-                MetricType::COUNTER,
-                vec![counter(&[], e.templates_sent.get())],
-            ),
+            cat::FLOW_RECORDS_EXPIRED.family(vec![
+                counter(reason("idle"), sum(|s| s.expired_idle.get())),
+                counter(reason("active"), sum(|s| s.expired_active.get())),
+                counter(reason("tcp_end"), sum(|s| s.expired_tcp_end.get())),
+                counter(reason("pressure"), sum(|s| s.evicted_pressure.get())),
+                counter(reason("flush"), sum(|s| s.flushed.get())),
+            ]),
+            cat::FLOW_SEND_ERRORS.family(single(e.send_errors.get())),
+            cat::FLOW_TEMPLATE_PACKETS.family(single(e.templates_sent.get())),
         ]
     }
 }

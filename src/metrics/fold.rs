@@ -8,8 +8,10 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 
-/// Per key: [in packets, in bytes, out packets, out bytes].
-pub type Counts = [u64; 4];
+use crate::shard::{Count, InOut};
+
+/// Per key: packets and bytes, in and out.
+pub type Counts = InOut<Count>;
 
 #[derive(Debug, Default)]
 pub struct Fold<K> {
@@ -33,55 +35,57 @@ impl<K: Copy + Eq + Hash + Ord> Fold<K> {
                 .filter(|(k, _)| !self.chosen.contains_key(*k))
                 .collect();
             // Busiest first (bytes both ways), ties by key for a stable choice.
-            candidates.sort_by(|a, b| (b.1[1] + b.1[3]).cmp(&(a.1[1] + a.1[3])).then(a.0.cmp(b.0)));
+            candidates.sort_by(|a, b| {
+                (b.1.total().bytes)
+                    .cmp(&a.1.total().bytes)
+                    .then(a.0.cmp(b.0))
+            });
             for (k, v) in candidates.into_iter().take(max - self.chosen.len()) {
                 self.chosen
-                    .insert(*k, if self.scraped { *v } else { [0; 4] });
+                    .insert(*k, if self.scraped { *v } else { Counts::default() });
             }
         }
         self.scraped = true;
         let mut out = Folded {
             shown: Vec::new(),
-            other: [0; 4],
+            other: Counts::default(),
             folded: 0,
         };
         for (k, v) in totals {
             match self.chosen.get(k) {
-                Some(base) => out.shown.push((*k, sub(v, base))),
+                Some(base) => out.shown.push((*k, v.saturating_sub(base))),
                 None => {
-                    add(&mut out.other, v);
+                    out.other += v;
                     out.folded += 1;
                 }
             }
         }
         for base in self.chosen.values() {
-            add(&mut out.other, base);
+            out.other += base;
         }
         out.shown.sort_by_key(|(k, _)| *k);
         out
     }
 }
 
-fn add(a: &mut Counts, b: &Counts) {
-    for i in 0..4 {
-        a[i] += b[i];
-    }
-}
-
-fn sub(a: &Counts, b: &Counts) -> Counts {
-    std::array::from_fn(|i| a[i].saturating_sub(b[i]))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::shard::Direction::In;
+
+    /// One inbound frame of `bytes` bytes.
+    fn inbound(bytes: u64) -> Counts {
+        let mut c = Counts::default();
+        c[In] = Count { packets: 1, bytes };
+        c
+    }
 
     fn totals(v: &[(u32, u64)]) -> HashMap<u32, Counts> {
-        v.iter().map(|&(k, b)| (k, [1, b, 0, 0])).collect()
+        v.iter().map(|&(k, b)| (k, inbound(b))).collect()
     }
 
     fn sum(f: &Folded<u32>) -> u64 {
-        f.shown.iter().map(|(_, c)| c[1]).sum::<u64>() + f.other[1]
+        f.shown.iter().map(|(_, c)| c[In].bytes).sum::<u64>() + f.other[In].bytes
     }
 
     #[test]
@@ -89,7 +93,7 @@ mod tests {
         let mut fold = Fold::default();
         let f = fold.apply(&totals(&[(1, 10), (2, 30), (3, 20), (4, 5)]), 2);
         assert_eq!(f.shown.iter().map(|s| s.0).collect::<Vec<_>>(), [2, 3]);
-        assert_eq!(f.other[1], 15);
+        assert_eq!(f.other[In].bytes, 15);
         assert_eq!(f.folded, 2);
         assert_eq!(sum(&f), 65);
     }
@@ -98,13 +102,16 @@ mod tests {
     fn promotion_later_keeps_other_monotonic_and_sum_exact() {
         let mut fold = Fold::default();
         let f1 = fold.apply(&totals(&[(1, 100)]), 2);
-        assert_eq!(f1.shown, vec![(1, [1, 100, 0, 0])]);
+        assert_eq!(f1.shown, vec![(1, inbound(100))]);
         // Key 2 appears after the first scrape: promoted with its baseline.
         let f2 = fold.apply(&totals(&[(1, 100), (2, 50)]), 2);
-        assert_eq!(f2.other[1], 50, "the baseline stays in other");
+        assert_eq!(f2.other[In].bytes, 50, "the baseline stays in other");
         let f3 = fold.apply(&totals(&[(1, 100), (2, 80), (3, 7)]), 2);
-        assert_eq!(f3.shown.iter().find(|s| s.0 == 2).unwrap().1[1], 30);
-        assert!(f3.other[1] >= f2.other[1], "other never decreases");
+        assert_eq!(f3.shown.iter().find(|s| s.0 == 2).unwrap().1[In].bytes, 30);
+        assert!(
+            f3.other[In].bytes >= f2.other[In].bytes,
+            "other never decreases"
+        );
         assert_eq!(sum(&f3), 187);
         assert_eq!(f3.shown.len(), 2, "never more than max series");
     }

@@ -3,6 +3,7 @@
 //! Nothing here runs on the workers' cores or touches the hot path: a scrape
 //! reads the shards' atomics and renders text. Allocates per scrape.
 
+pub mod catalogue;
 pub mod engine;
 pub mod fold;
 pub mod server;
@@ -11,7 +12,7 @@ pub mod web_config;
 use std::sync::{Arc, RwLock};
 
 use prometheus::core::Collector;
-use prometheus::proto::{MetricFamily, MetricType};
+use prometheus::proto::MetricFamily;
 use prometheus::{Encoder, TextEncoder};
 
 pub use engine::EngineCollector;
@@ -79,15 +80,11 @@ impl Collector for BuildInfo {
         vec![]
     }
     fn collect(&self) -> Vec<MetricFamily> {
-        vec![engine::family(
-            "xdpacct_build_info",
-            "Version of the running xdpacct.",
-            MetricType::GAUGE,
-            vec![engine::gauge(
-                vec![engine::label("version", env!("CARGO_PKG_VERSION"))],
-                1.0,
-            )],
-        )]
+        use catalogue::{gauge, label, BUILD_INFO};
+        vec![BUILD_INFO.family(vec![gauge(
+            vec![label("version", env!("CARGO_PKG_VERSION"))],
+            1.0,
+        )])]
     }
 }
 

@@ -1,8 +1,10 @@
 //! Shards: one per worker, holding every counter that worker writes.
 //!
 //! A shard's counters are written by its worker alone (relaxed load + store)
-//! and read by the scraper without locks; the scraper sums all shards at
-//! scrape time. Shards are preallocated; accounting a frame never allocates.
+//! and read by the scraper without locks, through the snapshot methods of
+//! [`Shard`] (plain values; the fields are private to this module tree); the
+//! scraper sums all shards at scrape time. Shards are preallocated;
+//! accounting a frame never allocates. No unsafe.
 
 pub mod counter;
 pub mod hosts;
@@ -14,7 +16,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use crate::wire::WireError;
-pub use counter::{Counter, PacketsBytes};
+pub use counter::{ByDirection, Count, Counter, InOut, PacketsBytes};
 pub use hosts::{Direction, Tables};
 
 /// Upper bounds of `xdpacct_packet_size_bytes` (wire length); +Inf follows.
@@ -63,12 +65,9 @@ pub static PROTO_SLOT: [u8; 256] = {
     t
 };
 
-/// Per-host counters, from the host's point of view.
-#[derive(Debug, Default)]
-pub struct HostCounters {
-    pub inbound: PacketsBytes,
-    pub outbound: PacketsBytes,
-}
+/// Per-host counters, from the host's point of view: `In` is traffic to the
+/// host, `Out` traffic from it.
+pub type HostCounters = InOut<PacketsBytes>;
 
 /// The tables of one configuration generation and this shard's host slots
 /// laid out for them. Swapped whole on reload.
@@ -83,6 +82,11 @@ impl HostSlots {
         let slots = (0..tables.slots).map(|_| HostCounters::default()).collect();
         HostSlots { tables, slots }
     }
+
+    /// Every slot's counts, in slot order.
+    pub fn counts(&self) -> impl ExactSizeIterator<Item = InOut<Count>> + '_ {
+        self.slots.iter().map(|h| h.load())
+    }
 }
 
 /// Where a shard's frames come from: one (interface, queue).
@@ -92,27 +96,65 @@ pub struct ShardOrigin {
     pub queue: u32,
 }
 
-/// All counters of one worker.
+/// All counters of one worker. Written by the worker (`worker.rs`), read
+/// by the scrape through [`snapshot`](Self::snapshot) and the per-area
+/// methods below.
 #[derive(Debug)]
 pub struct Shard {
-    pub origin: ShardOrigin,
-    /// By direction.
-    pub traffic: [PacketsBytes; 4],
+    origin: ShardOrigin,
+    traffic: ByDirection<PacketsBytes>,
     /// Per `SIZE_BUCKETS` bucket (not cumulative) then +Inf; and the sum of sizes.
-    pub sizes: [Counter; SIZE_BUCKETS.len() + 1],
-    pub size_sum: Counter,
+    sizes: [Counter; SIZE_BUCKETS.len() + 1],
+    size_sum: Counter,
     /// By direction, then protocol slot.
-    pub protocols: [[PacketsBytes; PROTO_SLOTS]; 4],
+    protocols: ByDirection<[PacketsBytes; PROTO_SLOTS]>,
     /// By `WireError` variant.
-    pub parse_errors: [Counter; WireError::COUNT],
+    parse_errors: [Counter; WireError::COUNT],
+    /// The host slots of the current table generation. The worker loads it
+    /// once per batch; a reload swaps it ([`swap_hosts`](Self::swap_hosts)).
+    /// Public for the benches and tests that call `worker::account`
+    /// directly; prefer [`hosts`](Self::hosts).
     pub hosts: ArcSwap<HostSlots>,
-    /// By the remote side's AS number, [in, out].
-    pub peer_as: peers::AsCounters,
+    /// By the remote side's AS number.
+    peer_as: peers::AsCounters,
     /// Frames with no remote AS (no IP, internal or external, or an address
     /// outside the table), by direction.
-    pub as_unattributed: [PacketsBytes; 4],
-    /// By stable network id, [in, out].
-    pub networks: Box<[[PacketsBytes; 2]]>,
+    as_unattributed: ByDirection<PacketsBytes>,
+    /// By stable network id.
+    networks: Box<[InOut<PacketsBytes>]>,
+}
+
+/// The counters of a shard that every scrape shows, as plain values.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ShardSnapshot {
+    pub traffic: ByDirection<Count>,
+    /// By direction, then protocol slot.
+    pub protocols: ByDirection<[Count; PROTO_SLOTS]>,
+    /// Frames per `SIZE_BUCKETS` bucket (not cumulative), then +Inf.
+    pub sizes: [u64; SIZE_BUCKETS.len() + 1],
+    /// Sum of the frames' wire lengths.
+    pub size_sum: u64,
+    /// By `WireError` variant.
+    pub parse_errors: [u64; WireError::COUNT],
+}
+
+impl std::ops::AddAssign<&ShardSnapshot> for ShardSnapshot {
+    /// Sums two shards (of one interface, for example).
+    fn add_assign(&mut self, o: &ShardSnapshot) {
+        self.traffic += &o.traffic;
+        for (d, p) in o.protocols.iter() {
+            for (a, b) in self.protocols[d].iter_mut().zip(p) {
+                *a += *b;
+            }
+        }
+        for (a, b) in self.sizes.iter_mut().zip(&o.sizes) {
+            *a += b;
+        }
+        self.size_sum += o.size_sum;
+        for (a, b) in self.parse_errors.iter_mut().zip(&o.parse_errors) {
+            *a += b;
+        }
+    }
 }
 
 impl Shard {
@@ -131,5 +173,56 @@ impl Shard {
                 .map(|_| Default::default())
                 .collect(),
         }
+    }
+
+    /// Where this shard's frames come from.
+    pub fn origin(&self) -> &ShardOrigin {
+        &self.origin
+    }
+
+    /// Traffic, protocols, sizes and parse errors, read now.
+    pub fn snapshot(&self) -> ShardSnapshot {
+        ShardSnapshot {
+            traffic: self.traffic.load(),
+            protocols: self.protocols.map(|p| std::array::from_fn(|i| p[i].get())),
+            sizes: std::array::from_fn(|i| self.sizes[i].get()),
+            size_sum: self.size_sum.get(),
+            parse_errors: std::array::from_fn(|i| self.parse_errors[i].get()),
+        }
+    }
+
+    /// The current host table generation and its slots.
+    pub fn hosts(&self) -> Arc<HostSlots> {
+        self.hosts.load_full()
+    }
+
+    /// Puts in a new host table generation; returns the old one (the worker
+    /// may still hold it for the rest of its batch).
+    pub fn swap_hosts(&self, new: Arc<HostSlots>) -> Arc<HostSlots> {
+        self.hosts.swap(new)
+    }
+
+    /// (AS number, counts) of every AS this shard has seen, in table order.
+    pub fn for_each_as(&self, f: impl FnMut(u32, InOut<Count>)) {
+        self.peer_as.for_each(f)
+    }
+
+    /// Frames with no AS series of their own, by direction: no remote AS,
+    /// and (in and out) ASes that did not fit the shard's AS table.
+    pub fn as_unattributed(&self) -> ByDirection<Count> {
+        let mut u = self.as_unattributed.load();
+        for (d, o) in self.peer_as.overflow().iter() {
+            u[d] += *o;
+        }
+        u
+    }
+
+    /// (stable network id, counts) of every network with traffic.
+    pub fn networks(&self) -> impl Iterator<Item = (usize, InOut<Count>)> + '_ {
+        self.networks
+            .iter()
+            .enumerate()
+            .map(|(id, n)| (id, n.load()))
+            .filter(|(_, c)| !c.is_zero())
     }
 }

@@ -8,7 +8,8 @@
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
-use super::counter::PacketsBytes;
+use super::counter::{Count, InOut, PacketsBytes};
+use super::Direction;
 use crate::prefix::{AsTable, AsTableBuilder, NetworkTable, NetworkTableBuilder, Prefix};
 use crate::settings::{Accounting, AsFileFormat, SettingsError};
 use crate::wire::L3Addrs;
@@ -190,10 +191,10 @@ impl PeerTables {
 #[derive(Debug)]
 pub struct AsCounters {
     keys: Box<[AtomicU32]>,
-    /// [in, out] per slot, from the remote side's point of view of the frame.
-    counts: Box<[[PacketsBytes; 2]]>,
+    /// In and out per slot, by the frame's direction.
+    counts: Box<[InOut<PacketsBytes>]>,
     /// Frames whose AS did not fit (the table is kept at most 3/4 full).
-    pub overflow: [PacketsBytes; 2],
+    overflow: InOut<PacketsBytes>,
     used: AtomicU32,
 }
 
@@ -223,27 +224,27 @@ impl AsCounters {
         crate::memory::prefetch(&self.counts[i]);
     }
 
-    /// Counts a frame for `asn` in direction 0 (in) or 1 (out).
+    /// Counts a frame for `asn` in direction `dir` (in or out).
     #[inline]
-    pub fn add(&self, asn: u32, dir: usize, bytes: u64) {
+    pub fn add(&self, asn: u32, dir: Direction, bytes: u64) {
         let key = asn.wrapping_add(1);
         let mask = AS_SLOTS - 1;
         let mut i = Self::home(asn);
         loop {
             let k = self.keys[i].load(Relaxed);
             if k == key {
-                self.counts[i][dir].add(bytes);
+                self.counts[i].add(dir, bytes);
                 return;
             }
             if k == 0 {
                 let used = self.used.load(Relaxed);
                 if used as usize >= AS_SLOTS / 4 * 3 || key == 0 {
-                    self.overflow[dir].add(bytes);
+                    self.overflow.add(dir, bytes);
                     return;
                 }
                 // Counters first, then the key (Release): a scraper that
                 // sees the key (Acquire) sees zeroed-or-newer counters.
-                self.counts[i][dir].add(bytes);
+                self.counts[i].add(dir, bytes);
                 self.used.store(used + 1, Relaxed);
                 self.keys[i].store(key, std::sync::atomic::Ordering::Release);
                 return;
@@ -252,21 +253,18 @@ impl AsCounters {
         }
     }
 
-    /// (asn, [in packets, in bytes, out packets, out bytes]) of every AS seen.
-    pub fn for_each(&self, mut f: impl FnMut(u32, [u64; 4])) {
+    /// (asn, counts) of every AS seen.
+    pub fn for_each(&self, mut f: impl FnMut(u32, InOut<Count>)) {
         for (k, c) in self.keys.iter().zip(self.counts.iter()) {
             let key = k.load(std::sync::atomic::Ordering::Acquire);
             if key != 0 {
-                f(
-                    key - 1,
-                    [
-                        c[0].packets.get(),
-                        c[0].bytes.get(),
-                        c[1].packets.get(),
-                        c[1].bytes.get(),
-                    ],
-                );
+                f(key - 1, c.load());
             }
         }
+    }
+
+    /// Frames whose AS did not fit the table.
+    pub fn overflow(&self) -> InOut<Count> {
+        self.overflow.load()
     }
 }

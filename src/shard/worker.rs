@@ -312,13 +312,13 @@ fn count(
         account_peer(shard, direction, bytes, asn, net);
     }
 
-    shard.traffic[direction as usize].add(bytes);
+    shard.traffic.add(direction, bytes);
     let proto = if matches!(facts.addrs, L3Addrs::None) {
         PROTO_NON_IP
     } else {
         PROTO_SLOT[facts.protocol as usize] as usize
     };
-    shard.protocols[direction as usize][proto].add(bytes);
+    shard.protocols[direction][proto].add(bytes);
 
     let bucket = SIZE_BUCKETS
         .iter()
@@ -329,10 +329,10 @@ fn count(
 
     // Per host, from the host's own point of view.
     if let Some(c) = r.dst_slot.and_then(|slot| hosts.slots.get(slot)) {
-        c.inbound.add(bytes);
+        c.add(Direction::In, bytes);
     }
     if let Some(c) = r.src_slot.and_then(|slot| hosts.slots.get(slot)) {
-        c.outbound.add(bytes);
+        c.add(Direction::Out, bytes);
     }
     (bytes, direction)
 }
@@ -347,11 +347,11 @@ fn account_peer(
     network: Option<usize>,
 ) {
     match asn {
-        Some(asn) => shard.peer_as.add(asn, dir as usize, bytes),
-        None => shard.as_unattributed[dir as usize].add(bytes),
+        Some(asn) => shard.peer_as.add(asn, dir, bytes),
+        None => shard.as_unattributed.add(dir, bytes),
     }
     if let Some(id) = network {
-        shard.networks[id][dir as usize].add(bytes);
+        shard.networks[id].add(dir, bytes);
     }
 }
 
@@ -420,36 +420,30 @@ mod tests {
         f
     }
 
-    /// Every counter the staged worker feeds, as numbers.
-    fn snapshot(shard: &Shard) -> Vec<u64> {
-        let mut v = Vec::new();
-        let pb = |p: &crate::shard::PacketsBytes, v: &mut Vec<u64>| {
-            v.extend([p.packets.get(), p.bytes.get()])
-        };
-        for p in shard.traffic.iter().chain(&shard.as_unattributed) {
-            pb(p, &mut v);
-        }
-        for d in &shard.protocols {
-            d.iter().for_each(|p| pb(p, &mut v));
-        }
-        for n in shard.networks.iter() {
-            n.iter().for_each(|p| pb(p, &mut v));
-        }
-        v.extend(shard.sizes.iter().map(|c| c.get()));
-        v.extend(shard.parse_errors.iter().map(|c| c.get()));
+    /// Every counter the staged worker feeds, as plain values.
+    #[derive(Debug, PartialEq)]
+    struct All {
+        main: crate::shard::ShardSnapshot,
+        unattributed: crate::shard::ByDirection<crate::shard::Count>,
+        overflow: crate::shard::InOut<crate::shard::Count>,
+        networks: Vec<(usize, crate::shard::InOut<crate::shard::Count>)>,
+        ases: std::collections::BTreeMap<u32, crate::shard::InOut<crate::shard::Count>>,
+        hosts: Vec<crate::shard::InOut<crate::shard::Count>>,
+    }
+
+    fn snapshot(shard: &Shard) -> All {
         let mut ases = std::collections::BTreeMap::new();
-        shard.peer_as.for_each(|asn, c| {
+        shard.for_each_as(|asn, c| {
             ases.insert(asn, c);
         });
-        for (asn, c) in ases {
-            v.push(u64::from(asn));
-            v.extend(c);
+        All {
+            main: shard.snapshot(),
+            unattributed: shard.as_unattributed.load(),
+            overflow: shard.peer_as.overflow(),
+            networks: shard.networks().collect(),
+            ases,
+            hosts: shard.hosts().counts().collect(),
         }
-        for h in shard.hosts.load().slots.iter() {
-            pb(&h.inbound, &mut v);
-            pb(&h.outbound, &mut v);
-        }
-        v
     }
 
     /// The staged batch path (prefetch, lockstep IPv6 walks) counts exactly
@@ -558,10 +552,7 @@ mod tests {
             }
             let (a, b) = (snapshot(&staged), snapshot(&single));
             assert_eq!(a, b, "batch {batch}");
-            assert_eq!(
-                staged.traffic.iter().map(|t| t.packets.get()).sum::<u64>(),
-                5_000
-            );
+            assert_eq!(staged.snapshot().traffic.total().packets, 5_000);
         }
     }
 }
