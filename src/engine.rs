@@ -17,7 +17,7 @@
 use std::sync::Arc;
 
 use crate::export::observer::FlowExport;
-use crate::metrics::{EngineCollector, Exposition};
+use crate::metrics::{EngineCollector, Exposition, HostView};
 use crate::settings::{Accounting, Netflow, Settings, SettingsError};
 use crate::shard::worker::Worker;
 use crate::shard::{Shard, ShardOrigin, Tables};
@@ -27,6 +27,7 @@ pub struct Engine {
     tables: Arc<Tables>,
     batch: usize,
     origin: String,
+    view: HostView,
     netflow: Option<Netflow>,
     export: Option<FlowExport>,
     shards: Vec<Arc<Shard>>,
@@ -54,6 +55,11 @@ impl Engine {
             tables: Arc::new(tables),
             batch: settings.capture.batch,
             origin: settings.origin.clone(),
+            view: HostView {
+                series: settings.accounting.host_series,
+                idle_timeout: settings.accounting.host_idle_timeout,
+                max_series: settings.metrics.max_series,
+            },
             netflow: settings.netflow.clone(),
             export: None,
             shards: Vec::new(),
@@ -106,7 +112,9 @@ impl Engine {
     pub fn exposition(&mut self) -> Exposition {
         let collector = self
             .collector
-            .get_or_insert_with(|| Arc::new(EngineCollector::new(self.shards.clone())))
+            .get_or_insert_with(|| {
+                Arc::new(EngineCollector::with_view(self.shards.clone(), self.view))
+            })
             .clone();
         let exposition = Exposition::new();
         exposition.register_engine(collector);

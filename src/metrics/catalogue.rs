@@ -257,6 +257,29 @@ pub const HOST_BYTES: Family = Family::new(
     &["ip", "direction"],
 )
 .with_config_labels(Ranges);
+/// Hosts summed per value tuple of the ranges' labels, at scrape
+/// (`metrics/engine.rs`): what dashboards and rules use per customer.
+pub const CUSTOMER_PACKETS: Family = Family::new(
+    "xdpacct_customer_packets_total",
+    "Frames to (in) and from (out) the hosts of each range label value set (e.g. customer).",
+    C,
+    &["direction"],
+)
+.with_config_labels(Ranges);
+pub const CUSTOMER_BYTES: Family = Family::new(
+    "xdpacct_customer_bytes_total",
+    "Bytes to (in) and from (out) the hosts of each range label value set, per accounting.bytes.",
+    C,
+    &["direction"],
+)
+.with_config_labels(Ranges);
+/// Hosts over `metrics.max_series`, summed into `ip="other"`.
+pub const HOST_SERIES_FOLDED: Family = Family::new(
+    "xdpacct_host_series_folded",
+    "Hosts with traffic summed into ip=\"other\" because of metrics.max_series.",
+    G,
+    &[],
+);
 /// By the remote side's AS (`shard/peers.rs`); bounded by `fold.rs`.
 pub const AS_PACKETS: Family = Family::new(
     "xdpacct_as_packets_total",
@@ -417,9 +440,9 @@ pub const INTERFACE_UP: Family = Family::new(
     &["interface"],
 );
 
-/// Every family, in page order: sorted by name, then the host families
-/// (written as text after the others, packets then bytes).
-pub const ALL: [&Family; 31] = [
+/// Every family, in page order: sorted by name, then the families written
+/// as text after the others (customers, then hosts).
+pub const ALL: [&Family; 34] = [
     &AS_BYTES,
     &AS_PACKETS,
     &AS_SERIES_FOLDED,
@@ -449,6 +472,19 @@ pub const ALL: [&Family; 31] = [
     &QUEUE_FRAMES_RECEIVED,
     &QUEUE_FRAMES_SEEN,
     &QUEUE_INVALID_DESCS,
+    &CUSTOMER_PACKETS,
+    &CUSTOMER_BYTES,
+    &HOST_SERIES_FOLDED,
+    &HOST_PACKETS,
+    &HOST_BYTES,
+];
+
+/// The families written as text after the others, in page order
+/// (`EngineCollector::write_hosts_text`).
+pub const TEXT_FAMILIES: [&Family; 5] = [
+    &CUSTOMER_PACKETS,
+    &CUSTOMER_BYTES,
+    &HOST_SERIES_FOLDED,
     &HOST_PACKETS,
     &HOST_BYTES,
 ];
@@ -540,12 +576,12 @@ mod tests {
 
     #[test]
     fn all_is_in_page_order() {
-        let (text, host): (Vec<&Family>, Vec<&Family>) = ALL
+        let (protos, text) = ALL.split_at(ALL.len() - TEXT_FAMILIES.len());
+        assert!(protos.windows(2).all(|w| w[0].name < w[1].name));
+        assert_eq!(text, TEXT_FAMILIES);
+        assert!(protos
             .iter()
-            .partition(|f| f.config_labels != ConfigLabels::Ranges);
-        assert!(text.windows(2).all(|w| w[0].name < w[1].name));
-        assert_eq!(host, [&HOST_PACKETS, &HOST_BYTES]);
-        assert_eq!(&ALL[ALL.len() - 2..], [&HOST_PACKETS, &HOST_BYTES]);
+            .all(|f| f.config_labels != ConfigLabels::Ranges));
     }
 
     #[test]

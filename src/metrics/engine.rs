@@ -13,6 +13,7 @@ use prometheus::proto::MetricFamily;
 
 use super::catalogue::{self as cat, counter, gauge, histogram, label, Family};
 use super::fold::{Counts, Fold};
+use crate::settings::HostSeries;
 use crate::shard::{
     protocol_name, ByDirection, Count, Direction, HostSlots, InOut, Shard, ShardSnapshot, Tables,
     SIZE_BUCKETS,
@@ -40,9 +41,42 @@ const FAMILIES: [&Family; 13] = [
     &cat::QUEUE_FRAMES_ACCOUNTED,
 ];
 
+/// Which host series a page shows: `accounting.host_series`,
+/// `accounting.host_idle_timeout` and `metrics.max_series`.
+#[derive(Clone, Copy, Debug)]
+pub struct HostView {
+    pub series: HostSeries,
+    pub idle_timeout: Duration,
+    /// Most host series per family (host × direction); the rest are
+    /// folded into `ip="other"`.
+    pub max_series: usize,
+}
+
+impl Default for HostView {
+    /// Every host, no cap (tests and benches that count every series).
+    fn default() -> Self {
+        HostView {
+            series: HostSeries::All,
+            idle_timeout: Duration::MAX,
+            max_series: usize::MAX,
+        }
+    }
+}
+
+/// Scrape-time state of the host view: when each host's counts last
+/// changed, and the fold once there are more hosts than the cap.
+#[derive(Default)]
+struct HostViewState {
+    /// Packets (both ways) at the last change, and when it changed.
+    last_change: HashMap<HostKey, (u64, Instant)>,
+    fold: Option<Fold<HostKey>>,
+}
+
 /// Sums the shards into metric families.
 pub struct EngineCollector {
     shards: RwLock<Vec<Arc<Shard>>>,
+    view: HostView,
+    view_state: Mutex<HostViewState>,
     /// Host counts of table generations that were replaced, by host, so that
     /// a reload loses nothing.
     retired: Mutex<HashMap<HostKey, InOut<Count>>>,
@@ -52,9 +86,16 @@ pub struct EngineCollector {
 }
 
 impl EngineCollector {
+    /// Every host shown (`HostView::default`).
     pub fn new(shards: Vec<Arc<Shard>>) -> Self {
+        EngineCollector::with_view(shards, HostView::default())
+    }
+
+    pub fn with_view(shards: Vec<Arc<Shard>>, view: HostView) -> Self {
         EngineCollector {
             shards: RwLock::new(shards),
+            view,
+            view_state: Mutex::default(),
             retired: Mutex::new(HashMap::new()),
             as_fold: Default::default(),
             network_fold: Default::default(),
@@ -104,6 +145,8 @@ impl EngineCollector {
         }
         let keep: HashSet<HostKey> = tables.slot_keys().into_iter().collect();
         retired.retain(|k, _| keep.contains(k));
+        let mut view = self.view_state.lock().expect("host view lock");
+        view.last_change.retain(|k, _| keep.contains(k));
     }
 
     /// Per-host totals over all shards plus retired generations, in slot order.
@@ -131,29 +174,65 @@ impl EngineCollector {
         Some((tables, totals))
     }
 
-    /// Writes `xdpacct_host_packets_total` and `xdpacct_host_bytes_total` in
-    /// the text format straight from the counters: with 100,000 hosts this is
-    /// several times faster than building metric protos first.
+    /// Writes the customer families, `xdpacct_host_series_folded` and the
+    /// host families in the text format straight from the counters: with
+    /// 100,000 hosts this is several times faster than building metric
+    /// protos first. Which hosts have series follows the `HostView`.
     pub fn write_hosts_text(&self, out: &mut Vec<u8>) {
         let Some((tables, totals)) = self.host_totals() else {
             return;
         };
-        type Value = fn(&Count) -> u64;
-        let families: [(&Family, Value); 2] = [
-            (&cat::HOST_PACKETS, |c| c.packets),
-            (&cat::HOST_BYTES, |c| c.bytes),
-        ];
-        for (family, value) in families {
-            family.write_header(out);
-            for range in &tables.ranges {
+        let mut num = itoa::Buffer::new();
+        let range_labels: Vec<String> = tables
+            .ranges
+            .iter()
+            .map(|range| {
                 let mut extra = String::new();
                 for (name, value) in tables.range_labels(range) {
                     extra.push_str(&format!(",{name}=\"{}\"", escape_label(value)));
                 }
-                let mut ip = String::new();
-                let mut num = itoa::Buffer::new();
+                extra
+            })
+            .collect();
+
+        // Per customer: every host of the ranges with the same label values.
+        let mut customers: Vec<(&str, InOut<Count>)> = Vec::new();
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        for (range, extra) in tables.ranges.iter().zip(&range_labels) {
+            let i = *index.entry(extra.as_str()).or_insert_with(|| {
+                customers.push((extra.as_str(), InOut::default()));
+                customers.len() - 1
+            });
+            let first = range.base as usize;
+            for t in &totals[first..first + range.count as usize] {
+                customers[i].1 += *t;
+            }
+        }
+        type Value = fn(&Count) -> u64;
+        let values: [Value; 2] = [|c| c.packets, |c| c.bytes];
+        for (family, value) in [&cat::CUSTOMER_PACKETS, &cat::CUSTOMER_BYTES].into_iter().zip(values) {
+            family.write_header(out);
+            for (extra, t) in &customers {
+                for (dir, c) in t.iter() {
+                    let labels = format!("direction=\"{}\"{extra}", dir.as_str());
+                    write_sample(out, family.name, &labels, num.format(value(c)));
+                }
+            }
+        }
+
+        let (shown, other) = self.host_view(&tables, &totals);
+        cat::HOST_SERIES_FOLDED.write_header(out);
+        let folded = other.as_ref().map_or(0, |(n, _)| *n);
+        write_sample(out, cat::HOST_SERIES_FOLDED.name, "", num.format(folded));
+        for (family, value) in [&cat::HOST_PACKETS, &cat::HOST_BYTES].into_iter().zip(values) {
+            family.write_header(out);
+            let mut ip = String::new();
+            for (r, range) in tables.ranges.iter().enumerate() {
                 for off in 0..range.count {
-                    let t = &totals[(range.base + off) as usize];
+                    let slot = (range.base + off) as usize;
+                    let Some(t) = shown.get(slot).copied().flatten() else {
+                        continue;
+                    };
                     ip.clear();
                     tables.write_host_label(&mut ip, range, off);
                     for (dir, c) in t.iter() {
@@ -163,15 +242,89 @@ impl EngineCollector {
                         out.extend_from_slice(b"\",direction=\"");
                         out.extend_from_slice(dir.as_str().as_bytes());
                         out.push(b'"');
-                        out.extend_from_slice(extra.as_bytes());
+                        out.extend_from_slice(range_labels[r].as_bytes());
                         out.extend_from_slice(b"} ");
                         out.extend_from_slice(num.format(value(c)).as_bytes());
                         out.push(b'\n');
                     }
                 }
             }
+            if let Some((_, t)) = &other {
+                let blank: String = tables.label_names.iter().map(|n| format!(",{n}=\"\"")).collect();
+                for (dir, c) in t.iter() {
+                    let labels = format!("ip=\"other\",direction=\"{}\"{blank}", dir.as_str());
+                    write_sample(out, family.name, &labels, num.format(value(c)));
+                }
+            }
         }
     }
+
+    /// Which hosts get series this scrape (by slot: the value to show, or
+    /// `None`), and, once more hosts have traffic than `max_series / 2`,
+    /// the folded count and total of the rest (`ip="other"`). Every shown
+    /// series and `other` only go up.
+    fn host_view(
+        &self,
+        tables: &Tables,
+        totals: &[InOut<Count>],
+    ) -> (Vec<Option<InOut<Count>>>, Option<(usize, InOut<Count>)>) {
+        let now = Instant::now();
+        let mut state = self.view_state.lock().expect("host view lock");
+        let keys = tables.slot_keys();
+        let mut shown: Vec<Option<InOut<Count>>> = vec![None; totals.len()];
+        for (slot, t) in totals.iter().enumerate() {
+            let packets = t.total().packets;
+            shown[slot] = match self.view.series {
+                HostSeries::All => Some(*t),
+                HostSeries::Active if packets == 0 => None,
+                HostSeries::Active => {
+                    let seen = state.last_change.entry(keys[slot]).or_insert((packets, now));
+                    if seen.0 != packets {
+                        *seen = (packets, now);
+                    }
+                    (now.duration_since(seen.1) < self.view.idle_timeout).then_some(*t)
+                }
+            };
+        }
+        let max_hosts = self.view.max_series / 2;
+        let counted = shown.iter().filter(|s| s.is_some()).count();
+        if counted <= max_hosts && state.fold.is_none() {
+            return (shown, None);
+        }
+        // Over the cap (once, then for good, so `other` stays monotonic):
+        // the busiest hosts keep their series, every other host with
+        // traffic, idle or not, is summed into `other`.
+        let candidates: HashMap<HostKey, InOut<Count>> = totals
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| !t.total().is_zero())
+            .map(|(slot, t)| (keys[slot], *t))
+            .collect();
+        let folded = state
+            .fold
+            .get_or_insert_with(Fold::default)
+            .apply(&candidates, max_hosts);
+        let chosen: HashMap<HostKey, InOut<Count>> = folded.shown.into_iter().collect();
+        for (slot, s) in shown.iter_mut().enumerate() {
+            if s.is_some() {
+                *s = chosen.get(&keys[slot]).copied();
+            }
+        }
+        (shown, Some((folded.folded, folded.other)))
+    }
+}
+
+/// One sample line of the text format.
+fn write_sample(out: &mut Vec<u8>, name: &str, labels: &str, value: &str) {
+    out.extend_from_slice(name.as_bytes());
+    if !labels.is_empty() {
+        out.push(b'{');
+        out.extend_from_slice(labels.as_bytes());
+        out.push(b'}');
+    }
+    out.push(b' ');
+    out.extend_from_slice(value.as_bytes());
+    out.push(b'\n');
 }
 
 impl EngineCollector {

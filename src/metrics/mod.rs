@@ -15,7 +15,7 @@ use prometheus::core::Collector;
 use prometheus::proto::MetricFamily;
 use prometheus::{Encoder, TextEncoder};
 
-pub use engine::EngineCollector;
+pub use engine::{EngineCollector, HostView};
 
 /// Every source of metrics the scrape page shows.
 #[derive(Clone, Default)]
