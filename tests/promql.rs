@@ -318,6 +318,10 @@ fn write_config(dir: &Path, collector: u16) -> PathBuf {
         r#"
 [accounting]
 bytes = "l2"
+# Every host series from the start: the per-host rate() checks below need
+# a zero sample before the traffic (the default, "active", starts a host's
+# series with its first frame; the customer family covers that case).
+host_series = "all"
 local_networks = ["198.51.100.0/24", "2001:db8:1::/48"]
 as_file = "{}"
 as_file_format = "prefix_asn"

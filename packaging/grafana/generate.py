@@ -268,7 +268,7 @@ def billing():
     L.add("table", "Billing now: rate and 95th percentile per customer", [
         target(f'customer:xdpacct_host_bits_billable:rate5m{{{csel}}}', "", ref="A", instant=True, fmt="table"),
         target(f'customer:xdpacct_host_bits_billable:rate5m_p95_31d{{{csel}}}', "", ref="B", instant=True, fmt="table"),
-        target(f'sum by (customer) (increase(xdpacct_host_bytes_total{{{csel}}}[$__range]))',
+        target(f'sum by (customer) (increase(xdpacct_customer_bytes_total{{{csel}}}[$__range]))',
                "", ref="C", instant=True, fmt="table")],
         w=12, h=9, unit="bps",
         transformations=[
@@ -303,7 +303,7 @@ def billing():
         target(f'topk(20, host:xdpacct_host_packets:rate5m{{{hsel}}})', "{{ip}} {{direction}}")],
         w=24, h=8, unit="pps", options=ts_options())
     variables = [
-        query_var("customer", "Customer", "label_values(xdpacct_host_bytes_total, customer)"),
+        query_var("customer", "Customer", "label_values(xdpacct_customer_bytes_total, customer)"),
         query_var("host", "Host", 'label_values(xdpacct_host_bytes_total{customer=~"$customer"}, ip)'),
     ]
     return dashboard("xdpacct-billing", "xdpacct / Customers and billing",
