@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use xdpacct::metrics::server::{Limits, MetricsServer, ServerOptions};
+use xdpacct::metrics::server::{Limits, MetricsListener, MetricsServer, ServerOptions};
 use xdpacct::metrics::web_config::WebConfig;
 use xdpacct::metrics::Exposition;
 
@@ -75,8 +75,12 @@ fn status(response: &[u8]) -> Option<u16> {
 }
 
 fn header<'a>(response: &'a [u8], name: &str) -> Option<&'a str> {
-    let text = std::str::from_utf8(response).ok()?;
-    let head = text.split("\r\n\r\n").next()?;
+    // The head only: a gzip body is not UTF-8.
+    let end = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(response.len());
+    let head = std::str::from_utf8(&response[..end]).ok()?;
     head.lines().skip(1).find_map(|l| {
         let (k, v) = l.split_once(':')?;
         k.eq_ignore_ascii_case(name).then(|| v.trim())
@@ -456,4 +460,463 @@ fn run_exits_2_on_a_bad_web_config() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains(&web.display().to_string()), "{stderr}");
     assert!(stderr.contains("basic_auth_users.prom"), "{stderr}");
+}
+
+/// The body of a response read to EOF (after the blank line).
+fn body(response: &[u8]) -> &[u8] {
+    let at = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head");
+    &response[at + 4..]
+}
+
+fn gunzip(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(data)
+        .read_to_end(&mut out)
+        .expect("a gzip body");
+    out
+}
+
+fn get_with(addr: SocketAddr, head: &str) -> Vec<u8> {
+    exchange(addr, head.as_bytes(), Duration::from_secs(10))
+}
+
+/// Regression: `Accept-Encoding: gzip;q=0` still got gzip, and /metrics
+/// had no `Vary: Accept-Encoding`.
+#[test]
+fn metrics_honours_accept_encoding_q_values_and_varies_on_it() {
+    let server = start(ServerOptions::default());
+    let addr = server.local_addr;
+    let get = |accept: &str| {
+        get_with(
+            addr,
+            &format!("GET /metrics HTTP/1.1\r\nHost: x\r\n{accept}Connection: close\r\n\r\n"),
+        )
+    };
+    for accept in [
+        "",
+        "Accept-Encoding: gzip;q=0\r\n",
+        "Accept-Encoding: gzip;q=0.5, identity\r\n",
+        "Accept-Encoding: br\r\n",
+    ] {
+        let r = get(accept);
+        assert_eq!(status(&r), Some(200), "{accept:?}");
+        assert_eq!(header(&r, "content-encoding"), None, "{accept:?}");
+        assert_eq!(header(&r, "vary"), Some("Accept-Encoding"), "{accept:?}");
+        assert!(
+            String::from_utf8_lossy(body(&r)).starts_with("# HELP xdpacct_build_info"),
+            "{accept:?}"
+        );
+    }
+    for accept in [
+        "gzip",
+        "gzip, deflate",
+        "x-gzip",
+        "*",
+        "identity;q=0, gzip;q=0.1",
+    ] {
+        let r = get(&format!("Accept-Encoding: {accept}\r\n"));
+        assert_eq!(status(&r), Some(200), "{accept:?}");
+        assert_eq!(header(&r, "content-encoding"), Some("gzip"), "{accept:?}");
+        assert_eq!(header(&r, "vary"), Some("Accept-Encoding"), "{accept:?}");
+        let plain = gunzip(body(&r));
+        assert!(
+            String::from_utf8_lossy(&plain).starts_with("# HELP xdpacct_build_info"),
+            "{accept:?}"
+        );
+    }
+    // Neither coding acceptable: 406 (RFC 9110 §12.5.3), still varying.
+    for accept in ["identity;q=0", "*;q=0", "gzip;q=0, identity;q=0"] {
+        let r = get(&format!("Accept-Encoding: {accept}\r\n"));
+        assert_eq!(status(&r), Some(406), "{accept:?}");
+        assert_eq!(header(&r, "vary"), Some("Accept-Encoding"), "{accept:?}");
+    }
+}
+
+/// Regression: an HTTP/1.1 request without `Host` got 200 (RFC 9112 §3.2
+/// says 400, also for two `Host` lines).
+#[test]
+fn http11_request_without_exactly_one_host_gets_400() {
+    let server = start(ServerOptions::default());
+    let addr = server.local_addr;
+    for (name, head, want) in [
+        (
+            "no host",
+            "GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n",
+            400,
+        ),
+        (
+            "no host, healthz",
+            "GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n",
+            400,
+        ),
+        (
+            "two hosts",
+            "GET /metrics HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n",
+            400,
+        ),
+        (
+            "two hosts, 1.0",
+            "GET /metrics HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n",
+            400,
+        ),
+        ("1.0 needs none", "GET /metrics HTTP/1.0\r\n\r\n", 200),
+        (
+            "one host",
+            "GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+            200,
+        ),
+        (
+            "empty host",
+            "GET /healthz HTTP/1.1\r\nHost:\r\nConnection: close\r\n\r\n",
+            200,
+        ),
+    ] {
+        let r = get_with(addr, head);
+        assert_eq!(
+            status(&r),
+            Some(want),
+            "{name}: {}",
+            String::from_utf8_lossy(&r)
+        );
+    }
+}
+
+/// Series on the big test page: about 29 MB of text, the size of the
+/// example config's page (a /48 of IPv6 /64 hosts).
+const BIG_SERIES: u64 = 360_000;
+
+/// `xdpacct_test_big{host,customer,site} i` for i in 0..BIG_SERIES.
+struct BigPage;
+
+impl prometheus::core::Collector for BigPage {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        vec![]
+    }
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        use prometheus::proto::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
+        let label = |name: &str, value: String| {
+            let mut l = LabelPair::default();
+            l.set_name(name.to_string());
+            l.set_value(value);
+            l
+        };
+        let metrics = (0..BIG_SERIES)
+            .map(|i| {
+                let mut g = Gauge::default();
+                g.set_value(i as f64);
+                let mut m = Metric::from_label(vec![
+                    label("customer", "example-hosting".into()),
+                    label(
+                        "host",
+                        format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255),
+                    ),
+                    label("site", "ams1".into()),
+                ]);
+                m.set_gauge(g);
+                m
+            })
+            .collect();
+        let mut f = MetricFamily::default();
+        f.set_name("xdpacct_test_big".into());
+        f.set_help("Test page.".into());
+        f.set_field_type(MetricType::GAUGE);
+        f.set_metric(metrics);
+        vec![f]
+    }
+}
+
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/self/status");
+    kb * 1024
+}
+
+/// A Prometheus-like scrape (gzip) of the big page, checked against the
+/// page's construction: every series once, values 0..BIG_SERIES.
+fn scrape_big_page(addr: SocketAddr) -> Result<(), String> {
+    let r = exchange(
+        addr,
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(10),
+    );
+    if status(&r) != Some(200) {
+        return Err(format!("status {:?}: {} bytes", status(&r), r.len()));
+    }
+    let gz = body(&r);
+    let length: usize = header(&r, "content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if length != gz.len() {
+        return Err(format!("content-length {length}, got {} bytes", gz.len()));
+    }
+    // Line by line: the test's own memory stays small next to the server's.
+    let mut lines = std::io::BufReader::new(flate2::read::GzDecoder::new(gz));
+    let (mut n, mut sum) = (0u64, 0u64);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match std::io::BufRead::read_until(&mut lines, b'\n', &mut line) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => return Err(format!("gzip body: {e}")),
+        }
+        if let Some(rest) = line.strip_prefix(b"xdpacct_test_big{") {
+            let value = rest.trim_ascii_end().rsplit(|&b| b == b' ').next().unwrap();
+            n += 1;
+            sum += std::str::from_utf8(value).unwrap().parse::<u64>().unwrap();
+        }
+    }
+    let want = (BIG_SERIES, BIG_SERIES * (BIG_SERIES - 1) / 2);
+    if (n, sum) != want {
+        return Err(format!("series/sum {:?}, want {want:?}", (n, sum)));
+    }
+    Ok(())
+}
+
+/// A client with a 4 KiB receive buffer that sends GET /metrics (plain
+/// text: the biggest answer) and never reads.
+fn non_reading_client(rt: &tokio::runtime::Runtime, addr: SocketAddr) -> Option<TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4().ok()?;
+    socket.set_recv_buffer_size(4096).ok()?;
+    let stream = rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(2), socket.connect(addr)).await
+    });
+    let mut s = stream.ok()?.ok()?.into_std().ok()?;
+    s.set_nonblocking(false).ok()?;
+    let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    Some(s)
+}
+
+/// Regression: 300 connections that each sent GET /metrics with a 4 KB
+/// receive buffer and never read took the daemon from 26 MB to 3.36 GB
+/// (a 28.8 MB page rendered per request and held for seconds), and an
+/// honest scraper got nothing for about 20 s.
+#[test]
+fn non_reading_clients_neither_grow_memory_nor_starve_the_scraper() {
+    let _turn = FLOOD.lock().unwrap_or_else(|e| e.into_inner());
+    raise_fd_limit();
+    let exposition = Exposition::new();
+    exposition.register(Box::new(BigPage));
+    let server =
+        MetricsServer::start_with(localhost(), exposition, ServerOptions::default()).unwrap();
+    let addr = server.local_addr;
+    // One scrape first: the page's size, and memory that one page takes.
+    scrape_big_page(addr).unwrap();
+    let plain = exchange(
+        addr,
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(10),
+    );
+    let page_len = body(&plain).len();
+    assert!(page_len > 25_000_000, "page of {page_len} bytes");
+    drop(plain);
+    std::thread::sleep(Duration::from_millis(200));
+    let before = rss_bytes();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut peak = 0;
+            // Bounded: 60 s at most.
+            let until = Instant::now() + Duration::from_secs(60);
+            while !stop.load(Relaxed) && Instant::now() < until {
+                peak = peak.max(rss_bytes());
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            peak
+        })
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let flood_start = Instant::now();
+    let hostile: Vec<TcpStream> = (0..300)
+        .filter_map(|_| non_reading_client(&rt, addr))
+        .collect();
+    assert_eq!(hostile.len(), 300);
+    // Let the flood's answers start and stall (1 s makes a stalled sender
+    // evictable; the page takes a moment to render).
+    std::thread::sleep(Duration::from_secs(3));
+
+    // Honest scrapes, 1.5 s apart (each past the page reuse time).
+    let mut took = Vec::new();
+    for i in 0..3 {
+        let t = Instant::now();
+        if let Err(e) = scrape_big_page(addr) {
+            panic!("honest scrape {i} during the flood: {e}");
+        }
+        took.push(t.elapsed());
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    stop.store(true, Relaxed);
+    let peak = sampler.join().unwrap();
+    let growth = peak.saturating_sub(before);
+    eprintln!(
+        "page {page_len} bytes; RSS {} MB before, peak {} MB during 300 non-reading clients \
+         (+{} MB); honest scrapes took {took:?}",
+        before >> 20,
+        peak >> 20,
+        growth >> 20
+    );
+    // Memory is not speed: a bound is a fair test. Two pages and their
+    // gzip are ~70 MB; one page per client would be 8.6 GB.
+    assert!(growth < 200 << 20, "RSS grew by {} MB", growth >> 20);
+
+    // The flood is closed once it has read nothing for the stall timeout
+    // (10 s), and at the latest the request timeout (30 s) after its
+    // request (the kernel may still take a few bytes now and then): reading
+    // now drains what the kernel buffered, then ends.
+    let limits = Limits::default();
+    assert!(limits.send_stall_timeout < limits.request_timeout);
+    std::thread::sleep(
+        (flood_start + limits.request_timeout + Duration::from_secs(2))
+            .saturating_duration_since(Instant::now()),
+    );
+    let mut closed = 0;
+    let mut drained = 0usize;
+    for (i, mut s) in hostile.into_iter().enumerate() {
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut buf = [0u8; 65536];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => {
+                    closed += 1;
+                    break;
+                }
+                Ok(n) => drained += n,
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => {
+                    closed += 1;
+                    break;
+                }
+                Err(e) => panic!("flood connection {i} still open: {e}"),
+            }
+        }
+    }
+    eprintln!("{closed} of 300 flood connections closed; {drained} bytes were buffered for them");
+    assert_eq!(closed, 300);
+    // Kernel buffers hold little per client (the send buffer is capped at
+    // 256 KiB; uncapped it grew to 2.7 MB each, 800 MB for the flood).
+    assert!(drained < 300 << 20, "{drained} bytes");
+}
+
+/// Regression: a bcrypt cost of 20 or 31 hung start-up without a word (a
+/// dummy hash at the highest cost was computed at load).
+#[test]
+fn bcrypt_cost_above_the_maximum_exits_2_naming_file_and_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let web = dir.path().join("web.yml");
+    let tail = "9lCPP5VsdKsJfbZ68FdsweQ74paTq8LCBl/N34xjsS1dS/6U/pYxO";
+    let config = dir.path().join("xdpacct.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[metrics]\nlisten = \"127.0.0.1:0\"\nweb_config = \"{}\"\n",
+            web.display()
+        ),
+    )
+    .unwrap();
+    for (cost, args) in [
+        (31, &["check-config", "--config"][..]),
+        (20, &["check-config", "--config"][..]),
+        (20, &["run", "-i", "xdpacct-none0", "--config"][..]),
+    ] {
+        std::fs::write(
+            &web,
+            format!("basic_auth_users:\n  alice: '$2b$10${tail}'\n  bob: '$2b${cost}${tail}'\n"),
+        )
+        .unwrap();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_xdpacct"))
+            .args(args)
+            .arg(&config)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Bounded: a hang (the defect) fails here instead of blocking.
+        let until = Instant::now() + Duration::from_secs(20);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > until {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{args:?} with cost {cost} still running after 20 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?} {cost}: {stderr}");
+        let line = stderr.lines().last().unwrap_or("");
+        assert!(line.contains(&web.display().to_string()), "{stderr}");
+        assert!(
+            line.contains(&format!(
+                "basic_auth_users.bob: bcrypt cost {cost} is above the maximum 14"
+            )),
+            "{stderr}"
+        );
+    }
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| xdpacct::privileges::effective_uid(&s))
+        == Some(0)
+}
+
+/// Regression: a listen port below 1024 kept CAP_NET_BIND_SERVICE for the
+/// life of the process, because the server bound after the drop. Bound
+/// first, it serves with the capability gone (capabilities are per thread:
+/// the drop and the server run on a thread of this test).
+#[test]
+fn low_port_bound_before_the_drop_serves_without_cap_net_bind_service() {
+    use caps::{CapSet, Capability};
+    if !is_root() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but this test needs root (binding a port below 1024, dropping capabilities)"
+        );
+        eprintln!("skipping: needs root");
+        return;
+    }
+    std::thread::spawn(|| {
+        let listener = (900..1000)
+            .find_map(|port| MetricsListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).ok())
+            .expect("a free port in 900..1000");
+        let addr = listener.local_addr();
+        assert!(addr.port() < 1024);
+        let kept = xdpacct::privileges::drop_after_start(false).unwrap();
+        assert!(!kept.contains(&Capability::CAP_NET_BIND_SERVICE));
+        for set in [CapSet::Effective, CapSet::Permitted, CapSet::Bounding] {
+            let now = caps::read(None, set).unwrap();
+            assert!(
+                !now.contains(&Capability::CAP_NET_BIND_SERVICE),
+                "{set:?}: {now:?}"
+            );
+        }
+        // Really gone: another low port cannot be bound now.
+        let again = (900..1000)
+            .filter(|&p| p != addr.port())
+            .map(|port| std::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))))
+            .find(|r| !matches!(r, Err(e) if e.kind() == ErrorKind::AddrInUse))
+            .expect("a free low port to try");
+        assert_eq!(again.unwrap_err().kind(), ErrorKind::PermissionDenied);
+        // The server thread starts from this thread, without the capability.
+        let server = listener
+            .serve(Exposition::new(), ServerOptions::default())
+            .unwrap();
+        let r = scrape(server.local_addr);
+        assert_eq!(status(&r), Some(200), "{}", String::from_utf8_lossy(&r));
+        assert!(String::from_utf8_lossy(&r).contains("xdpacct_build_info"));
+    })
+    .join()
+    .unwrap();
 }
