@@ -39,7 +39,7 @@ use crate::capture::stats::{CaptureCollector, QueueStats, QueueStatsSource};
 use crate::capture::CaptureError;
 use crate::engine::Engine;
 use crate::metrics::catalogue;
-use crate::metrics::server::{MetricsServer, ServerOptions};
+use crate::metrics::server::{MetricsListener, ServerOptions};
 use crate::metrics::web_config::WebConfig;
 use crate::settings::{self, CliOverrides, Settings};
 use crate::shard::worker::Worker;
@@ -401,7 +401,11 @@ pub fn run(settings: Settings, cli: CliOverrides) -> anyhow::Result<()> {
         let queues = live::open(c, ifname, None).map_err(|e| StartupError(e.to_string()))?;
         opened.push((ifname.clone(), queues));
     }
-    crate::privileges::drop_after_start(listen.port() < 1024)
+    // Bound before the drop (a port below 1024 needs CAP_NET_BIND_SERVICE
+    // only for bind), served after it; binding starts no thread.
+    let listener = MetricsListener::bind(listen)
+        .map_err(|e| StartupError(format!("{origin}: metrics.listen: {listen}: {e}")))?;
+    crate::privileges::drop_after_start(false)
         .map_err(|e| StartupError(format!("dropping capabilities: {e}")))?;
     engine
         .start_export()
@@ -439,7 +443,8 @@ pub fn run(settings: Settings, cli: CliOverrides) -> anyhow::Result<()> {
     exposition.register(Box::new(links.down.clone()));
     exposition.register(Box::new(links.restarts.clone()));
     exposition.register(Box::new(links.up.clone()));
-    let mut server = MetricsServer::start_with(listen, exposition, ServerOptions::with_web(web))
+    let mut server = listener
+        .serve(exposition, ServerOptions::with_web(web))
         .map_err(|e| StartupError(format!("{origin}: metrics.listen: {listen}: {e}")))?;
     tracing::info!(listen = %server.local_addr, config = origin.as_str(), "serving /metrics");
 
