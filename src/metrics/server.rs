@@ -18,8 +18,8 @@
 //!
 //! Memory does not grow with clients. Concurrent scrapes share one render
 //! ([`Pages`]: single flight): a scrape arriving while a page is rendered
-//! waits for it, one arriving within [`PAGE_REUSE`] after gets the same
-//! page, and every answer is sent from the page's shared buffer (plain and
+//! waits for it (one arriving within [`PAGE_REUSE`] after it, zero, would
+//! get the same page), and every answer is sent from the page's shared buffer (plain and
 //! gzip), [`BODY_CHUNK`] bytes at a time, by reference, never copied. A
 //! client that takes nothing for [`Limits::send_stall_timeout`] is closed,
 //! and so is one still reading [`Limits::request_timeout`] after its
@@ -73,9 +73,13 @@ const LISTEN_BACKLOG: u32 = 4096;
 /// read holds at most one piece, by reference.
 pub const BODY_CHUNK: usize = 64 * 1024;
 
-/// How long after a render finished its page still answers new scrapes, so
-/// that scrapers arriving together (an HA pair, a flood) share one render.
-pub const PAGE_REUSE: Duration = Duration::from_secs(1);
+/// How long after a render finished its page still answers new scrapes.
+/// Zero: a scrape never gets counts from before it arrived, except while
+/// it shares a render already running (scrapers arriving together, an HA
+/// pair or a flood, still share one render) or while two pages are alive
+/// (below). A positive reuse made a scrape right after an event (a counter
+/// the test or operator just changed) show the state of up to a second ago.
+pub const PAGE_REUSE: Duration = Duration::ZERO;
 
 /// Kernel send buffer of each connection, in bytes asked (Linux doubles
 /// it), inherited from the listening socket. Without a cap the kernel grows
@@ -413,19 +417,21 @@ impl Pages {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn next(&self, now: Instant) -> Next {
+    /// What a scrape that arrived at `arrived` does at `now`: take a page
+    /// whose render ended after it arrived (it waited for that render) or
+    /// within [`PAGE_REUSE`], answer 500 if that render failed, wait for the
+    /// render running, or render.
+    fn next(&self, arrived: Instant, now: Instant) -> Next {
         let mut st = self.lock();
         st.superseded.retain(|w| w.strong_count() > 0);
-        if let Some(p) = &st.latest {
-            if now.saturating_duration_since(p.finished) < PAGE_REUSE {
-                return Next::Ready(p.clone());
+        let fresh = |t: Instant| t >= arrived || now.saturating_duration_since(t) < PAGE_REUSE;
+        let finished = st.latest.as_ref().map(|p| p.finished);
+        match (finished, st.failed_at) {
+            (_, Some(f)) if fresh(f) && finished.map_or(true, |p| f > p) => return Next::Failed,
+            (Some(p), _) if fresh(p) => {
+                return Next::Ready(st.latest.clone().expect("latest present"))
             }
-        }
-        if st
-            .failed_at
-            .is_some_and(|t| now.saturating_duration_since(t) < PAGE_REUSE)
-        {
-            return Next::Failed;
+            _ => {}
         }
         if st.rendering {
             return Next::Wait;
@@ -478,9 +484,10 @@ impl Pages {
 /// The page for a scrape: the fresh one, the one being rendered, or a new
 /// render. None when the render failed.
 async fn page(shared: &Arc<Shared>) -> Option<Arc<Page>> {
+    let arrived = Instant::now();
     let mut done = shared.pages.done.subscribe();
     loop {
-        match shared.pages.next(Instant::now()) {
+        match shared.pages.next(arrived, Instant::now()) {
             Next::Ready(p) => return Some(p),
             Next::Failed => return None,
             Next::Wait => {}
@@ -1096,44 +1103,47 @@ mod tests {
         let pages = Pages::new();
         let t0 = Instant::now();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
-        assert!(matches!(pages.next(at(0)), Next::Render));
-        // Everyone arriving during the render waits for it.
-        assert!(matches!(pages.next(at(10)), Next::Wait));
-        assert!(matches!(pages.next(at(20)), Next::Wait));
+        // `next(arrived, now)`; a scrape that does not wait has both equal.
+        let now = |ms: u64| pages.next(at(ms), at(ms));
+        assert!(matches!(now(0), Next::Render));
+        // Everyone arriving during the render waits for it...
+        assert!(matches!(now(10), Next::Wait));
+        assert!(matches!(now(20), Next::Wait));
         let (p1, token1) = page_at(at(100));
         drop(token1);
         pages.finish(Some(p1), at(100));
-        // Shortly after: the same page, no render.
-        let Next::Ready(a) = pages.next(at(200)) else {
+        // ...and gets its page, no render of its own.
+        let Next::Ready(a) = pages.next(at(10), at(100)) else {
             panic!()
         };
-        let Next::Ready(b) = pages.next(at(300)) else {
+        let Next::Ready(b) = pages.next(at(20), at(101)) else {
             panic!()
         };
         assert!(Arc::ptr_eq(&a, &b));
         // A client keeps page 1's buffer (it does not read).
         let held1 = a.text.clone();
         drop((a, b));
-        // After PAGE_REUSE a new render; page 1 stays alive meanwhile.
-        assert!(matches!(pages.next(at(1200)), Next::Render));
-        let (p2, token2) = page_at(at(1300));
+        // A scrape arriving after it gets a new render (no counts older
+        // than the request); page 1 stays alive meanwhile.
+        assert!(matches!(now(200), Next::Render));
+        let (p2, token2) = page_at(at(300));
         drop(token2);
-        pages.finish(Some(p2), at(1300));
+        pages.finish(Some(p2), at(300));
         assert_eq!(pages.live(), 2);
-        // Page 2 is stale too, but page 1 is still held: no third page.
-        let Next::Ready(c) = pages.next(at(2500)) else {
-            panic!()
-        };
-        assert_eq!(c.finished, at(1300));
+        // Page 1 is still held: the newest page rather than a third.
+        let Next::Ready(c) = now(2500) else { panic!() };
+        assert_eq!(c.finished, at(300));
         drop(c);
         // Page 1 let go: rendering resumes.
         drop(held1);
         assert_eq!(pages.live(), 1);
-        assert!(matches!(pages.next(at(2600)), Next::Render));
-        // A failed render answers 500 for a moment, then is retried.
+        assert!(matches!(now(2600), Next::Render));
+        assert!(matches!(now(2610), Next::Wait));
+        // A failed render answers 500 to those who waited for it, and the
+        // next scrape renders again.
         pages.finish(None, at(2650));
-        assert!(matches!(pages.next(at(2700)), Next::Failed));
-        assert!(matches!(pages.next(at(3700)), Next::Render));
+        assert!(matches!(pages.next(at(2610), at(2650)), Next::Failed));
+        assert!(matches!(now(2700), Next::Render));
     }
 
     #[tokio::test(flavor = "current_thread")]
