@@ -28,6 +28,9 @@ pub enum DropReason {
     /// AF_XDP: other drops counted in `rx_dropped` (e.g. a frame larger than
     /// the UMEM frame): `rx_dropped` minus `rx_fill_ring_empty_descs`.
     Other,
+    /// AF_XDP: the kernel handed over a descriptor outside the UMEM (a kernel
+    /// or driver bug, not traffic); the frame was not read.
+    InvalidDesc,
     /// AF_PACKET: the TPACKET_V3 ring had no free block (`tp_drops`).
     RingFull,
 }
@@ -40,6 +43,7 @@ impl DropReason {
             DropReason::FillRingEmpty => "fill_ring_empty",
             DropReason::RxRingFull => "rx_ring_full",
             DropReason::Other => "other",
+            DropReason::InvalidDesc => "invalid_desc",
             DropReason::RingFull => "ring_full",
         }
     }
