@@ -15,7 +15,7 @@ use xdpilone::{DeviceQueue, IfInfo, RingRx, Socket, SocketConfig, Umem, UmemConf
 
 use super::program::{ProgramMaps, XdpProgram};
 use super::{AfxdpOptions, ZeroCopy};
-use crate::capture::netdev::{self, Mmap};
+use crate::capture::netdev::{self, Mmap, Pod};
 use crate::capture::stats::{DropReason, QueueStats, QueueStatsSource};
 use crate::capture::{Capture, CaptureError, Frame};
 
@@ -27,20 +27,6 @@ pub const FRAME_SIZE: u32 = 2048;
 const IDLE_WAIT_MS: i32 = 100;
 /// Completion ring: unused (receive only) but required by bind.
 const COMPLETION_SIZE: u32 = 64;
-const SOL_XDP: i32 = 283;
-const XDP_STATISTICS: i32 = 7;
-
-/// `struct xdp_statistics` (linux/if_xdp.h), Linux 5.9+ layout.
-#[repr(C)]
-#[derive(Clone, Copy, Default, Debug)]
-struct XdpStatistics {
-    rx_dropped: u64,
-    rx_invalid_descs: u64,
-    tx_invalid_descs: u64,
-    rx_ring_full: u64,
-    rx_fill_ring_empty_descs: u64,
-    tx_ring_empty_descs: u64,
-}
 
 /// The part of a queue the metrics thread reads.
 struct Shared {
@@ -82,9 +68,11 @@ impl QueueStatsSource for Shared {
             }
         }
         let sock = self.sock.read().unwrap_or_else(|p| p.into_inner());
-        let mut st = XdpStatistics::default();
+        // Linux 5.9+ layout; an older kernel writes only the first three
+        // fields and the rest stay zero.
+        let mut st = <libc::xdp_statistics as Pod>::zeroed();
         if let Some(fd) = *sock {
-            if netdev::getsockopt(fd, SOL_XDP, XDP_STATISTICS, &mut st).is_ok() {
+            if netdev::getsockopt(fd, libc::SOL_XDP, libc::XDP_STATISTICS, &mut st).is_ok() {
                 set_reason(
                     &mut last.dropped,
                     DropReason::FillRingEmpty,
@@ -209,12 +197,6 @@ fn open_rings(
     })
 }
 
-/// `XDP_USE_SG`: frames larger than a UMEM frame arrive as several
-/// descriptors (Linux 6.6+) instead of being dropped.
-const XDP_USE_SG: u16 = 1 << 4;
-/// `XDP_PKT_CONTD` in a descriptor's options: more fragments follow.
-const XDP_PKT_CONTD: u32 = 1;
-
 /// Tries the socket variants `zero_copy` allows, best first: zero-copy before
 /// copy, multi-buffer before single-buffer. Returns the rings and whether
 /// they are zero-copy and multi-buffer. A busy queue fails at once.
@@ -233,7 +215,10 @@ fn open_socket(
     let mut last = None;
     for &(mode, zc) in modes {
         for sg in [true, false] {
-            let flags = mode | if sg { XDP_USE_SG } else { 0 };
+            // `XDP_USE_SG`: frames larger than a UMEM frame arrive as several
+            // descriptors (Linux 6.6+), each but the last with
+            // `XDP_PKT_CONTD`, instead of being dropped.
+            let flags = mode | if sg { libc::XDP_USE_SG } else { 0 };
             match open(flags) {
                 Ok(rings) => return Ok((rings, zc, sg)),
                 Err((what, e)) if e.raw_os_error() == Some(libc::EBUSY) => return Err((what, e)),
@@ -413,7 +398,7 @@ impl AfxdpQueue {
             }
             while let Some(desc) = r.read() {
                 descs += 1;
-                let more = desc.options & XDP_PKT_CONTD != 0;
+                let more = desc.options & libc::XDP_PKT_CONTD != 0;
                 match self
                     .assembler
                     .push(desc.addr, desc.len, more, &mut self.recycle)
