@@ -7,14 +7,14 @@
 //! - `stats`: per-queue kernel drop counters of the live backends, as a
 //!   Prometheus collector.
 //!
-//! All unsafe code of the crate lives in `afxdp`, `afpacket` and `netdev`
-//! (syscalls and rings shared with the kernel).
+//! `afxdp`, `afpacket` and `netdev` hold unsafe code (syscalls and rings
+//! shared with the kernel): the crate's exceptions, listed in `lib.rs`.
 
-#[allow(unsafe_code)]
+#[allow(unsafe_code)] // listed in lib.rs
 pub mod afpacket;
-#[allow(unsafe_code)]
+#[allow(unsafe_code)] // listed in lib.rs
 pub mod afxdp;
-#[allow(unsafe_code)]
+#[allow(unsafe_code)] // listed in lib.rs
 pub(crate) mod netdev;
 pub mod replay;
 pub mod stats;
