@@ -110,9 +110,9 @@ pub(crate) mod sealed {
 
 /// Plain old data the kernel may write into: a `#[repr(C)]` kernel struct
 /// of integers, for which every byte pattern is a valid value (no
-/// references, enums, `bool`s or padding the compiler relies on). Sealed
-/// and implemented only for the structs `getsockopt` reads below, so no
-/// caller can hand the kernel a `T` it must not overwrite.
+/// references, enums or `bool`s). Sealed, unsafe to implement, and
+/// implemented only for the structs the backends read with `getsockopt`,
+/// so no caller can hand the kernel a `T` it must not overwrite.
 ///
 /// # Safety
 ///
@@ -276,5 +276,27 @@ impl Drop for Mmap {
         unsafe {
             libc::munmap(self.ptr.as_ptr().cast(), self.len);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `Pod` structs have the sizes of linux/if_xdp.h and
+    /// linux/if_packet.h, so `getsockopt` passes the kernel's length.
+    #[test]
+    fn pod_structs_have_the_kernel_sizes() {
+        assert_eq!(std::mem::size_of::<libc::xdp_statistics>(), 6 * 8);
+        assert_eq!(std::mem::size_of::<libc::tpacket_stats_v3>(), 3 * 4);
+        let st = <libc::xdp_statistics as Pod>::zeroed();
+        assert_eq!((st.rx_dropped, st.tx_ring_empty_descs), (0, 0));
+    }
+
+    #[test]
+    fn getsockopt_on_a_closed_descriptor_is_an_error() {
+        let mut st = <libc::tpacket_stats_v3 as Pod>::zeroed();
+        let err = getsockopt(-1, libc::SOL_PACKET, libc::PACKET_STATISTICS, &mut st).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EBADF));
     }
 }

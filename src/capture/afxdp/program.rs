@@ -20,6 +20,8 @@ use crate::capture::netdev::{self, Promiscuous};
 use crate::capture::CaptureError;
 
 /// Slots in the XSKMAP and counter map (`XDPACCT_MAX_QUEUES` in bpf/xdpacct.h).
+/// A hand copy: a `#define` does not reach the object's BTF, so the skeleton
+/// has no constant for it.
 pub const MAX_QUEUES: u32 = 256;
 
 /// The BPF program's counters for one rx queue, summed over CPUs.

@@ -52,11 +52,6 @@ impl QueueStatsSource for Shared {
         last.interface.clone_from(&self.ifname);
         last.queue = self.queue;
         last.frames_received = self.received.load(Relaxed);
-        set_reason(
-            &mut last.dropped,
-            DropReason::InvalidDesc,
-            self.invalid.load(Relaxed),
-        );
         match self.maps.counters(self.queue) {
             Ok(c) => {
                 last.frames_seen = c.frames;
@@ -89,6 +84,11 @@ impl QueueStatsSource for Shared {
                 last.invalid_descs = st.rx_invalid_descs;
             }
         }
+        set_reason(
+            &mut last.dropped,
+            DropReason::InvalidDesc,
+            self.invalid.load(Relaxed),
+        );
         last.clone()
     }
 }
