@@ -2,7 +2,7 @@
 # End-to-end accuracy bench: offer an exact number of frames at a fixed rate
 # over a veth pair and compare what each contender counted.
 #
-#   cargo build --release            # builds xdpacct and xdpacct-trafficgen
+#   cargo build --release --workspace   # xdpacct and xdpacct-trafficgen
 #   sudo bench/e2e.sh                # full ladder, ~10 min on 2 busy cores
 #   RATES="0.5 max" PROFILES=64 CONTENDERS=xdpacct-afxdp bench/e2e.sh   # quick
 #
@@ -26,7 +26,8 @@
 #
 # Offered = the receiving veth's rx_packets/rx_bytes delta (frames its XDP
 # program ran on; equals the generator's delivered count). Output:
-# $OUT/e2e.csv (one row per step), $OUT/e2e.log, $OUT/env.txt.
+# $OUT/e2e.csv (one row per step), $OUT/env.txt, and the raw log
+# $OUT/e2e.log (kept locally: .gitignore leaves bench logs out of git).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -52,7 +53,7 @@ LOG=$OUT/e2e.log
 PIDS=()
 
 [[ $(id -u) == 0 ]] || { echo "e2e: needs root (netns, XDP)" >&2; exit 2; }
-[[ -x $GEN && -x $XA ]] || { echo "e2e: build first: cargo build --release" >&2; exit 2; }
+[[ -x $GEN && -x $XA ]] || { echo "e2e: build first: cargo build --release --workspace" >&2; exit 2; }
 
 cleanup() {
     local p

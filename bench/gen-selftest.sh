@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Generator self-test: rate and exactness of xdpacct-trafficgen on a veth pair.
 #
-#   cargo build --release && sudo bench/gen-selftest.sh [COUNT]
+#   cargo build --release -p xdpacct-trafficgen && sudo bench/gen-selftest.sh [COUNT]
 #
 # For each receiver (XDP_DROP: the generator alone; XDP_PASS: frames go up
 # the stack) and each thread count, sends COUNT frames (default 10,000,000)

@@ -41,7 +41,7 @@ gen="$rel/packaging"
 out="$target_dir/packages"
 
 if ((build)); then
-  cargo build --release --bin xdpacct
+  cargo build --release -p xdpacct --bin xdpacct
 fi
 [ -x "$rel/xdpacct" ] || { echo "package.sh: $rel/xdpacct missing (build first)" >&2; exit 1; }
 
@@ -52,8 +52,9 @@ cp "$rel/xdpacct" "$gen/xdpacct"
 strip --strip-debug "$gen/xdpacct"
 
 rm -f "$target_dir"/debian/xdpacct_*.deb "$target_dir"/generate-rpm/xdpacct-*.rpm
-cargo deb --no-build --strip --no-separate-debug-symbols
-cargo generate-rpm
+# -p: the workspace also holds the bench generator, which is never packaged.
+cargo deb -p xdpacct --no-build --strip --no-separate-debug-symbols
+cargo generate-rpm -p xdpacct
 
 deb=$(ls "$target_dir"/debian/xdpacct_"$version"*_amd64.deb)
 rpm=$(ls "$target_dir"/generate-rpm/xdpacct-"$version"*.x86_64.rpm)

@@ -6,6 +6,9 @@
 //! `/sys/kernel/mm/transparent_hugepage/enabled` is `madvise` or `always`)
 //! before the memory is first touched removes most of those walks. Where
 //! the kernel says no, the table simply stays on small pages.
+//!
+//! Holds unsafe code (`madvise`, the prefetch intrinsic), allowed in
+//! `lib.rs`; allocates only what the caller asks for.
 
 /// A boxed slice of `n` copies of `value`, its memory advised for huge pages
 /// before it is filled.
@@ -26,7 +29,6 @@ pub fn copied<T: Clone>(items: &[T]) -> Vec<T> {
 }
 
 /// Advises the 2 MiB-aligned part of `[ptr, ptr + len)` for huge pages.
-#[allow(unsafe_code)]
 fn advise_huge(ptr: *mut u8, len: usize) {
     const HUGE: usize = 2 << 20;
     let start = (ptr as usize).next_multiple_of(HUGE);
@@ -44,9 +46,11 @@ fn advise_huge(ptr: *mut u8, len: usize) {
 /// Asks for the cache line holding `p` ahead of its use; a hint, never faults.
 #[inline(always)]
 pub fn prefetch<T>(p: *const T) {
+    // `_mm_prefetch` is a safe function from Rust 1.87; `unsafe` is kept
+    // for the minimum supported Rust (1.80).
     #[cfg(target_arch = "x86_64")]
+    #[allow(unused_unsafe)]
     // SAFETY: prefetch is a hint that never faults, whatever the address.
-    #[allow(unsafe_code, unused_unsafe)]
     unsafe {
         std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
     }

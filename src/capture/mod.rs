@@ -4,18 +4,19 @@
 //! - `replay`: pcap / pcapng files, spread over workers by a symmetric flow hash.
 //! - `afxdp`: per-queue AF_XDP sockets (the default for live capture).
 //! - `afpacket`: TPACKET_V3 with fanout, for NICs or kernels without XDP.
+//! - `live`: opens either live backend for the daemon, which never names them.
 //! - `stats`: per-queue kernel drop counters of the live backends, as a
 //!   Prometheus collector.
 //!
-//! All unsafe code of the crate lives in `afxdp`, `afpacket` and `netdev`
-//! (syscalls and rings shared with the kernel).
+//! `afxdp`, `afpacket` and `netdev` hold unsafe code (syscalls and rings
+//! shared with the kernel): the crate's exceptions, listed in `lib.rs`.
 
-#[allow(unsafe_code)]
+#[allow(unsafe_code)] // listed in lib.rs
 pub mod afpacket;
-#[allow(unsafe_code)]
+#[allow(unsafe_code)] // listed in lib.rs
 pub mod afxdp;
 pub mod live;
-#[allow(unsafe_code)]
+#[allow(unsafe_code)] // listed in lib.rs
 pub(crate) mod netdev;
 pub mod replay;
 pub mod stats;

@@ -76,7 +76,9 @@ pub(crate) fn os_error(
     }
 }
 
-/// `setsockopt` with a plain-old-data value.
+/// `setsockopt` with a plain-old-data value. The kernel only reads it, so
+/// any `Copy` value is sound to pass; what an option does with a pointer
+/// inside it (`SO_ATTACH_FILTER`) is checked by the kernel (`EFAULT`).
 pub(crate) fn setsockopt<T: Copy>(
     fd: &OwnedFd,
     level: i32,
@@ -101,8 +103,48 @@ pub(crate) fn setsockopt<T: Copy>(
     }
 }
 
-/// `getsockopt` into a plain-old-data value; returns the length written.
-pub(crate) fn getsockopt<T: Copy>(
+pub(crate) mod sealed {
+    /// Keeps [`Pod`](super::Pod) implemented here and nowhere else.
+    pub trait Sealed {}
+}
+
+/// Plain old data the kernel may write into: a `#[repr(C)]` kernel struct
+/// of integers, for which every byte pattern is a valid value (no
+/// references, enums or `bool`s). Sealed, unsafe to implement, and
+/// implemented only for the structs the backends read with `getsockopt`,
+/// so no caller can hand the kernel a `T` it must not overwrite.
+///
+/// # Safety
+///
+/// An implementor must be valid for every bit pattern of its size.
+pub(crate) unsafe trait Pod: Copy + sealed::Sealed {
+    /// The all-zero value (valid by the trait's contract).
+    fn zeroed() -> Self {
+        // SAFETY: `Self: Pod`, so the all-zero pattern is a valid value.
+        unsafe { std::mem::zeroed() }
+    }
+}
+
+macro_rules! pod {
+    ($($t:ty),* $(,)?) => {$(
+        impl sealed::Sealed for $t {}
+        // SAFETY: a `#[repr(C)]` struct of `u32`/`u64` fields only (see
+        // libc's definition), so every bit pattern is valid.
+        unsafe impl Pod for $t {}
+    )*};
+}
+
+pod!(
+    // XDP_STATISTICS (AF_XDP queue drop counters).
+    libc::xdp_statistics,
+    // PACKET_STATISTICS with TPACKET_V3 (AF_PACKET drop counters).
+    libc::tpacket_stats_v3,
+);
+
+/// `getsockopt` into a plain-old-data value; returns the length written
+/// (older kernels may write a shorter, older version of the struct: the
+/// rest keeps what `value` held).
+pub(crate) fn getsockopt<T: Pod>(
     fd: i32,
     level: i32,
     name: i32,
@@ -110,8 +152,8 @@ pub(crate) fn getsockopt<T: Copy>(
 ) -> io::Result<usize> {
     let mut len = std::mem::size_of::<T>() as libc::socklen_t;
     // SAFETY: `value` is a live, writable `T` and `len` says its size, so the
-    // kernel writes at most that many bytes into it. Callers only use types
-    // for which any byte pattern is valid (integers).
+    // kernel writes at most that many bytes into it, and `T: Pod` makes any
+    // bytes it writes a valid `T`.
     let rc = unsafe { libc::getsockopt(fd, level, name, (value as *mut T).cast(), &mut len) };
     if rc == 0 {
         Ok(len as usize)
@@ -234,5 +276,27 @@ impl Drop for Mmap {
         unsafe {
             libc::munmap(self.ptr.as_ptr().cast(), self.len);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `Pod` structs have the sizes of linux/if_xdp.h and
+    /// linux/if_packet.h, so `getsockopt` passes the kernel's length.
+    #[test]
+    fn pod_structs_have_the_kernel_sizes() {
+        assert_eq!(std::mem::size_of::<libc::xdp_statistics>(), 6 * 8);
+        assert_eq!(std::mem::size_of::<libc::tpacket_stats_v3>(), 3 * 4);
+        let st = <libc::xdp_statistics as Pod>::zeroed();
+        assert_eq!((st.rx_dropped, st.tx_ring_empty_descs), (0, 0));
+    }
+
+    #[test]
+    fn getsockopt_on_a_closed_descriptor_is_an_error() {
+        let mut st = <libc::tpacket_stats_v3 as Pod>::zeroed();
+        let err = getsockopt(-1, libc::SOL_PACKET, libc::PACKET_STATISTICS, &mut st).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EBADF));
     }
 }

@@ -29,6 +29,11 @@ pub enum DropReason {
     /// AF_XDP: other drops counted in `rx_dropped` (e.g. a frame larger than
     /// the UMEM frame): `rx_dropped` minus `rx_fill_ring_empty_descs`.
     Other,
+    /// The kernel handed over a frame whose bytes lie outside the shared
+    /// memory (AF_XDP: a descriptor outside its UMEM chunk; AF_PACKET: a
+    /// frame header pointing past its ring block). A kernel or driver bug,
+    /// not traffic; the frame was not read.
+    InvalidDesc,
     /// AF_PACKET: the TPACKET_V3 ring had no free block (`tp_drops`).
     RingFull,
 }
@@ -41,6 +46,7 @@ impl DropReason {
             DropReason::FillRingEmpty => "fill_ring_empty",
             DropReason::RxRingFull => "rx_ring_full",
             DropReason::Other => "other",
+            DropReason::InvalidDesc => "invalid_desc",
             DropReason::RingFull => "ring_full",
         }
     }

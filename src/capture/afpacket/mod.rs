@@ -8,50 +8,27 @@
 //! back the tag the kernel moved out of the frame.
 
 use std::io;
+use std::mem::{offset_of, size_of};
+use std::ops::Range;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use super::netdev::{self, Mmap, Promiscuous};
+// Layouts from linux/if_packet.h, as libc defines them.
+use libc::{tpacket3_hdr, tpacket_block_desc, tpacket_hdr_v1, tpacket_stats_v3};
+
+use super::netdev::{self, Mmap, Pod, Promiscuous};
 use super::stats::{DropReason, QueueStats, QueueStatsSource};
 use super::{Capture, CaptureError, Frame};
 
 const IDLE_WAIT_MS: i32 = 100;
-const TPACKET_V3: i32 = 2;
-const TP_STATUS_KERNEL: u32 = 0;
-const TP_STATUS_USER: u32 = 1;
-const TP_STATUS_VLAN_VALID: u32 = 1 << 4;
-const TP_STATUS_VLAN_TPID_VALID: u32 = 1 << 6;
-const PACKET_FANOUT_HASH: u32 = 0;
-const ETH_P_ALL: u16 = 0x0003;
-/// `tpacket3_hdr` is 48 bytes; frames start at `tp_mac` after it.
-const TPACKET3_HDR_LEN: usize = 48;
-/// Offset of `hdr.bh1` fields inside `tpacket_block_desc`.
-const BLOCK_STATUS: usize = 8;
-const BLOCK_NUM_PKTS: usize = 12;
-const BLOCK_FIRST_PKT: usize = 16;
-
-/// `struct tpacket_req3` (linux/if_packet.h).
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct TpacketReq3 {
-    block_size: u32,
-    block_nr: u32,
-    frame_size: u32,
-    frame_nr: u32,
-    retire_blk_tov: u32,
-    sizeof_priv: u32,
-    feature_req_word: u32,
-}
-
-/// `struct tpacket_stats_v3`.
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct TpacketStatsV3 {
-    packets: u32,
-    drops: u32,
-    freeze_q_cnt: u32,
-}
+/// Where `hdr.bh1` and its fields lie inside a block (`tpacket_block_desc`).
+const BLOCK_HDR: usize = offset_of!(tpacket_block_desc, hdr);
+const BLOCK_STATUS: usize = BLOCK_HDR + offset_of!(tpacket_hdr_v1, block_status);
+const BLOCK_NUM_PKTS: usize = BLOCK_HDR + offset_of!(tpacket_hdr_v1, num_pkts);
+const BLOCK_FIRST_PKT: usize = BLOCK_HDR + offset_of!(tpacket_hdr_v1, offset_to_first_pkt);
+/// A frame's `tpacket3_hdr`; its bytes start `tp_mac` after the header's start.
+const TPACKET3_HDR_LEN: usize = size_of::<tpacket3_hdr>();
 
 /// Options for [`open_afpacket`].
 #[derive(Clone, Debug)]
@@ -96,6 +73,9 @@ struct Shared {
     sock: RwLock<Option<i32>>,
     /// Frames handed to the worker. Single writer: relaxed load + store.
     received: AtomicU64,
+    /// Frames not read because their header pointed outside the block
+    /// (`invalid_desc`). Single writer: relaxed load + store.
+    invalid: AtomicU64,
     /// PACKET_STATISTICS resets on every read: running totals (packets, drops).
     totals: Mutex<(u64, u64)>,
 }
@@ -104,13 +84,13 @@ impl QueueStatsSource for Shared {
     fn stats(&self) -> QueueStats {
         let mut totals = self.totals.lock().unwrap_or_else(|p| p.into_inner());
         let sock = self.sock.read().unwrap_or_else(|p| p.into_inner());
-        let mut st = TpacketStatsV3::default();
+        let mut st = tpacket_stats_v3::zeroed();
         if sock.is_some_and(|fd| {
             netdev::getsockopt(fd, libc::SOL_PACKET, libc::PACKET_STATISTICS, &mut st).is_ok()
         }) {
             // The kernel reports tp_packets including tp_drops.
-            totals.0 += u64::from(st.packets);
-            totals.1 += u64::from(st.drops);
+            totals.0 += u64::from(st.tp_packets);
+            totals.1 += u64::from(st.tp_drops);
         }
         QueueStats {
             interface: self.ifname.clone(),
@@ -118,7 +98,13 @@ impl QueueStatsSource for Shared {
             frames_seen: totals.0,
             bytes_seen: None,
             frames_received: self.received.load(Ordering::Relaxed),
-            dropped: vec![(DropReason::RingFull, totals.1)],
+            dropped: vec![
+                (DropReason::RingFull, totals.1),
+                (
+                    DropReason::InvalidDesc,
+                    self.invalid.load(Ordering::Relaxed),
+                ),
+            ],
             invalid_descs: 0,
         }
     }
@@ -212,31 +198,32 @@ impl AfpacketQueue {
             .map_err(|e| qerr("opening a packet socket", e))?;
         // Drop everything until the whole fanout group has joined.
         let drop_all = [libc::sock_filter {
-            code: 0x06,
+            code: (libc::BPF_RET | libc::BPF_K) as u16,
             jt: 0,
             jf: 0,
             k: 0,
-        }]; // BPF_RET|BPF_K 0
+        }];
         let prog = libc::sock_fprog {
             len: 1,
             filter: drop_all.as_ptr() as *mut _,
         };
         netdev::setsockopt(&fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog)
             .map_err(|e| qerr("attaching the start-up filter", e))?;
-        netdev::setsockopt(&fd, libc::SOL_PACKET, libc::PACKET_VERSION, &TPACKET_V3)
+        let version = libc::tpacket_versions::TPACKET_V3 as libc::c_int;
+        netdev::setsockopt(&fd, libc::SOL_PACKET, libc::PACKET_VERSION, &version)
             .map_err(|e| qerr("selecting TPACKET_V3", e))?;
         // Count what arrives on the link, not what this host sends.
         netdev::setsockopt(&fd, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, &1i32)
             .map_err(|e| qerr("setting PACKET_IGNORE_OUTGOING", e))?;
         let frame_size = 2048u32;
-        let req = TpacketReq3 {
-            block_size: opts.block_size,
-            block_nr: opts.block_count,
-            frame_size,
-            frame_nr: opts.block_size / frame_size * opts.block_count,
-            retire_blk_tov: opts.retire_ms.max(1),
-            sizeof_priv: 0,
-            feature_req_word: 0,
+        let req = libc::tpacket_req3 {
+            tp_block_size: opts.block_size,
+            tp_block_nr: opts.block_count,
+            tp_frame_size: frame_size,
+            tp_frame_nr: opts.block_size / frame_size * opts.block_count,
+            tp_retire_blk_tov: opts.retire_ms.max(1),
+            tp_sizeof_priv: 0,
+            tp_feature_req_word: 0,
         };
         netdev::setsockopt(&fd, libc::SOL_PACKET, libc::PACKET_RX_RING, &req)
             .map_err(|e| qerr("creating the TPACKET_V3 ring", e))?;
@@ -244,7 +231,7 @@ impl AfpacketQueue {
         let ring = Mmap::new(len, Some(fd.as_raw_fd())).map_err(|e| qerr("mapping the ring", e))?;
         let addr = libc::sockaddr_ll {
             sll_family: libc::AF_PACKET as u16,
-            sll_protocol: ETH_P_ALL.to_be(),
+            sll_protocol: (libc::ETH_P_ALL as u16).to_be(),
             sll_ifindex: ifindex as i32,
             sll_hatype: 0,
             sll_pkttype: 0,
@@ -265,7 +252,7 @@ impl AfpacketQueue {
                 io::Error::last_os_error(),
             ));
         }
-        let fanout = u32::from(group) | (PACKET_FANOUT_HASH << 16);
+        let fanout = u32::from(group) | (libc::PACKET_FANOUT_HASH << 16);
         netdev::setsockopt(&fd, libc::SOL_PACKET, libc::PACKET_FANOUT, &fanout).map_err(|e| match e.raw_os_error() {
             Some(libc::EINVAL) | Some(libc::EALREADY) => CaptureError::Interface {
                 ifname: ifname.to_owned(),
@@ -274,7 +261,7 @@ impl AfpacketQueue {
             _ => qerr("joining the fanout group", e),
         })?;
         // Reading the statistics resets them: start from zero.
-        let mut discard = TpacketStatsV3::default();
+        let mut discard = tpacket_stats_v3::zeroed();
         let _ = netdev::getsockopt(
             fd.as_raw_fd(),
             libc::SOL_PACKET,
@@ -286,6 +273,7 @@ impl AfpacketQueue {
             queue,
             sock: RwLock::new(Some(fd.as_raw_fd())),
             received: AtomicU64::new(0),
+            invalid: AtomicU64::new(0),
             totals: Mutex::new((0, 0)),
         });
         Ok(AfpacketQueue {
@@ -336,10 +324,32 @@ impl AfpacketQueue {
         unsafe { self.block_ptr().add(off).cast::<u32>().read_unaligned() }
     }
 
+    /// The frame header at `off` in the current block.
+    fn frame_header(&self, off: usize) -> tpacket3_hdr {
+        debug_assert!(off + TPACKET3_HDR_LEN <= self.block_size);
+        // SAFETY: `off + size_of::<tpacket3_hdr>() <= block_size` (checked by
+        // the caller), inside the current block, which user space owns while
+        // its status is USER; the header is plain integers, valid for any
+        // bytes, and read unaligned.
+        unsafe {
+            self.block_ptr()
+                .add(off)
+                .cast::<tpacket3_hdr>()
+                .read_unaligned()
+        }
+    }
+
+    /// Lends up to `max` frames to `f`; returns how many. A frame whose
+    /// header points outside its block is not read: it counts as dropped
+    /// (`invalid_desc`), never as received, so that `tp_packets` = received
+    /// + dropped holds.
     fn receive<F: FnMut(Frame<'_>)>(&mut self, max: usize, f: &mut F) -> usize {
+        // Frames taken off the ring (lent or invalid), and those lent.
         let mut n = 0;
+        let mut lent = 0;
+        let mut invalid = 0u64;
         while n < max {
-            if self.status().load(Ordering::Acquire) & TP_STATUS_USER == 0 {
+            if self.status().load(Ordering::Acquire) & libc::TP_STATUS_USER == 0 {
                 break;
             }
             let (mut left, mut off) = match self.cursor {
@@ -351,69 +361,87 @@ impl AfpacketQueue {
             };
             while left > 0 && n < max {
                 if off + TPACKET3_HDR_LEN > self.block_size {
-                    left = 0; // corrupt block: skip the rest
+                    // Corrupt block: skip the rest, counted as invalid.
+                    invalid += u64::from(left);
+                    left = 0;
                     break;
                 }
-                let next = self.read_u32(off) as usize;
-                let snaplen = self.read_u32(off + 12) as usize;
-                let wire = self.read_u32(off + 16);
-                let status = self.read_u32(off + 20);
-                let mac = (self.read_u32(off + 24) & 0xffff) as usize;
-                let tci = self.read_u32(off + 32) as u16;
-                let tpid = if status & TP_STATUS_VLAN_TPID_VALID != 0 {
-                    self.read_u32(off + 36) as u16
+                let hdr = self.frame_header(off);
+                let status = hdr.tp_status;
+                let tci = hdr.hv1.tp_vlan_tci as u16;
+                let tpid = if status & libc::TP_STATUS_VLAN_TPID_VALID != 0 {
+                    hdr.hv1.tp_vlan_tpid
                 } else {
                     0x8100
                 };
-                if off + mac + snaplen <= self.block_size {
-                    // SAFETY: the range was checked to lie in the current
-                    // block, which the kernel handed to user space (status
-                    // USER, read with Acquire) and will not touch until we
-                    // set it back to KERNEL below, after `f` has returned.
-                    let data = unsafe {
-                        std::slice::from_raw_parts(self.block_ptr().add(off + mac), snaplen)
-                    };
-                    if status & TP_STATUS_VLAN_VALID != 0
-                        && data.len() >= 12
-                        && data.len() + 4 <= self.scratch.len()
-                    {
-                        // The kernel moved the outer 802.1Q tag out of the
-                        // frame; put it back so the frame is as on the wire.
-                        let s = &mut self.scratch;
-                        s[..12].copy_from_slice(&data[..12]);
-                        s[12..14].copy_from_slice(&tpid.to_be_bytes());
-                        s[14..16].copy_from_slice(&tci.to_be_bytes());
-                        s[16..data.len() + 4].copy_from_slice(&data[12..]);
-                        f(Frame {
-                            data: &s[..data.len() + 4],
-                            wire_len: wire + 4,
-                        });
-                    } else {
-                        f(Frame {
-                            data,
-                            wire_len: wire,
-                        });
-                    }
-                }
+                let wire = hdr.tp_len;
                 n += 1;
                 left -= 1;
-                off += next;
+                let Some(range) = frame_range(off, &hdr, self.block_size) else {
+                    invalid += 1;
+                    off += hdr.tp_next_offset as usize;
+                    continue;
+                };
+                off += hdr.tp_next_offset as usize;
+                lent += 1;
+                // SAFETY: `frame_range` checked that the range lies in the
+                // current block, which the kernel handed to user space
+                // (status USER, read with Acquire) and will not touch until
+                // we set it back to KERNEL below, after `f` has returned.
+                let data = unsafe {
+                    std::slice::from_raw_parts(self.block_ptr().add(range.start), range.len())
+                };
+                if status & libc::TP_STATUS_VLAN_VALID != 0
+                    && data.len() >= 12
+                    && data.len() + 4 <= self.scratch.len()
+                {
+                    // The kernel moved the outer 802.1Q tag out of the
+                    // frame; put it back so the frame is as on the wire.
+                    let s = &mut self.scratch;
+                    s[..12].copy_from_slice(&data[..12]);
+                    s[12..14].copy_from_slice(&tpid.to_be_bytes());
+                    s[14..16].copy_from_slice(&tci.to_be_bytes());
+                    s[16..data.len() + 4].copy_from_slice(&data[12..]);
+                    f(Frame {
+                        data: &s[..data.len() + 4],
+                        wire_len: wire + 4,
+                    });
+                } else {
+                    f(Frame {
+                        data,
+                        wire_len: wire,
+                    });
+                }
             }
             if left == 0 {
                 self.cursor = None;
                 // Hand the block back; Release orders our reads before it.
-                self.status().store(TP_STATUS_KERNEL, Ordering::Release);
+                self.status()
+                    .store(libc::TP_STATUS_KERNEL, Ordering::Release);
                 self.block = (self.block + 1) % self.block_count;
             } else {
                 self.cursor = Some((left, off));
             }
         }
-        if n > 0 {
+        if lent > 0 {
             let r = &self.shared.received;
-            r.store(r.load(Ordering::Relaxed) + n as u64, Ordering::Relaxed);
+            r.store(r.load(Ordering::Relaxed) + lent as u64, Ordering::Relaxed);
         }
-        n
+        if invalid > 0 {
+            let r = &self.shared.invalid;
+            r.store(r.load(Ordering::Relaxed) + invalid, Ordering::Relaxed);
+        }
+        lent
     }
+}
+
+/// The bytes of the frame whose header `hdr` lies at `off` in a block of
+/// `block_size` bytes, or `None` when they do not lie inside the block.
+/// Pure, so the check the `unsafe` read relies on is unit-tested.
+fn frame_range(off: usize, hdr: &tpacket3_hdr, block_size: usize) -> Option<Range<usize>> {
+    let start = off.checked_add(usize::from(hdr.tp_mac))?;
+    let end = start.checked_add(hdr.tp_snaplen as usize)?;
+    (end <= block_size).then_some(start..end)
 }
 
 impl Capture for AfpacketQueue {
@@ -440,5 +468,66 @@ impl Drop for AfpacketQueue {
         // Keep the final counts, then make sure no reader uses the fd again.
         let _ = self.shared.stats();
         *self.shared.sock.write().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The offsets the ring walk uses, against linux/if_packet.h.
+    #[test]
+    fn tpacket_v3_layout_matches_the_kernel_header() {
+        assert_eq!((BLOCK_STATUS, BLOCK_NUM_PKTS, BLOCK_FIRST_PKT), (8, 12, 16));
+        assert_eq!(TPACKET3_HDR_LEN, 48);
+        assert_eq!(offset_of!(tpacket3_hdr, tp_mac), 24);
+        assert_eq!(offset_of!(tpacket3_hdr, hv1), 28);
+    }
+
+    fn hdr(mac: u16, snaplen: u32) -> tpacket3_hdr {
+        let mut h = zero_hdr();
+        h.tp_mac = mac;
+        h.tp_snaplen = snaplen;
+        h
+    }
+
+    fn zero_hdr() -> tpacket3_hdr {
+        tpacket3_hdr {
+            tp_next_offset: 0,
+            tp_sec: 0,
+            tp_nsec: 0,
+            tp_snaplen: 0,
+            tp_len: 0,
+            tp_status: 0,
+            tp_mac: 0,
+            tp_net: 0,
+            hv1: libc::tpacket_hdr_variant1 {
+                tp_rxhash: 0,
+                tp_vlan_tci: 0,
+                tp_vlan_tpid: 0,
+                tp_padding: 0,
+            },
+            tp_padding: [0; 8],
+        }
+    }
+
+    #[test]
+    fn frame_range_stays_inside_the_block() {
+        let block = 4096;
+        let cases: &[(usize, u16, u32, Option<Range<usize>>)] = &[
+            (48, 66, 60, Some(114..174)),
+            (48, 66, 4096 - 114, Some(114..4096)),
+            (48, 66, 4096 - 113, None),
+            (4000, 66, 60, None),
+            (48, 66, u32::MAX, None),
+            (usize::MAX - 10, 66, 0, None),
+        ];
+        for (off, mac, snaplen, want) in cases {
+            assert_eq!(
+                frame_range(*off, &hdr(*mac, *snaplen), block),
+                *want,
+                "off {off} mac {mac} snaplen {snaplen}"
+            );
+        }
     }
 }

@@ -6,19 +6,22 @@
 //! crashed xdpacct never blocks the next start.
 
 use std::io;
-use std::mem::MaybeUninit;
+use std::mem::{offset_of, MaybeUninit};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::sync::{Arc, OnceLock};
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, MapHandle};
 
+use super::skel::types::queue_counters;
 use super::skel::XdpacctSkelBuilder;
 use super::XdpMode;
 use crate::capture::netdev::{self, Promiscuous};
 use crate::capture::CaptureError;
 
 /// Slots in the XSKMAP and counter map (`XDPACCT_MAX_QUEUES` in bpf/xdpacct.h).
+/// A hand copy: a `#define` does not reach the object's BTF, so the skeleton
+/// has no constant for it.
 pub const MAX_QUEUES: u32 = 256;
 
 /// The BPF program's counters for one rx queue, summed over CPUs.
@@ -208,16 +211,18 @@ impl ProgramMaps {
             .unwrap_or_default();
         let mut sum = ProgramCounters::default();
         for value in per_cpu {
-            let field = |i: usize| {
+            // Field offsets of `struct queue_counters` (bpf/xdpacct.h) as
+            // the skeleton generates it from the object's BTF.
+            let field = |off: usize| {
                 value
-                    .get(i * 8..i * 8 + 8)
+                    .get(off..off + 8)
                     .and_then(|b| b.try_into().ok())
                     .map(u64::from_ne_bytes)
                     .unwrap_or(0)
             };
-            sum.frames += field(0);
-            sum.bytes += field(1);
-            sum.redirect_failed += field(2);
+            sum.frames += field(offset_of!(queue_counters, frames));
+            sum.bytes += field(offset_of!(queue_counters, bytes));
+            sum.redirect_failed += field(offset_of!(queue_counters, redirect_failed));
         }
         Ok(sum)
     }

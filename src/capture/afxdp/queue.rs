@@ -15,7 +15,7 @@ use xdpilone::{DeviceQueue, IfInfo, RingRx, Socket, SocketConfig, Umem, UmemConf
 
 use super::program::{ProgramMaps, XdpProgram};
 use super::{AfxdpOptions, ZeroCopy};
-use crate::capture::netdev::{self, Mmap};
+use crate::capture::netdev::{self, Mmap, Pod};
 use crate::capture::stats::{DropReason, QueueStats, QueueStatsSource};
 use crate::capture::{Capture, CaptureError, Frame};
 
@@ -27,20 +27,6 @@ pub const FRAME_SIZE: u32 = 2048;
 const IDLE_WAIT_MS: i32 = 100;
 /// Completion ring: unused (receive only) but required by bind.
 const COMPLETION_SIZE: u32 = 64;
-const SOL_XDP: i32 = 283;
-const XDP_STATISTICS: i32 = 7;
-
-/// `struct xdp_statistics` (linux/if_xdp.h), Linux 5.9+ layout.
-#[repr(C)]
-#[derive(Clone, Copy, Default, Debug)]
-struct XdpStatistics {
-    rx_dropped: u64,
-    rx_invalid_descs: u64,
-    tx_invalid_descs: u64,
-    rx_ring_full: u64,
-    rx_fill_ring_empty_descs: u64,
-    tx_ring_empty_descs: u64,
-}
 
 /// The part of a queue the metrics thread reads.
 struct Shared {
@@ -53,6 +39,9 @@ struct Shared {
     maps: Arc<ProgramMaps>,
     /// Frames handed to the worker. Single writer (the worker): relaxed load + store.
     received: AtomicU64,
+    /// Frames dropped because a descriptor lay outside the UMEM
+    /// (`invalid_desc`). Single writer (the worker): relaxed load + store.
+    invalid: AtomicU64,
     /// Last values read, kept after the queue closes.
     last: Mutex<QueueStats>,
 }
@@ -74,9 +63,11 @@ impl QueueStatsSource for Shared {
             }
         }
         let sock = self.sock.read().unwrap_or_else(|p| p.into_inner());
-        let mut st = XdpStatistics::default();
+        // Linux 5.9+ layout; an older kernel writes only the first three
+        // fields and the rest stay zero.
+        let mut st = <libc::xdp_statistics as Pod>::zeroed();
         if let Some(fd) = *sock {
-            if netdev::getsockopt(fd, SOL_XDP, XDP_STATISTICS, &mut st).is_ok() {
+            if netdev::getsockopt(fd, libc::SOL_XDP, libc::XDP_STATISTICS, &mut st).is_ok() {
                 set_reason(
                     &mut last.dropped,
                     DropReason::FillRingEmpty,
@@ -93,6 +84,11 @@ impl QueueStatsSource for Shared {
                 last.invalid_descs = st.rx_invalid_descs;
             }
         }
+        set_reason(
+            &mut last.dropped,
+            DropReason::InvalidDesc,
+            self.invalid.load(Relaxed),
+        );
         last.clone()
     }
 }
@@ -125,10 +121,9 @@ pub struct AfxdpQueue {
     fd: i32,
     zero_copy: bool,
     multi_buffer: bool,
-    /// First fragment of a multi-buffer frame whose last fragment has not
-    /// been read yet: (descriptor address, its length, total so far). Its
-    /// chunk stays out of `recycle` until the frame has been lent.
-    partial: Option<(u64, u32, u32)>,
+    /// Joins multi-buffer fragments and checks every descriptor against
+    /// the UMEM before any of its bytes are read.
+    assembler: Assembler,
     shared: Arc<Shared>,
     /// Keeps the program attached while any queue of the interface is open.
     program: Arc<XdpProgram>,
@@ -202,12 +197,6 @@ fn open_rings(
     })
 }
 
-/// `XDP_USE_SG`: frames larger than a UMEM frame arrive as several
-/// descriptors (Linux 6.6+) instead of being dropped.
-const XDP_USE_SG: u16 = 1 << 4;
-/// `XDP_PKT_CONTD` in a descriptor's options: more fragments follow.
-const XDP_PKT_CONTD: u32 = 1;
-
 /// Tries the socket variants `zero_copy` allows, best first: zero-copy before
 /// copy, multi-buffer before single-buffer. Returns the rings and whether
 /// they are zero-copy and multi-buffer. A busy queue fails at once.
@@ -226,7 +215,10 @@ fn open_socket(
     let mut last = None;
     for &(mode, zc) in modes {
         for sg in [true, false] {
-            let flags = mode | if sg { XDP_USE_SG } else { 0 };
+            // `XDP_USE_SG`: frames larger than a UMEM frame arrive as several
+            // descriptors (Linux 6.6+), each but the last with
+            // `XDP_PKT_CONTD`, instead of being dropped.
+            let flags = mode | if sg { libc::XDP_USE_SG } else { 0 };
             match open(flags) {
                 Ok(rings) => return Ok((rings, zc, sg)),
                 Err((what, e)) if e.raw_os_error() == Some(libc::EBUSY) => return Err((what, e)),
@@ -307,8 +299,10 @@ impl AfxdpQueue {
             sock: RwLock::new(Some(fd)),
             maps: Arc::clone(program.maps()),
             received: AtomicU64::new(0),
+            invalid: AtomicU64::new(0),
             last: Mutex::new(QueueStats::default()),
         });
+        let area_len = area.len as u64;
         let mut q = AfxdpQueue {
             rx: rings.rx,
             fill: rings.fill,
@@ -319,7 +313,7 @@ impl AfxdpQueue {
             fd,
             zero_copy,
             multi_buffer,
-            partial: None,
+            assembler: Assembler::new(area_len),
             shared,
             program: Arc::clone(program),
         };
@@ -387,12 +381,12 @@ impl AfxdpQueue {
     /// Takes up to `max` frames off the rx ring, lends each to `f`, then
     /// returns their chunks to the fill ring. A multi-buffer frame is lent
     /// as its first fragment (which holds the headers) with `wire_len` the
-    /// sum of all fragments.
+    /// sum of all fragments. A frame with a descriptor outside the UMEM is
+    /// not read: it counts as dropped (`invalid_desc`), never as received.
     fn receive<F: FnMut(Frame<'_>)>(&mut self, max: usize, f: &mut F) -> usize {
-        let mask = !(FRAME_SIZE as u64 - 1);
         let base = self.area.ptr.as_ptr();
-        let area_len = self.area.len as u64;
         let mut frames = 0usize;
+        let mut invalid = 0u64;
         let mut descs = 0usize;
         // Like the fill ring, the rx ring may hand out fewer than are ready.
         while frames < max {
@@ -404,41 +398,33 @@ impl AfxdpQueue {
             }
             while let Some(desc) = r.read() {
                 descs += 1;
-                let more = desc.options & XDP_PKT_CONTD != 0;
-                let (addr, len, total) = match self.partial.take() {
-                    None if more => {
-                        self.partial = Some((desc.addr, desc.len, desc.len));
-                        continue;
+                let more = desc.options & libc::XDP_PKT_CONTD != 0;
+                match self
+                    .assembler
+                    .push(desc.addr, desc.len, more, &mut self.recycle)
+                {
+                    Step::More => {}
+                    Step::Invalid => invalid += 1,
+                    Step::Frame { addr, len, total } => {
+                        frames += 1;
+                        // SAFETY: the kernel produced this descriptor on the
+                        // rx ring (read after an Acquire of the producer
+                        // index, pairing with the kernel's release), so the
+                        // chunk is fully written and belongs to user space
+                        // until it goes back on the fill ring (`refill`,
+                        // after this loop and so after `f` returns);
+                        // `Assembler::push` checked that `addr..addr+len`
+                        // lies inside one chunk of the UMEM mapping, which
+                        // outlives this call.
+                        let data = unsafe {
+                            std::slice::from_raw_parts(base.add(addr as usize), len as usize)
+                        };
+                        f(Frame {
+                            data,
+                            wire_len: total,
+                        });
                     }
-                    None => (desc.addr, desc.len, desc.len),
-                    Some((addr, len, total)) => {
-                        self.recycle.push(desc.addr & mask);
-                        let total = total.saturating_add(desc.len);
-                        if more {
-                            self.partial = Some((addr, len, total));
-                            continue;
-                        }
-                        (addr, len, total)
-                    }
-                };
-                frames += 1;
-                if addr.saturating_add(u64::from(len)) <= area_len {
-                    // SAFETY: the kernel produced this descriptor on the rx
-                    // ring (read after an Acquire of the producer index,
-                    // pairing with the kernel's release), so the chunk is
-                    // fully written and belongs to user space until we put it
-                    // on the fill ring (after `f` returns); `addr..addr+len`
-                    // was checked to lie inside the UMEM mapping, which
-                    // outlives this call.
-                    let data = unsafe {
-                        std::slice::from_raw_parts(base.add(addr as usize), len as usize)
-                    };
-                    f(Frame {
-                        data,
-                        wire_len: total,
-                    });
                 }
-                self.recycle.push(addr & mask);
             }
             r.release();
         }
@@ -446,10 +432,128 @@ impl AfxdpQueue {
             let received = &self.shared.received;
             received.store(received.load(Relaxed) + frames as u64, Relaxed);
         }
+        if invalid > 0 {
+            let dropped = &self.shared.invalid;
+            dropped.store(dropped.load(Relaxed) + invalid, Relaxed);
+        }
         if descs > 0 {
             self.refill();
         }
         frames
+    }
+}
+
+/// Where an rx descriptor's bytes lie in a UMEM of aligned `FRAME_SIZE`
+/// chunks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DescPlace {
+    /// `addr..addr + len` lies inside the chunk at this offset: readable.
+    Inside(u64),
+    /// The chunk at this offset is in the UMEM but the bytes run past its
+    /// end: not readable, yet the chunk is ours to put back on the fill ring.
+    Overrun(u64),
+    /// The address is outside the UMEM: nothing to read or give back.
+    Outside,
+}
+
+/// Checks a descriptor against a UMEM of `area_len` bytes. Pure, so the
+/// check the `unsafe` read relies on is unit-tested without a socket.
+fn desc_place(addr: u64, len: u32, area_len: u64) -> DescPlace {
+    let size = u64::from(FRAME_SIZE);
+    let chunk = addr & !(size - 1);
+    let chunk_end = match chunk.checked_add(size) {
+        Some(end) if end <= area_len => end,
+        _ => return DescPlace::Outside,
+    };
+    match addr.checked_add(u64::from(len)) {
+        Some(end) if end <= chunk_end => DescPlace::Inside(chunk),
+        _ => DescPlace::Overrun(chunk),
+    }
+}
+
+/// What one rx descriptor completed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    /// A fragment of a multi-buffer frame; more follow.
+    More,
+    /// A whole frame to lend: its first fragment (`addr`, `len`, checked to
+    /// lie in one UMEM chunk) and the length of all fragments.
+    Frame { addr: u64, len: u32, total: u32 },
+    /// A whole frame with a descriptor outside the UMEM: dropped unread.
+    Invalid,
+}
+
+/// The first fragment of a multi-buffer frame whose last fragment has not
+/// been read yet.
+#[derive(Clone, Copy, Debug)]
+struct Partial {
+    addr: u64,
+    len: u32,
+    /// Length of the fragments so far.
+    total: u32,
+    /// Every fragment so far lay inside the UMEM.
+    valid: bool,
+}
+
+/// Turns rx descriptors into frames: joins multi-buffer fragments, checks
+/// each descriptor with [`desc_place`] and hands every chunk of ours to
+/// `recycle`. Bookkeeping only (no memory is read), so every path is
+/// unit-tested; each descriptor without `XDP_PKT_CONTD` ends exactly one
+/// frame, either `Frame` or `Invalid`.
+#[derive(Debug)]
+struct Assembler {
+    area_len: u64,
+    partial: Option<Partial>,
+}
+
+impl Assembler {
+    fn new(area_len: u64) -> Self {
+        Assembler {
+            area_len,
+            partial: None,
+        }
+    }
+
+    /// Takes one descriptor (`more`: `XDP_PKT_CONTD` is set). The chunks it
+    /// names go to `recycle`, to be put back on the fill ring after the
+    /// batch: the caller must be done with a lent frame's bytes by then.
+    fn push(&mut self, addr: u64, len: u32, more: bool, recycle: &mut Vec<u64>) -> Step {
+        let valid = match desc_place(addr, len, self.area_len) {
+            DescPlace::Inside(chunk) => {
+                recycle.push(chunk);
+                true
+            }
+            DescPlace::Overrun(chunk) => {
+                recycle.push(chunk);
+                false
+            }
+            DescPlace::Outside => false,
+        };
+        let frame = match self.partial.take() {
+            None => Partial {
+                addr,
+                len,
+                total: len,
+                valid,
+            },
+            Some(p) => Partial {
+                total: p.total.saturating_add(len),
+                valid: p.valid && valid,
+                ..p
+            },
+        };
+        if more {
+            self.partial = Some(frame);
+            Step::More
+        } else if frame.valid {
+            Step::Frame {
+                addr: frame.addr,
+                len: frame.len,
+                total: frame.total,
+            }
+        } else {
+            Step::Invalid
+        }
     }
 }
 
@@ -484,5 +588,136 @@ impl Drop for AfxdpQueue {
         // Keep the final counts, then make sure no reader uses the fd again.
         let _ = self.shared.stats();
         *self.shared.sock.write().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const F: u64 = FRAME_SIZE as u64;
+    /// A UMEM of four chunks.
+    const AREA: u64 = 4 * F;
+    /// `XDP_PACKET_HEADROOM`: where the kernel puts a frame in its chunk.
+    const HEAD: u64 = 256;
+
+    #[test]
+    fn desc_place_checks_chunk_and_umem_bounds() {
+        use DescPlace::*;
+        let room = (F - HEAD) as u32;
+        let cases: &[(u64, u32, DescPlace)] = &[
+            (HEAD, 60, Inside(0)),
+            (HEAD, 0, Inside(0)),
+            (0, F as u32, Inside(0)),
+            (F + HEAD, room, Inside(F)),
+            (3 * F + HEAD, room, Inside(3 * F)),
+            (F + HEAD, room + 1, Overrun(F)),
+            (3 * F + HEAD, room + 1, Overrun(3 * F)),
+            (0, u32::MAX, Overrun(0)),
+            (AREA, 0, Outside),
+            (AREA + HEAD, 60, Outside),
+            (u64::MAX - 10, 60, Outside),
+            (u64::MAX, 0, Outside),
+        ];
+        for &(addr, len, want) in cases {
+            assert_eq!(desc_place(addr, len, AREA), want, "addr {addr} len {len}");
+        }
+    }
+
+    /// Regression: a descriptor that failed the bounds check was counted as
+    /// received but neither lent to the worker nor counted as dropped.
+    #[test]
+    fn out_of_umem_desc_is_dropped_not_received() {
+        let mut a = Assembler::new(AREA);
+        let mut recycle = Vec::new();
+        assert_eq!(a.push(AREA + HEAD, 60, false, &mut recycle), Step::Invalid);
+        assert!(recycle.is_empty(), "a chunk outside the UMEM is not ours");
+        // A descriptor running past its chunk: dropped, its chunk given back.
+        assert_eq!(
+            a.push(2 * F + HEAD, F as u32, false, &mut recycle),
+            Step::Invalid
+        );
+        assert_eq!(recycle, [2 * F]);
+    }
+
+    /// Every frame the kernel hands over is either lent (accounted) or
+    /// dropped as `invalid_desc`, on every path, and every chunk of ours
+    /// goes back to the fill ring exactly once.
+    #[test]
+    fn every_frame_is_lent_or_dropped() {
+        // (addr, len, XDP_PKT_CONTD): 7 frames, the truth written out below.
+        let descs: &[(u64, u32, bool)] = &[
+            (HEAD, 60, false),           // 1: lent
+            (AREA + HEAD, 60, false),    // 2: outside the UMEM
+            (F + HEAD, 1792, true),      // 3: three fragments, lent
+            (2 * F + HEAD, 1792, true),  //
+            (3 * F + HEAD, 100, false),  //
+            (HEAD, 1792, true),          // 4: middle fragment outside
+            (AREA * 2, 1792, true),      //
+            (F + HEAD, 10, false),       //
+            (2 * F + HEAD, 1792, true),  // 5: last fragment overruns
+            (3 * F + HEAD, 1793, false), //
+            (F + 2000, 60, false),       // 6: overruns its chunk
+            (3 * F, F as u32, false),    // 7: a whole chunk, lent
+        ];
+        let mut a = Assembler::new(AREA);
+        let mut recycle = Vec::new();
+        let steps: Vec<Step> = descs
+            .iter()
+            .map(|&(addr, len, more)| a.push(addr, len, more, &mut recycle))
+            .collect();
+        let frames: Vec<Step> = steps.into_iter().filter(|s| *s != Step::More).collect();
+        assert_eq!(
+            frames,
+            [
+                Step::Frame {
+                    addr: HEAD,
+                    len: 60,
+                    total: 60
+                },
+                Step::Invalid,
+                Step::Frame {
+                    addr: F + HEAD,
+                    len: 1792,
+                    total: 1792 + 1792 + 100
+                },
+                Step::Invalid,
+                Step::Invalid,
+                Step::Invalid,
+                Step::Frame {
+                    addr: 3 * F,
+                    len: F as u32,
+                    total: F as u32
+                },
+            ]
+        );
+        let seen = descs.iter().filter(|d| !d.2).count();
+        let lent = frames
+            .iter()
+            .filter(|s| matches!(s, Step::Frame { .. }))
+            .count();
+        let dropped = frames.iter().filter(|s| **s == Step::Invalid).count();
+        assert_eq!((seen, lent, dropped), (7, 3, 4));
+        // Every descriptor inside the UMEM gives its chunk back; the two
+        // outside it do not.
+        assert_eq!(recycle, [0, F, 2 * F, 3 * F, 0, F, 2 * F, 3 * F, F, 3 * F]);
+        assert!(a.partial.is_none(), "no frame left half-assembled");
+    }
+
+    #[test]
+    fn fragments_carry_over_between_batches() {
+        let mut a = Assembler::new(AREA);
+        let mut recycle = Vec::new();
+        assert_eq!(a.push(HEAD, 1792, true, &mut recycle), Step::More);
+        // The next batch continues the same frame.
+        assert_eq!(
+            a.push(F + HEAD, 8, false, &mut recycle),
+            Step::Frame {
+                addr: HEAD,
+                len: 1792,
+                total: 1800
+            }
+        );
+        assert_eq!(recycle, [0, F]);
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! `send` transmits frames out of an interface with BPF_PROG_RUN and
 //! BPF_F_TEST_XDP_LIVE_FRAMES: the kernel runs `trafficgen_tx`
-//! (bpf/trafficgen.bpf.c) once per frame and its XDP_TX turns into a redirect
+//! (bench/trafficgen/bpf/trafficgen.bpf.c) once per frame and its XDP_TX turns into a redirect
 //! to the interface in ctx_in `ingress_ifindex`. The program varies the IPv4
 //! addresses per frame (and the size, in IMIX mode). `--count N` is split over
 //! `--threads` and sent in `repeat` batches (the last one the remainder);
@@ -19,6 +19,7 @@
 //! veth live frames reach receivers that read from the stack (AF_PACKET).
 //!
 //! Holds unsafe code (raw BPF syscalls); allocates only at start-up.
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 use std::fs;
 use std::io;
@@ -37,6 +38,7 @@ use libbpf_rs::MapCore;
 
 #[allow(
     clippy::all,
+    clippy::undocumented_unsafe_blocks,
     missing_docs,
     unused_qualifications,
     non_camel_case_types,
@@ -131,30 +133,14 @@ struct SendArgs {
     json: bool,
 }
 
+// Layouts shared with bpf/trafficgen.bpf.c, as the skeleton generates them
+// from the object's BTF (never hand copies).
 /// The kernel's `struct xdp_md`, passed as ctx_in.
-#[repr(C)]
-#[derive(Default, Clone, Copy)]
-struct XdpMd {
-    data: u32,
-    data_end: u32,
-    data_meta: u32,
-    ingress_ifindex: u32,
-    rx_queue_index: u32,
-    egress_ifindex: u32,
-}
-
-/// Mirrors `struct gen_config` in bpf/trafficgen.bpf.c.
-#[repr(C)]
-struct GenConfig {
-    src_mask: u32,
-    dst_mask: u32,
-    imix: u32,
-    rewrite: u32,
-    ns_per_frame: u64,
-    catchup_ns: u64,
-}
-
-const BPF_F_TEST_XDP_LIVE_FRAMES: u32 = 1 << 1;
+type XdpMd = skel::types::xdp_md;
+/// `struct gen_config`: the generator's settings (map `gen_cfg`).
+type GenConfig = skel::types::gen_config;
+/// Per-CPU `struct gen_stats` (map `gen_stats`), read and written raw.
+type GenStats = skel::types::gen_stats;
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
@@ -317,7 +303,7 @@ fn run_batch(prog: RawFd, frame: &[u8], ctx: &XdpMd, repeat: u32, batch: u32) ->
         ctx_in: (&ctx as *const XdpMd).cast(),
         ctx_size_in: std::mem::size_of::<XdpMd>() as u32,
         repeat: repeat as i32,
-        flags: BPF_F_TEST_XDP_LIVE_FRAMES,
+        flags: libbpf_sys::BPF_F_TEST_XDP_LIVE_FRAMES,
         batch_size: batch,
         ..Default::default()
     };
@@ -328,17 +314,6 @@ fn run_batch(prog: RawFd, frame: &[u8], ctx: &XdpMd, repeat: u32, batch: u32) ->
         return Err(io::Error::from_raw_os_error(-rc));
     }
     Ok(())
-}
-
-/// Per-CPU `struct gen_stats` (bpf/trafficgen.bpf.c), read and written raw.
-#[derive(Clone, Copy, Default, Debug)]
-#[repr(C)]
-struct GenStats {
-    frames: u64,
-    bytes: u64,
-    quota: u64,
-    next_ns: u64,
-    idle: u64,
 }
 
 struct StatsMap {
@@ -516,7 +491,8 @@ fn send(a: SendArgs) -> Result<()> {
         ns_per_frame,
         catchup_ns: a.catchup_ms * 1_000_000,
     };
-    // SAFETY: GenConfig is repr(C) plain data; viewing it as bytes is sound.
+    // SAFETY: GenConfig is the skeleton's repr(C) struct of integers with no
+    // padding (4 x u32 then 2 x u64); viewing it as bytes is sound.
     let cfg_bytes = unsafe {
         std::slice::from_raw_parts(
             (&cfg as *const GenConfig).cast::<u8>(),
