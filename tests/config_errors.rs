@@ -177,7 +177,7 @@ fn sizes_and_cores_are_bounded() {
 /// hung start-up.
 #[test]
 fn config_must_be_a_small_regular_file() {
-    for path in ["/dev/zero"] {
+    for path in ["/dev/zero", "/dev/null"] {
         let out = xdpacct()
             .args(["check-config", "--config", path])
             .output()

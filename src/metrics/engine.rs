@@ -210,7 +210,10 @@ impl EngineCollector {
         }
         type Value = fn(&Count) -> u64;
         let values: [Value; 2] = [|c| c.packets, |c| c.bytes];
-        for (family, value) in [&cat::CUSTOMER_PACKETS, &cat::CUSTOMER_BYTES].into_iter().zip(values) {
+        for (family, value) in [&cat::CUSTOMER_PACKETS, &cat::CUSTOMER_BYTES]
+            .into_iter()
+            .zip(values)
+        {
             family.write_header(out);
             for (extra, t) in &customers {
                 for (dir, c) in t.iter() {
@@ -224,7 +227,10 @@ impl EngineCollector {
         cat::HOST_SERIES_FOLDED.write_header(out);
         let folded = other.as_ref().map_or(0, |(n, _)| *n);
         write_sample(out, cat::HOST_SERIES_FOLDED.name, "", num.format(folded));
-        for (family, value) in [&cat::HOST_PACKETS, &cat::HOST_BYTES].into_iter().zip(values) {
+        for (family, value) in [&cat::HOST_PACKETS, &cat::HOST_BYTES]
+            .into_iter()
+            .zip(values)
+        {
             family.write_header(out);
             let mut ip = String::new();
             for (r, range) in tables.ranges.iter().enumerate() {
@@ -250,7 +256,11 @@ impl EngineCollector {
                 }
             }
             if let Some((_, t)) = &other {
-                let blank: String = tables.label_names.iter().map(|n| format!(",{n}=\"\"")).collect();
+                let blank: String = tables
+                    .label_names
+                    .iter()
+                    .map(|n| format!(",{n}=\"\""))
+                    .collect();
                 for (dir, c) in t.iter() {
                     let labels = format!("ip=\"other\",direction=\"{}\"{blank}", dir.as_str());
                     write_sample(out, family.name, &labels, num.format(value(c)));
@@ -267,7 +277,7 @@ impl EngineCollector {
         &self,
         tables: &Tables,
         totals: &[InOut<Count>],
-    ) -> (Vec<Option<InOut<Count>>>, Option<(usize, InOut<Count>)>) {
+    ) -> (Vec<Option<InOut<Count>>>, Option<FoldedHosts>) {
         let now = Instant::now();
         let mut state = self.view_state.lock().expect("host view lock");
         let keys = tables.slot_keys();
@@ -278,7 +288,10 @@ impl EngineCollector {
                 HostSeries::All => Some(*t),
                 HostSeries::Active if packets == 0 => None,
                 HostSeries::Active => {
-                    let seen = state.last_change.entry(keys[slot]).or_insert((packets, now));
+                    let seen = state
+                        .last_change
+                        .entry(keys[slot])
+                        .or_insert((packets, now));
                     if seen.0 != packets {
                         *seen = (packets, now);
                     }
@@ -313,6 +326,9 @@ impl EngineCollector {
         (shown, Some((folded.folded, folded.other)))
     }
 }
+
+/// Hosts folded into `ip="other"`: how many, and their sum.
+type FoldedHosts = (usize, InOut<Count>);
 
 /// One sample line of the text format.
 fn write_sample(out: &mut Vec<u8>, name: &str, labels: &str, value: &str) {

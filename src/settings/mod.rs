@@ -475,10 +475,7 @@ impl Validator<'_> {
             .map_err(|e| self.err("metrics.listen", format!("{listen:?}: {e}")))?;
         let max_series = m.max_series.unwrap_or(1_000_000);
         if !(1_000..=10_000_000).contains(&max_series) {
-            return Err(self.err(
-                "metrics.max_series",
-                "must be between 1000 and 10000000",
-            ));
+            return Err(self.err("metrics.max_series", "must be between 1000 and 10000000"));
         }
         Ok(Metrics {
             listen,
