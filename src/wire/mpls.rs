@@ -1,8 +1,20 @@
-//! MPLS label stack entry view (RFC 3032).
+//! MPLS label stack entry view (RFC 3032) and the pseudowire control word
+//! (RFC 4385) that may follow the bottom of the stack.
 //!
 //! No allocation, no panic after `new_checked`, no unsafe.
 
-use super::{be32, WireError};
+use super::{be16, be32, WireError};
+
+/// Reserved label values (RFC 3032 §2.1, RFC 5586) that say what follows
+/// when they are the bottom of the stack.
+pub mod label {
+    /// IPv4 explicit null: an IPv4 packet follows.
+    pub const IPV4_EXPLICIT_NULL: u32 = 0;
+    /// IPv6 explicit null: an IPv6 packet follows.
+    pub const IPV6_EXPLICIT_NULL: u32 = 2;
+    /// Generic associated channel label: a G-ACh message (OAM) follows.
+    pub const GAL: u32 = 13;
+}
 
 /// Length of one label stack entry.
 pub const ENTRY_LEN: usize = 4;
@@ -61,9 +73,103 @@ impl<'a> MplsLabel<&'a [u8]> {
     }
 }
 
+mod cw_field {
+    pub const FLAGS: usize = 0;
+    pub const FRAG_LEN: usize = 1;
+    pub const SEQUENCE: usize = 2;
+    pub const PAYLOAD: usize = 4;
+}
+
+/// Length of the pseudowire control word.
+pub const CONTROL_WORD_LEN: usize = cw_field::PAYLOAD;
+
+/// The preferred pseudowire MPLS control word (RFC 4385 §3; RFC 4448 §3.1
+/// for Ethernet): first nibble 0, flags, fragment bits, length, sequence
+/// number. After `new_checked` no accessor panics.
+#[derive(Clone, Copy, Debug)]
+pub struct PwControlWord<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> PwControlWord<T> {
+    /// `Truncated` unless the 4 bytes are present; `Malformed` unless the
+    /// first nibble is 0 (1 is a G-ACh header, 4 and 6 are IP).
+    #[inline(always)]
+    pub fn new_checked(buffer: T) -> Result<Self, WireError> {
+        let b = buffer.as_ref();
+        if b.len() < CONTROL_WORD_LEN {
+            return Err(WireError::Truncated);
+        }
+        if b[cw_field::FLAGS] >> 4 != 0 {
+            return Err(WireError::Malformed);
+        }
+        Ok(PwControlWord { buffer })
+    }
+
+    /// Flags (4 bits, pseudowire type specific).
+    #[inline(always)]
+    pub fn flags(&self) -> u8 {
+        self.buffer.as_ref()[cw_field::FLAGS] & 0x0f
+    }
+
+    /// FRG (2 bits): fragmentation of the payload.
+    #[inline(always)]
+    pub fn frag(&self) -> u8 {
+        self.buffer.as_ref()[cw_field::FRAG_LEN] >> 6
+    }
+
+    /// Length (6 bits): the payload length when the packet is shorter than
+    /// 64 bytes and was padded, else 0.
+    #[inline(always)]
+    pub fn length(&self) -> u8 {
+        self.buffer.as_ref()[cw_field::FRAG_LEN] & 0x3f
+    }
+
+    /// Sequence number (0 when not used).
+    #[inline(always)]
+    pub fn sequence(&self) -> u16 {
+        be16(self.buffer.as_ref(), cw_field::SEQUENCE)
+    }
+}
+
+impl<'a> PwControlWord<&'a [u8]> {
+    /// The pseudowire payload (for an Ethernet pseudowire, the customer
+    /// frame from its destination address on).
+    #[inline(always)]
+    pub fn payload(&self) -> &'a [u8] {
+        &self.buffer[cw_field::PAYLOAD..]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_word_fields() {
+        // Flags 0x5, FRG 2, length 46, sequence 0x1234, then a MAC byte.
+        let b = [0x05, 0xae, 0x12, 0x34, 0x00];
+        let cw = PwControlWord::new_checked(&b[..]).unwrap();
+        assert_eq!(cw.flags(), 5);
+        assert_eq!(cw.frag(), 2);
+        assert_eq!(cw.length(), 46);
+        assert_eq!(cw.sequence(), 0x1234);
+        assert_eq!(cw.payload(), &[0x00]);
+        for n in 0..CONTROL_WORD_LEN {
+            assert_eq!(
+                PwControlWord::new_checked(&b[..n]).err(),
+                Some(WireError::Truncated)
+            );
+        }
+        // G-ACh (nibble 1) and IP nibbles are not a control word.
+        for b0 in [0x10u8, 0x45, 0x60, 0xf0] {
+            assert_eq!(
+                PwControlWord::new_checked(&[b0, 0, 0, 0][..]).err(),
+                Some(WireError::Malformed),
+                "{b0:#04x}"
+            );
+        }
+    }
 
     #[test]
     fn mpls_fields() {
