@@ -5,6 +5,13 @@
 
 use super::{be16, be32, WireError};
 
+/// G-ACh channel types (RFC 4385 §5, IANA "MPLS Generalized Associated
+/// Channel (G-ACh) Types") that carry an IP packet (e.g. VCCV BFD, RFC 5885).
+pub mod ach_channel {
+    pub const IPV4: u16 = 0x0021;
+    pub const IPV6: u16 = 0x0057;
+}
+
 /// Reserved label values (RFC 3032 §2.1, RFC 5586) that say what follows
 /// when they are the bottom of the stack.
 pub mod label {
@@ -141,9 +148,87 @@ impl<'a> PwControlWord<&'a [u8]> {
     }
 }
 
+mod ach_field {
+    pub const VERSION: usize = 0;
+    pub const CHANNEL_TYPE: usize = 2;
+    pub const PAYLOAD: usize = 4;
+}
+
+/// Length of the associated channel header.
+pub const ACH_LEN: usize = ach_field::PAYLOAD;
+
+/// Associated channel header (RFC 4385 §5, RFC 5586 §2): first nibble 1,
+/// version, reserved byte, channel type. It follows the bottom label of a
+/// pseudowire (in place of the control word) or a GAL. After `new_checked`
+/// no accessor panics.
+#[derive(Clone, Copy, Debug)]
+pub struct AchHeader<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> AchHeader<T> {
+    /// `Truncated` unless the 4 bytes are present; `Malformed` unless the
+    /// first nibble is 1.
+    #[inline(always)]
+    pub fn new_checked(buffer: T) -> Result<Self, WireError> {
+        let b = buffer.as_ref();
+        if b.len() < ACH_LEN {
+            return Err(WireError::Truncated);
+        }
+        if b[ach_field::VERSION] >> 4 != 1 {
+            return Err(WireError::Malformed);
+        }
+        Ok(AchHeader { buffer })
+    }
+
+    /// Version (4 bits); 0 is the only one defined.
+    #[inline(always)]
+    pub fn version(&self) -> u8 {
+        self.buffer.as_ref()[ach_field::VERSION] & 0x0f
+    }
+
+    /// Channel type ([`ach_channel`]).
+    #[inline(always)]
+    pub fn channel_type(&self) -> u16 {
+        be16(self.buffer.as_ref(), ach_field::CHANNEL_TYPE)
+    }
+}
+
+impl<'a> AchHeader<&'a [u8]> {
+    /// The channel's message.
+    #[inline(always)]
+    pub fn payload(&self) -> &'a [u8] {
+        &self.buffer[ach_field::PAYLOAD..]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ach_fields() {
+        let b = [0x10, 0x00, 0x00, 0x21, 0x45];
+        let a = AchHeader::new_checked(&b[..]).unwrap();
+        assert_eq!(a.version(), 0);
+        assert_eq!(a.channel_type(), ach_channel::IPV4);
+        assert_eq!(a.payload(), &[0x45]);
+        let a = AchHeader::new_checked(&[0x11, 0xff, 0x00, 0x07][..]).unwrap();
+        assert_eq!((a.version(), a.channel_type()), (1, 7));
+        for n in 0..ACH_LEN {
+            assert_eq!(
+                AchHeader::new_checked(&b[..n]).err(),
+                Some(WireError::Truncated)
+            );
+        }
+        for b0 in [0x00u8, 0x20, 0x45, 0x60] {
+            assert_eq!(
+                AchHeader::new_checked(&[b0, 0, 0, 0x21][..]).err(),
+                Some(WireError::Malformed),
+                "{b0:#04x}"
+            );
+        }
+    }
 
     #[test]
     fn control_word_fields() {

@@ -16,7 +16,7 @@ use super::ipv6::{
     AuthHeader, Ipv6ExtHeader, Ipv6FragHeader, Ipv6Packet, HEADER_LEN as IPV6_HEADER_LEN,
 };
 use super::llc::{LlcHeader, SnapHeader};
-use super::mpls::{label, MplsLabel, PwControlWord};
+use super::mpls::{ach_channel, label, AchHeader, MplsLabel, PwControlWord};
 use super::nsh::{next_proto, NshHeader};
 use super::pbb::ITag;
 use super::pppoe::{ppp_proto, PppoeSession};
@@ -34,8 +34,9 @@ pub const MAX_MPLS_LABELS: usize = 12;
 pub const MAX_IPV6_EXT_HEADERS: usize = 8;
 /// Most headers followed between the outer Ethernet header and the IP
 /// header, whatever their kind: each VLAN tag, VN-Tag, E-Tag, MPLS label,
-/// pseudowire control word, PBB I-TAG, NSH, LLC/SNAP header, PPPoE header
-/// and carried (inner) Ethernet header counts one. One more is `TooDeep`.
+/// pseudowire control word, associated channel header, PBB I-TAG, NSH,
+/// LLC/SNAP header, PPPoE header and carried (inner) Ethernet header
+/// counts one. One more is `TooDeep`.
 /// This bounds nesting such as a pseudowire inside MPLS inside a PBB frame.
 pub const MAX_ENCAP_DEPTH: usize = 32;
 
@@ -45,8 +46,9 @@ pub const MAX_ENCAP_DEPTH: usize = 32;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum MplsPayload {
     /// From the first nibble: 4 IPv4, 6 IPv6, 0 a pseudowire control word
-    /// then a customer Ethernet frame (RFC 4448 with control word), 1 a
-    /// G-ACh message, anything else not entered (non-IP). An Ethernet
+    /// then a customer Ethernet frame (RFC 4448 with control word), 1 an
+    /// associated channel header (its IPv4 / IPv6 channel types are
+    /// entered), anything else not entered (non-IP). An Ethernet
     /// pseudowire *without* control word is misread (as IP when the
     /// destination MAC starts with nibble 4 or 6, as a control word when 0).
     #[default]
@@ -56,9 +58,10 @@ pub enum MplsPayload {
     /// carry only such pseudowires: IP after the bottom label (L3VPN) is
     /// then misread as Ethernet.
     EthernetNoControlWord,
-    /// From the first nibble, 4 IPv4 and 6 IPv6 only; pseudowires are not
-    /// entered (the behaviour before pseudowires were). For links whose
-    /// control-word pseudowires carry something other than Ethernet.
+    /// From the first nibble, 4 IPv4, 6 IPv6 and 1 associated channel as
+    /// for `Guess`; a control word (0) is not entered, so neither are
+    /// pseudowires. For links whose control-word pseudowires carry
+    /// something other than Ethernet (ATM, TDM, frame relay...).
     IpOnly,
 }
 
@@ -139,9 +142,12 @@ pub fn parse_frame(frame: &[u8], out: &mut FrameFacts) -> Result<(), WireError> 
 /// - MPLS: up to [`MAX_MPLS_LABELS`] entries before the bottom of stack,
 ///   else `TooDeep`. A label stack with no byte after it is `Truncated`.
 ///   A bottom label 0 (IPv4 explicit null) is followed by IPv4, 2 (IPv6
-///   explicit null) by IPv6, 13 (GAL) by a G-ACh message (non-IP, `Ok`).
+///   explicit null) by IPv6, 13 (GAL) by an associated channel header.
 ///   Otherwise [`WireOptions::mpls_payload`] decides ([`MplsPayload`]);
-///   by default 4 IPv4, 6 IPv6, 0 control word + Ethernet, others non-IP.
+///   by default 4 IPv4, 6 IPv6, 0 control word + Ethernet, 1 associated
+///   channel header, others non-IP. An associated channel (version 0)
+///   with channel type 0x0021 / 0x0057 carries IPv4 / IPv6 (VCCV, BFD),
+///   which is entered; other channels are non-IP `Ok`.
 ///   A misread payload is not an error of its own: it gives whatever its
 ///   bytes give (usually non-IP `Ok`, sometimes `Malformed`).
 /// - PPPoE session: version/type other than 0x11 is `Malformed`. The PPP
@@ -214,6 +220,8 @@ enum Next {
     Ethernet,
     Mpls,
     Nsh,
+    /// A G-ACh message, from its associated channel header.
+    Ach,
     Ipv4,
     Ipv6,
 }
@@ -334,6 +342,16 @@ fn parse_encapsulated(
                     _ => return Ok(()),
                 }
             }
+            Next::Ach => {
+                enter(&mut depth)?;
+                let ach = AchHeader::new_checked(rest)?;
+                rest = ach.payload();
+                match (ach.version(), ach.channel_type()) {
+                    (0, ach_channel::IPV4) => Next::Ipv4,
+                    (0, ach_channel::IPV6) => Next::Ipv6,
+                    _ => return Ok(()),
+                }
+            }
             Next::Mpls => {
                 let (payload, after) = mpls_stack(rest, &mut depth, opts)?;
                 rest = payload;
@@ -366,11 +384,12 @@ fn mpls_stack<'a>(
         let next = match entry.label() {
             label::IPV4_EXPLICIT_NULL => Some(Next::Ipv4),
             label::IPV6_EXPLICIT_NULL => Some(Next::Ipv6),
-            label::GAL => None,
+            label::GAL => Some(Next::Ach),
             _ => match (opts.mpls_payload, first >> 4) {
                 (MplsPayload::EthernetNoControlWord, _) => Some(Next::Ethernet),
                 (_, 4) => Some(Next::Ipv4),
                 (_, 6) => Some(Next::Ipv6),
+                (_, 1) => Some(Next::Ach),
                 (MplsPayload::Guess, 0) => {
                     enter(depth)?;
                     let cw = PwControlWord::new_checked(rest)?;
@@ -700,11 +719,14 @@ pub(crate) mod tests {
         cat(&[&[0xaa, 0xaa, 0x03], &oui, &be(protocol_id)])
     }
 
-    /// NSH, MD type 2 with `ctx_words` words of context, SPI 42, SI 255.
+    /// NSH, MD type 2 with `ctx_words` empty context TLVs (class 0,
+    /// type 1, length 0), SPI 42, SI 255.
     pub(crate) fn nsh(next_protocol: u8, ctx_words: u8) -> Vec<u8> {
         let mut h = vec![0x0f, 0xc0 | (2 + ctx_words), 0x02, next_protocol];
         h.extend_from_slice(&[0, 0, 42, 255]);
-        h.resize(8 + 4 * usize::from(ctx_words), 0xa5);
+        for _ in 0..ctx_words {
+            h.extend_from_slice(&[0, 0, 1, 0]);
+        }
         h
     }
 
@@ -1524,11 +1546,16 @@ pub(crate) mod tests {
 
     #[test]
     fn mpls_non_ip_payload_is_ok() {
-        // A G-ACh message (nibble 1), and payloads starting with any nibble
-        // but 0 (control word), 4 and 6.
-        let f = cat(&[&eth(0x8847), &mpls(100, true), &[0x10, 0, 0, 0x21], &[0; 8]]);
+        // A G-ACh message that is not IP (BFD control, channel type 7), and
+        // payloads starting with any nibble but 0, 1, 4 and 6.
+        let f = cat(&[
+            &eth(0x8847),
+            &mpls(100, true),
+            &[0x10, 0, 0, 0x07],
+            &[0; 24],
+        ]);
         check(&f, Ok(()), FrameFacts::default());
-        for b in [0x15u8, 0x20, 0x5f, 0x80, 0xff] {
+        for b in [0x20u8, 0x5f, 0x80, 0xff] {
             let f = cat(&[&eth(0x8847), &mpls(100, true), &[b; 20]]);
             check(&f, Ok(()), FrameFacts::default());
         }
@@ -1724,14 +1751,22 @@ pub(crate) mod tests {
             check_with(&f, &opts, Ok(()), l4(v4(17, 28), 1, 2, 0));
             let f = cat(&[&eth(0x8847), &mpls(2, true), &ipv6(6, 20), &tcp(1, 2, 2)]);
             check_with(&f, &opts, Ok(()), l4(v6(6, 60), 1, 2, 2));
-            // GAL: a G-ACh message (channel type 0x0021 would look like IPv4).
+            // GAL: a G-ACh message; BFD control is not IP, an IPv4 channel is.
+            let f = cat(&[
+                &eth(0x8847),
+                &mpls(13, true),
+                &[0x10, 0, 0, 0x07],
+                &[0x45; 24],
+            ]);
+            check_with(&f, &opts, Ok(()), FrameFacts::default());
             let f = cat(&[
                 &eth(0x8847),
                 &mpls(13, true),
                 &[0x10, 0, 0, 0x21],
-                &[0x45; 24],
+                &ipv4(17, 8, 0, &[]),
+                &udp(49152, 3784),
             ]);
-            check_with(&f, &opts, Ok(()), FrameFacts::default());
+            check_with(&f, &opts, Ok(()), l4(v4(17, 28), 49152, 3784, 0));
             // IPv4 explicit null with an IPv6 packet after it.
             let f = cat(&[&eth(0x8847), &mpls(0, true), &ipv6(6, 20), &tcp(1, 2, 2)]);
             check_with(&f, &opts, Err(WireError::Malformed), FrameFacts::default());
@@ -1747,6 +1782,30 @@ pub(crate) mod tests {
             &udp(1, 2),
         ]);
         check(&f, Ok(()), l4(v4(17, 28), 1, 2, 0));
+    }
+
+    /// Pseudowire OAM (VCCV with a control-word-position associated channel
+    /// header, RFC 5085 / 5885): IPv4 and IPv6 channels are IP, others not;
+    /// a version other than 0 is not entered.
+    #[test]
+    fn mpls_associated_channel() {
+        use WireError::Truncated as T;
+        let ach = |ver: u8, channel: u16| cat(&[&[0x10 | ver, 0], &be(channel)]);
+        for opts in [WireOptions::DEFAULT, IP_ONLY] {
+            let f = cat(&[
+                &eth(0x8847),
+                &mpls(100, true),
+                &ach(0, 0x0057),
+                &ipv6(17, 8),
+                &udp(49152, 3784),
+            ]);
+            check_with(&f, &opts, Ok(()), l4(v6(17, 48), 49152, 3784, 0));
+            check_with(&f[..14 + 4 + 3], &opts, Err(T), FrameFacts::default());
+            for (ver, ch) in [(1, 0x0057), (0, 0x0007), (0, 0x8902)] {
+                let f = cat(&[&eth(0x8847), &mpls(100, true), &ach(ver, ch), &ipv6(17, 8)]);
+                check_with(&f, &opts, Ok(()), FrameFacts::default());
+            }
+        }
     }
 
     #[test]
