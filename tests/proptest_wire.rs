@@ -10,13 +10,16 @@ mod fuzz_bodies;
 
 use proptest::prelude::*;
 use xdpacct::export::{FlowKey, FlowRecord};
-use xdpacct::wire::L3Addrs;
+use xdpacct::wire::{parse_frame_with, FrameFacts, L3Addrs, MplsPayload, WireOptions};
 
 /// A random frame that often looks like Ethernet + IP, so the parser gets
 /// past the first header: a real-looking prefix followed by noise.
 fn frame() -> impl Strategy<Value = Vec<u8>> {
+    // Including the encapsulations the parser enters (PBB, VN-Tag, E-Tag,
+    // NSH, an 802.3 length for LLC/SNAP), so their views get random input.
     let ethertypes = prop::sample::select(vec![
-        0x0800u16, 0x86dd, 0x8100, 0x88a8, 0x9100, 0x8847, 0x8848, 0x8864, 0x0806, 0x1234,
+        0x0800u16, 0x86dd, 0x8100, 0x88a8, 0x9100, 0x8847, 0x8848, 0x8864, 0x0806, 0x1234, 0x88e7,
+        0x8926, 0x893f, 0x894f, 0x0030,
     ]);
     let protos = prop::sample::select(vec![6u8, 17, 1, 58, 132, 136, 0, 43, 44, 60, 51, 50, 4, 41]);
     (
@@ -42,6 +45,8 @@ fn frame() -> impl Strategy<Value = Vec<u8>> {
                     f.extend_from_slice(&[0x60, 0, 0, 0, 0, 40, proto, 64]);
                     f.extend_from_slice(&[0x20; 32]);
                 }
+                // LLC/SNAP with an EtherType, IP or not as the noise has it.
+                0x0030 => f.extend_from_slice(&[0xaa, 0xaa, 0x03, 0, 0, 0]),
                 _ => {}
             }
             f.extend_from_slice(&tail);
@@ -62,6 +67,17 @@ proptest! {
     #[test]
     fn ip_looking_frames_parse_without_panic(f in frame()) {
         fuzz_bodies::parse_frame_body(&f);
+    }
+
+    /// Same under every MPLS payload setting (pseudowires without control
+    /// word read the bytes after any label stack as Ethernet).
+    #[test]
+    fn every_mpls_setting_parses_without_panic(f in frame(), mode in 0usize..3) {
+        let opts = WireOptions { mpls_payload: MplsPayload::ALL[mode] };
+        let mut facts = FrameFacts::default();
+        if parse_frame_with(&f, &mut facts, &opts).is_err() {
+            prop_assert!(!facts.has_l4, "{facts:?}");
+        }
     }
 
     /// Encode then decode is the identity, for v9 and IPFIX, any MTU.

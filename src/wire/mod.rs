@@ -6,18 +6,24 @@
 //! Depends on nothing else in the crate.
 //!
 //! Views (smoltcp style, `XxxPacket<T: AsRef<[u8]>>`):
-//! [`ethernet`] (Ethernet II and VLAN tags), [`mpls`], [`pppoe`], [`ipv4`],
-//! [`ipv6`] (fixed header and extension headers), [`tcp`], [`udp`]
-//! (also UDP-Lite), [`sctp`], [`icmp`] (ICMP and ICMPv6). The walk from
-//! Ethernet to the transport header is [`parse_frame`]; its docs list the
-//! choices made for ambiguous input.
+//! [`ethernet`] (Ethernet II, VLAN tags, VN-Tag, E-Tag), [`llc`] (LLC and
+//! SNAP), [`pbb`] (802.1ah I-TAG), [`mpls`] (labels and the pseudowire
+//! control word), [`pppoe`], [`nsh`], [`ipv4`], [`ipv6`] (fixed header and
+//! extension headers), [`tcp`], [`udp`] (also UDP-Lite), [`sctp`], [`icmp`]
+//! (ICMP and ICMPv6). The walk from Ethernet to the transport header is
+//! [`parse_frame_with`] ([`parse_frame`] with default [`WireOptions`]); its
+//! docs list the choices made for ambiguous input, and
+//! `docs/ENCAPSULATIONS.md` what is entered and what is not.
 
 pub mod ethernet;
 pub mod icmp;
 pub mod ipv4;
 pub mod ipv6;
+pub mod llc;
 pub mod mpls;
+pub mod nsh;
 mod parse;
+pub mod pbb;
 pub mod pppoe;
 #[cfg(test)]
 mod robustness;
@@ -25,7 +31,10 @@ pub mod sctp;
 pub mod tcp;
 pub mod udp;
 
-pub use parse::{parse_frame, MAX_IPV6_EXT_HEADERS, MAX_MPLS_LABELS, MAX_VLAN_TAGS};
+pub use parse::{
+    parse_frame, parse_frame_with, MplsPayload, WireOptions, MAX_ENCAP_DEPTH, MAX_IPV6_EXT_HEADERS,
+    MAX_MPLS_LABELS, MAX_VLAN_TAGS,
+};
 
 /// IP protocol numbers (IPv4 protocol field, IPv6 next header).
 pub mod ip_proto {
@@ -66,7 +75,8 @@ pub enum WireError {
     Truncated = 0,
     /// A header field holds an impossible value (IHL < 5, bad IP version...).
     Malformed = 1,
-    /// More VLAN tags, MPLS labels or IPv6 extension headers than we follow.
+    /// More VLAN tags, MPLS labels, nested encapsulation headers or IPv6
+    /// extension headers than we follow.
     TooDeep = 2,
 }
 
@@ -91,7 +101,8 @@ impl WireError {
 /// Network-layer addresses of a frame, copied out of the header (8 or 32 bytes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum L3Addrs {
-    /// No IP header (ARP, LLDP, unknown EtherType, or parse failed before IP).
+    /// No IP header (ARP, LLDP, unknown EtherType, an encapsulation not
+    /// entered, or parse failed before IP).
     #[default]
     None,
     V4 {
@@ -105,16 +116,22 @@ pub enum L3Addrs {
 }
 
 /// What the counters need to know about one frame. Filled in place by
-/// [`parse_frame`]; the caller reuses one value for a whole batch.
+/// [`parse_frame_with`]; the caller reuses one value for a whole batch.
+///
+/// For a frame carrying a customer Ethernet frame (PBB, MPLS pseudowire,
+/// NSH) or IP inside MPLS, PPPoE or NSH, the IP fields below are those of
+/// the innermost IP header reached; only `vlan` is the outer frame's. The
+/// frame's l2 length is the caller's (outer wire length), never parsed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct FrameFacts {
-    /// Outermost VLAN id (0 when untagged).
+    /// The first VLAN id of the outer Ethernet header (0 when untagged);
+    /// tags inside a carried customer frame do not set it.
     pub vlan: u16,
     pub addrs: L3Addrs,
     /// IP total length from the header (IPv4 total length, IPv6 payload
     /// length + 40); 0 without IP. Used for `accounting.bytes = "l3"`.
     /// When the header says 0 (TSO capture, IPv6 jumbogram) see
-    /// [`parse_frame`]: jumbo option value + 40, else the captured IP
+    /// [`parse_frame_with`]: jumbo option value + 40, else the captured IP
     /// bytes as a lower bound.
     pub ip_len: u32,
     /// IP protocol / final IPv6 next header (6 tcp, 17 udp, 1 icmp, ...).
