@@ -21,7 +21,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 
 pub use net::{int_to_ip, IpPrefix};
-pub use raw::{AsFileFormat, BytesMode, HostSeries, XdpMode, ZeroCopy};
+pub use raw::{AsFileFormat, BytesMode, HostSeries, MplsPayload, XdpMode, ZeroCopy};
 
 /// Where the packaged config lives; read when present and no `--config`
 /// (or `XDPACCT_CONFIG`, the same flag) is given.
@@ -140,6 +140,9 @@ const RING_MAX: u32 = 1 << 18;
 pub struct Accounting {
     /// Byte convention. Defaults to l2.
     pub bytes: BytesMode,
+    /// What follows the bottom MPLS label (docs/ENCAPSULATIONS.md).
+    /// Defaults to guess.
+    pub mpls_payload: MplsPayload,
     /// Which hosts have series on the page. Defaults to active.
     pub host_series: HostSeries,
     /// With `host_series = "active"`, a host without traffic for this long
@@ -733,6 +736,7 @@ impl Accounting {
         }
         Ok(Accounting {
             bytes: cfg.bytes.unwrap_or_default(),
+            mpls_payload: cfg.mpls_payload.unwrap_or_default(),
             host_series: cfg.host_series.unwrap_or_default(),
             host_idle_timeout: Duration::from_secs(idle),
             local_networks,

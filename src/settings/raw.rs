@@ -109,11 +109,27 @@ pub enum HostSeries {
     All,
 }
 
+/// `accounting.mpls_payload`: what follows the bottom MPLS label.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum MplsPayload {
+    /// From the first nibble: 4 IPv4, 6 IPv6, 0 a pseudowire control word
+    /// and a customer Ethernet frame, 1 an associated channel.
+    #[default]
+    Guess,
+    /// Every payload is a customer Ethernet frame without control word
+    /// (links that carry only such pseudowires).
+    EthernetNoControlWord,
+    /// IPv4/IPv6 (and associated channels) only; pseudowires are not entered.
+    IpOnly,
+}
+
 /// `[accounting]`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AccountingConfig {
     pub bytes: Option<BytesMode>,
+    pub mpls_payload: Option<MplsPayload>,
     pub host_series: Option<HostSeries>,
     pub host_idle_timeout: Option<u64>,
     pub local_networks: Vec<String>,

@@ -5,7 +5,8 @@
 //! binary searches over a few sorted spans and never allocate.
 
 use super::peers::PeerTables;
-use crate::settings::{Accounting, BytesMode, SettingsError};
+use crate::settings::{self, Accounting, BytesMode, SettingsError};
+use crate::wire::{MplsPayload, WireOptions};
 
 /// A sorted set of disjoint integer spans with an attached base value.
 #[derive(Debug, Clone, Default)]
@@ -70,6 +71,8 @@ pub struct HostRange {
 #[derive(Debug)]
 pub struct Tables {
     pub bytes: BytesMode,
+    /// How the parser reads what it cannot tell apart (`accounting.mpls_payload`).
+    pub wire: WireOptions,
     pub ipv6_host_prefix: u8,
     local4: Spans<u32>,
     local6: Spans<u128>,
@@ -173,6 +176,15 @@ impl Tables {
             .map_or(&[][..], |p| p.network_names());
         Ok(Tables {
             bytes: cfg.bytes,
+            wire: WireOptions {
+                mpls_payload: match cfg.mpls_payload {
+                    settings::MplsPayload::Guess => MplsPayload::Guess,
+                    settings::MplsPayload::EthernetNoControlWord => {
+                        MplsPayload::EthernetNoControlWord
+                    }
+                    settings::MplsPayload::IpOnly => MplsPayload::IpOnly,
+                },
+            },
             ipv6_host_prefix: hp,
             local4: Spans::from_sorted(l4, true),
             local6: Spans::from_sorted(l6, true),
@@ -313,6 +325,25 @@ mod tests {
         // Local networks default to the ranges.
         assert!(t.is_local4(u32::from_be_bytes([198, 51, 100, 3])));
         assert!(!t.is_local4(u32::from_be_bytes([198, 51, 100, 4])));
+    }
+
+    #[test]
+    fn mpls_payload_setting_reaches_the_parser_options() {
+        let t = Tables::build(
+            &crate::settings::Settings::from_toml_str(
+                "[accounting]\nmpls_payload = \"ethernet_no_control_word\"\n",
+            )
+            .unwrap()
+            .accounting,
+            "test.toml",
+            None,
+        )
+        .unwrap();
+        assert_eq!(t.wire.mpls_payload, MplsPayload::EthernetNoControlWord);
+        assert!(crate::settings::Settings::from_toml_str(
+            "[accounting]\nmpls_payload = \"ethernet\"\n"
+        )
+        .is_err());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::{Direction, HostSlots, Shard, Tables, PROTO_NON_IP, PROTO_SLOT, SIZE_BUCKETS};
 use crate::capture::{Capture, CaptureError, Frame};
 use crate::settings::BytesMode;
-use crate::wire::{parse_frame, FrameFacts, L3Addrs};
+use crate::wire::{parse_frame, parse_frame_with, FrameFacts, L3Addrs, MplsPayload};
 
 /// Per-frame hook for features that see every parsed frame (the flow cache).
 pub trait FrameObserver: Send {
@@ -114,7 +114,7 @@ impl Worker {
                     return;
                 }
                 let mut facts = FrameFacts::default();
-                if let Err(e) = parse_frame(frame.data, &mut facts) {
+                if let Err(e) = parse(tables, frame.data, &mut facts) {
                     shard.parse_errors[e as usize].add(1);
                 }
                 if let Some(peers) = &tables.peers {
@@ -187,6 +187,21 @@ pub fn now_ms() -> u64 {
 }
 
 /// Accounts one frame into `shard`; returns the bytes counted and the direction.
+/// Parses with the tables' options; the default ones are constants inside
+/// `parse_frame` (one predictable branch per frame).
+#[inline(always)]
+fn parse(
+    tables: &Tables,
+    data: &[u8],
+    facts: &mut FrameFacts,
+) -> Result<(), crate::wire::WireError> {
+    if tables.wire.mpls_payload == MplsPayload::Guess {
+        parse_frame(data, facts)
+    } else {
+        parse_frame_with(data, facts, &tables.wire)
+    }
+}
+
 #[inline]
 pub fn account(
     shard: &Shard,
@@ -194,7 +209,7 @@ pub fn account(
     facts: &mut FrameFacts,
     frame: Frame<'_>,
 ) -> (u64, Direction) {
-    if let Err(e) = parse_frame(frame.data, facts) {
+    if let Err(e) = parse(&hosts.tables, frame.data, facts) {
         shard.parse_errors[e as usize].add(1);
     }
     let resolved = resolve(&hosts.tables, &facts.addrs);
