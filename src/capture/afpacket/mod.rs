@@ -387,11 +387,13 @@ impl AfpacketQueue {
                         f(Frame {
                             data: &s[..data.len() + 4],
                             wire_len: wire + 4,
+                            timestamp_ns: 0,
                         });
                     } else {
                         f(Frame {
                             data,
                             wire_len: wire,
+                            timestamp_ns: 0,
                         });
                     }
                 }

@@ -436,6 +436,7 @@ impl AfxdpQueue {
                     f(Frame {
                         data,
                         wire_len: total,
+                        timestamp_ns: 0,
                     });
                 }
                 self.recycle.push(addr & mask);
