@@ -49,6 +49,7 @@ fn parse_and_account(c: &mut Criterion) {
                     Frame {
                         data: &f[..],
                         wire_len: 64,
+                        timestamp_ns: 0,
                     },
                 ));
             }
@@ -113,6 +114,7 @@ fn account_while_scraping(c: &mut Criterion) {
                     Frame {
                         data: &f[..],
                         wire_len: 64,
+                        timestamp_ns: 0,
                     },
                 ));
             }
@@ -193,6 +195,7 @@ fn account_with_as_table(c: &mut Criterion) {
                     let frame = Frame {
                         data: &f[..],
                         wire_len: f.len() as u32,
+                        timestamp_ns: 0,
                     };
                     black_box(account(&shard, &hosts, &mut facts, frame));
                 }

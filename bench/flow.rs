@@ -204,6 +204,7 @@ fn engine_with_flows(c: &mut Criterion) {
                     let frame = Frame {
                         data: &f[..],
                         wire_len: 64,
+                        timestamp_ns: 0,
                     };
                     let (bytes, dir) = account(&shard, &hosts, &mut facts, frame);
                     if let Some(c) = cache.as_deref_mut() {

@@ -152,6 +152,7 @@ impl xdpacct::capture::Capture for MemCapture<'_> {
             f(xdpacct::capture::Frame {
                 data: fr,
                 wire_len: fr.len() as u32,
+                timestamp_ns: 0,
             });
         }
         let n = end - self.next;

@@ -193,5 +193,13 @@ fn cmd_replay(
             String::new()
         }
     );
+    if !stats.damaged.is_empty() {
+        // The page above misses the unread bytes: status 1, so that scripts
+        // and billing jobs notice.
+        for d in &stats.damaged {
+            eprintln!("{d}");
+        }
+        std::process::exit(1);
+    }
     Ok(())
 }

@@ -46,6 +46,7 @@ fn count(shard: &Shard, frames: &[[u8; 64]]) -> HashMap<(String, &'static str), 
             Frame {
                 data: &f[..],
                 wire_len: 64,
+                timestamp_ns: 0,
             },
         );
         *truth.entry(local_of(f)).or_insert(0) += 1;

@@ -51,6 +51,7 @@ fn parse_and_account_allocate_nothing_per_frame() {
                 Frame {
                     data: f,
                     wire_len: f.len() as u32,
+                    timestamp_ns: 0,
                 },
             );
         }

@@ -62,6 +62,7 @@ fn reload_while_counting_loses_no_frame() {
                             Frame {
                                 data: &f[..],
                                 wire_len: 64,
+                                timestamp_ns: 0,
                             },
                         );
                     }

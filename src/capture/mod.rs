@@ -30,6 +30,9 @@ pub struct Frame<'a> {
     pub data: &'a [u8],
     /// Length on the wire, without FCS.
     pub wire_len: u32,
+    /// Capture time, nanoseconds since the Unix epoch; 0 when the backend
+    /// has none (the live backends).
+    pub timestamp_ns: u64,
 }
 
 /// A source of frames for one worker.

@@ -393,6 +393,7 @@ mod tests {
                 f(Frame {
                     data: fr,
                     wire_len: fr.len() as u32 + 4,
+                    timestamp_ns: 0,
                 });
             }
             let n = end - self.1;
@@ -562,6 +563,7 @@ mod tests {
                 let frame = Frame {
                     data: f,
                     wire_len: f.len() as u32 + 4,
+                    timestamp_ns: 0,
                 };
                 account(&single, &hosts, &mut facts, frame);
             }

@@ -375,6 +375,8 @@ impl AfpacketQueue {
                     0x8100
                 };
                 let wire = hdr.tp_len;
+                // The kernel's receive time stamp of the frame.
+                let timestamp_ns = u64::from(hdr.tp_sec) * 1_000_000_000 + u64::from(hdr.tp_nsec);
                 n += 1;
                 left -= 1;
                 let Some(range) = frame_range(off, &hdr, self.block_size) else {
@@ -405,11 +407,13 @@ impl AfpacketQueue {
                     f(Frame {
                         data: &s[..data.len() + 4],
                         wire_len: wire + 4,
+                        timestamp_ns,
                     });
                 } else {
                     f(Frame {
                         data,
                         wire_len: wire,
+                        timestamp_ns,
                     });
                 }
             }

@@ -422,6 +422,8 @@ impl AfxdpQueue {
                         f(Frame {
                             data,
                             wire_len: total,
+                            // AF_XDP descriptors carry no time stamp.
+                            timestamp_ns: 0,
                         });
                     }
                 }
