@@ -18,6 +18,8 @@ pub const CONTRACT: &[&str] = &[
     "xdpacct_protocol_bytes_total",
     "xdpacct_host_packets_total",
     "xdpacct_host_bytes_total",
+    "xdpacct_customer_packets_total",
+    "xdpacct_customer_bytes_total",
     "xdpacct_parse_errors_total",
     "xdpacct_queue_frames_accounted_total",
     "xdpacct_build_info",

@@ -53,8 +53,10 @@ strip --strip-debug "$gen/xdpacct"
 
 rm -f "$target_dir"/debian/xdpacct_*.deb "$target_dir"/generate-rpm/xdpacct-*.rpm
 # -p: the workspace also holds the bench generator, which is never packaged.
+# cargo-generate-rpm's -p looks for a member directory named after the
+# package; the appliance is the root package, which it takes by default.
 cargo deb -p xdpacct --no-build --strip --no-separate-debug-symbols
-cargo generate-rpm -p xdpacct
+cargo generate-rpm
 
 deb=$(ls "$target_dir"/debian/xdpacct_"$version"*_amd64.deb)
 rpm=$(ls "$target_dir"/generate-rpm/xdpacct-"$version"*.x86_64.rpm)

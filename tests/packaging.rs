@@ -328,8 +328,8 @@ fn dashboards_cover_the_issue() {
     let vars = variable_queries(&billing);
     assert!(
         vars.iter()
-            .any(|(n, q)| n == "customer" && q == "label_values(xdpacct_host_bytes_total, customer)"),
-        "billing dashboard: no $customer variable from label_values(xdpacct_host_bytes_total, customer): {vars:?}"
+            .any(|(n, q)| n == "customer" && q == "label_values(xdpacct_customer_bytes_total, customer)"),
+        "billing dashboard: no $customer variable from label_values(xdpacct_customer_bytes_total, customer): {vars:?}"
     );
 }
 
