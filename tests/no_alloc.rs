@@ -1,10 +1,18 @@
-//! Accounting a frame never allocates: a counting global allocator proves it.
+//! Accounting a frame never allocates, nor does reading it from a capture
+//! file: a counting global allocator proves it. It counts only in threads
+//! that asked for it (`counting(true)`), so tests running side by side and
+//! the test harness do not disturb each other's counts.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::cell::Cell;
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 
+use xdpacct::capture::replay::{self, Step, Walker};
 use xdpacct::capture::Frame;
-use xdpacct::shard::worker::account;
+use xdpacct::shard::worker::{account, Worker};
 use xdpacct::wire::FrameFacts;
 
 #[path = "../bench/support.rs"]
@@ -13,11 +21,24 @@ mod support;
 struct Counting;
 static ALLOCS: AtomicU64 = AtomicU64::new(0);
 
+thread_local! {
+    // Const-initialised and without a destructor: safe to read inside the
+    // allocator (it never allocates itself).
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Counts (or stops counting) this thread's allocations.
+fn counting(on: bool) {
+    COUNTING.with(|c| c.set(on));
+}
+
 // SAFETY: forwards to the system allocator unchanged; only counts calls.
 #[allow(unsafe_code)]
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Relaxed);
+        if COUNTING.with(|c| c.get()) {
+            ALLOCS.fetch_add(1, Relaxed);
+        }
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
@@ -41,6 +62,7 @@ fn parse_and_account_allocate_nothing_per_frame() {
     frames.push(vec![0xff; 60]);
     let hosts = shard.hosts.load_full();
     let mut facts = FrameFacts::default();
+    counting(true);
     let before = ALLOCS.load(Relaxed);
     for _ in 0..10 {
         for f in &frames {
@@ -57,6 +79,7 @@ fn parse_and_account_allocate_nothing_per_frame() {
         }
     }
     let after = ALLOCS.load(Relaxed);
+    counting(false);
     assert_eq!(
         after - before,
         0,
@@ -66,4 +89,154 @@ fn parse_and_account_allocate_nothing_per_frame() {
     // And the frames were counted.
     let counted: u64 = shard.snapshot().traffic.total().packets;
     assert_eq!(counted, frames.len() as u64 * 10);
+}
+
+/// A little-endian pcap of `n` frames, captured to 64 bytes of their
+/// 64..=1500-byte wire length (a `-s 64` capture).
+fn pcap(n: usize) -> Vec<u8> {
+    let frames = support::frames64(4096, 10_000);
+    let mut out = Vec::new();
+    for v in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 64, 1] {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    for i in 0..n {
+        for v in [i as u32, 0, 64, 64 + (i as u32 * 7) % 1437] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&frames[i % frames.len()]);
+    }
+    out
+}
+
+/// The same frames as a pcapng: SHB, an Ethernet IDB (snap length 64, ns
+/// timestamps), EPBs.
+fn pcapng(n: usize) -> Vec<u8> {
+    let frames = support::frames64(4096, 10_000);
+    let mut out = Vec::new();
+    let words = |out: &mut Vec<u8>, v: &[u32]| {
+        for x in v {
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+    };
+    words(
+        &mut out,
+        &[0x0a0d_0d0a, 28, 0x1a2b_3c4d, 1, u32::MAX, u32::MAX, 28],
+    );
+    words(&mut out, &[1, 28, 1, 64, 9 | 1 << 16, 9, 28]);
+    for i in 0..n {
+        words(
+            &mut out,
+            &[6, 96, 0, 0, i as u32, 64, 64 + (i as u32 * 7) % 1437],
+        );
+        out.extend_from_slice(&frames[i % frames.len()]);
+        out.extend_from_slice(&96u32.to_le_bytes());
+    }
+    out
+}
+
+/// Walks `file` and accounts every frame: (allocations, frames).
+fn walk_and_account(file: &[u8]) -> (u64, u64) {
+    let acct = support::accounting(10_000);
+    let shard = support::shard(&acct);
+    let hosts = shard.hosts.load_full();
+    let mut facts = FrameFacts::default();
+    counting(true);
+    let before = ALLOCS.load(Relaxed);
+    let mut w = Walker::new(file).expect("a capture");
+    let mut frames = 0;
+    loop {
+        match w.next_step() {
+            Step::Frame(r) => {
+                let frame = Frame {
+                    data: &file[r.offset..r.offset + r.caplen as usize],
+                    wire_len: r.wire_len(),
+                    timestamp_ns: r.timestamp_ns,
+                };
+                account(&shard, &hosts, &mut facts, frame);
+                frames += 1;
+            }
+            Step::End => break,
+            other => panic!("{other:?}"),
+        }
+    }
+    let allocs = ALLOCS.load(Relaxed) - before;
+    counting(false);
+    (allocs, frames)
+}
+
+#[test]
+fn walking_a_capture_allocates_nothing_per_frame() {
+    for (name, make) in [("pcap", pcap as fn(usize) -> Vec<u8>), ("pcapng", pcapng)] {
+        let (small, big) = (make(1_000), make(50_000));
+        let (a_small, n_small) = walk_and_account(&small);
+        let (a_big, n_big) = walk_and_account(&big);
+        assert_eq!((n_small, n_big), (1_000, 50_000));
+        // pcapng: one allocation for the interface table, whatever the size.
+        assert!(
+            a_small <= 1,
+            "{name}: {a_small} allocations for 1,000 frames"
+        );
+        assert_eq!(a_big, a_small, "{name}: allocations grow with the frames");
+    }
+}
+
+/// `xdpacct replay --workers 1` in-process: the reader and one worker over
+/// `path`, both counting. Returns (allocations, frames counted).
+fn replay_file(path: &Path) -> (u64, u64) {
+    let acct = support::accounting(10_000);
+    let shard = support::shard(&acct);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (reader, mut queues) = replay::replay(vec![path.to_path_buf()], 1);
+    let mut queue = queues.pop().unwrap();
+    let mut worker = Worker::new(shard.clone(), 64);
+    let before = ALLOCS.load(Relaxed);
+    let worker_stop = stop.clone();
+    let h = std::thread::spawn(move || {
+        counting(true);
+        let r = worker.run(&mut queue, &worker_stop);
+        counting(false);
+        r
+    });
+    counting(true);
+    let stats = reader.run(&stop).expect("replay reads the file");
+    counting(false);
+    h.join().unwrap().unwrap();
+    let allocs = ALLOCS.load(Relaxed) - before;
+    let counted: u64 = shard.traffic.iter().map(|t| t.packets.get()).sum();
+    assert_eq!(counted, stats.frames);
+    (allocs, counted)
+}
+
+#[test]
+fn replaying_a_file_allocates_nothing_per_frame_or_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, make) in [("pcap", pcap as fn(usize) -> Vec<u8>), ("pcapng", pcapng)] {
+        let small = dir.path().join(format!("small.{name}"));
+        let big = dir.path().join(format!("big.{name}"));
+        std::fs::File::create(&small)
+            .unwrap()
+            .write_all(&make(2_000))
+            .unwrap();
+        std::fs::File::create(&big)
+            .unwrap()
+            .write_all(&make(200_000))
+            .unwrap();
+        let (a_small, n_small) = replay_file(&small);
+        let (a_big, n_big) = replay_file(&big);
+        eprintln!("{name}: {a_small} allocations for 2,000 frames, {a_big} for 200,000");
+        assert_eq!((n_small, n_big), (2_000, 200_000));
+        // Per file: the mapping's Arc, the interface table, the worker's
+        // first wait on a channel. 200,000 frames are 196 batches: one
+        // allocation per batch would add 196, one per frame 198,000. A few
+        // more may come from the threads parking on the channels (crossbeam
+        // registers a waiter the first time a thread blocks on a channel).
+        assert!(
+            a_big <= a_small + 16,
+            "{name}: {a_small} allocations for 2,000 frames, {a_big} for 200,000"
+        );
+        assert!(
+            a_small < 64,
+            "{name}: {a_small} allocations for one small file"
+        );
+    }
 }
