@@ -202,7 +202,7 @@ fn replay_file(path: &Path) -> (u64, u64) {
     counting(false);
     h.join().unwrap().unwrap();
     let allocs = ALLOCS.load(Relaxed) - before;
-    let counted: u64 = shard.traffic.iter().map(|t| t.packets.get()).sum();
+    let counted: u64 = shard.snapshot().traffic.total().packets;
     assert_eq!(counted, stats.frames);
     (allocs, counted)
 }
