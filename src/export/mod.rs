@@ -24,6 +24,7 @@
 //! No unsafe code. Nothing here panics on packet contents.
 
 pub mod cache;
+#[cfg(any(test, feature = "testkit"))]
 pub mod decode;
 pub mod encode;
 pub mod exporter;

@@ -22,6 +22,7 @@
 //! No unsafe code.
 
 mod load;
+#[cfg(any(test, feature = "testkit"))]
 pub mod synth;
 mod v4;
 mod v6;
