@@ -23,6 +23,7 @@
 //! lib.rs"). Every unsafe block says why it is sound
 //! (`clippy::undocumented_unsafe_blocks` is denied).
 #![deny(unsafe_code)]
+#![warn(unreachable_pub)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod capture;

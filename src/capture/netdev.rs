@@ -105,7 +105,7 @@ pub(crate) fn setsockopt<T: Copy>(
 
 pub(crate) mod sealed {
     /// Keeps [`Pod`](super::Pod) implemented here and nowhere else.
-    pub trait Sealed {}
+    pub(crate) trait Sealed {}
 }
 
 /// Plain old data the kernel may write into: a `#[repr(C)]` kernel struct
@@ -179,7 +179,7 @@ pub(crate) fn socket(domain: i32, ty: i32, protocol: i32) -> io::Result<OwnedFd>
 /// interface flag: the kernel counts memberships and drops this one when the
 /// socket closes, so the previous state comes back even after SIGKILL and
 /// several holders do not undo each other.
-pub struct Promiscuous {
+pub(crate) struct Promiscuous {
     _fd: OwnedFd,
 }
 

@@ -17,15 +17,15 @@
 use std::time::{Duration, Instant};
 
 /// First wait before reopening a lost interface; doubles up to the maximum.
-pub const BACKOFF_MIN: Duration = Duration::from_millis(250);
-pub const BACKOFF_MAX: Duration = Duration::from_secs(5);
+pub(super) const BACKOFF_MIN: Duration = Duration::from_millis(250);
+pub(super) const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// A capture that ran at least this long before failing starts its
 /// back-off again from the minimum.
-pub const STABLE_AFTER: Duration = Duration::from_secs(10);
+pub(super) const STABLE_AFTER: Duration = Duration::from_secs(10);
 
 /// What the daemon saw of the interface in one tick.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Seen {
+pub(super) struct Seen {
     /// Its ifindex, `None` when no interface has the name.
     pub ifindex: Option<u32>,
     /// Administratively and operationally up.
@@ -44,7 +44,7 @@ enum State {
 
 /// Why the capture is being stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Lost {
+pub(super) enum Lost {
     /// A worker's capture failed; the interface is still there.
     Failed,
     /// No interface has the name any more.
@@ -55,7 +55,7 @@ pub enum Lost {
 
 /// What one tick asks the daemon to do, in order.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Step {
+pub(super) struct Step {
     /// The link went down (count it) or came up after this long.
     pub went_down: bool,
     pub came_up_after: Option<Duration>,
@@ -67,7 +67,7 @@ pub struct Step {
 
 /// One captured interface's supervision state.
 #[derive(Clone, Debug)]
-pub struct Supervisor {
+pub(super) struct Supervisor {
     state: State,
     backoff: Duration,
     link_up: bool,
@@ -76,7 +76,7 @@ pub struct Supervisor {
 
 impl Supervisor {
     /// An interface whose capture was just opened on `ifindex`.
-    pub fn attached(ifindex: u32, link_up: bool, now: Instant) -> Self {
+    pub(super) fn attached(ifindex: u32, link_up: bool, now: Instant) -> Self {
         Supervisor {
             state: State::Attached {
                 ifindex,
@@ -88,22 +88,22 @@ impl Supervisor {
         }
     }
 
-    pub fn is_attached(&self) -> bool {
+    pub(super) fn is_attached(&self) -> bool {
         matches!(self.state, State::Attached { .. })
     }
 
     /// Whether frames are being counted: link up and capture attached.
-    pub fn is_counting(&self) -> bool {
+    pub(super) fn is_counting(&self) -> bool {
         self.link_up && self.is_attached()
     }
 
     /// The wait before the next reopen after a failure.
-    pub fn backoff(&self) -> Duration {
+    pub(super) fn backoff(&self) -> Duration {
         self.backoff
     }
 
     /// One tick.
-    pub fn step(&mut self, seen: Seen, now: Instant) -> Step {
+    pub(super) fn step(&mut self, seen: Seen, now: Instant) -> Step {
         let mut step = Step::default();
         let up = seen.link_up && seen.ifindex.is_some();
         if self.link_up && !up {
@@ -148,7 +148,7 @@ impl Supervisor {
     }
 
     /// The reopen asked for by `step` succeeded on `ifindex`.
-    pub fn opened(&mut self, ifindex: u32, now: Instant) {
+    pub(super) fn opened(&mut self, ifindex: u32, now: Instant) {
         self.state = State::Attached {
             ifindex,
             since: now,
@@ -156,7 +156,7 @@ impl Supervisor {
     }
 
     /// The reopen failed: try again after the back-off, which doubles.
-    pub fn open_failed(&mut self, now: Instant) {
+    pub(super) fn open_failed(&mut self, now: Instant) {
         self.state = State::Waiting {
             retry_at: now + self.backoff,
         };

@@ -75,10 +75,10 @@ pub enum LineError {
 const MAX_TEXT: usize = 120;
 /// Longest line read: far more than any real prefix file has, and a bound on
 /// the memory a file without newlines can take.
-pub const MAX_LINE: usize = 4096;
+pub(super) const MAX_LINE: usize = 4096;
 /// Most bytes read from one file (after decompression): a full ip2asn table
 /// is about 30 MB, so a bigger file is a mistake or an attack (a gzip bomb).
-pub const MAX_FILE_BYTES: u64 = 1 << 30;
+pub(super) const MAX_FILE_BYTES: u64 = 1 << 30;
 
 fn open(path: &Path) -> Result<Box<dyn BufRead>, LoadError> {
     let io = |source| LoadError::Io {

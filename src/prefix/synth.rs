@@ -234,7 +234,7 @@ impl<K: Key> Default for Naive<K> {
 
 #[cfg(test)]
 impl<K: Key> Naive<K> {
-    pub fn insert(&mut self, p: K, len: u8, v: u32) {
+    pub(crate) fn insert(&mut self, p: K, len: u8, v: u32) {
         self.by_len[len as usize].insert(p.mask(len), v);
         for (c, set) in &mut self.cuts {
             if len > *c {
@@ -247,7 +247,7 @@ impl<K: Key> Naive<K> {
         }
     }
 
-    pub fn lookup(&self, a: K) -> Option<u32> {
+    pub(crate) fn lookup(&self, a: K) -> Option<u32> {
         let mut max = self.bits;
         for (c, set) in &self.cuts {
             if set.contains(&a.mask(*c)) {
@@ -261,7 +261,7 @@ impl<K: Key> Naive<K> {
             .find_map(|&l| self.by_len[l as usize].get(&a.mask(l)).copied())
     }
 
-    pub fn prefixes(&self) -> Vec<(K, u8, u32)> {
+    pub(crate) fn prefixes(&self) -> Vec<(K, u8, u32)> {
         let mut out = Vec::new();
         for (l, m) in self.by_len.iter().enumerate() {
             out.extend(m.iter().map(|(&p, &v)| (p, l as u8, v)));

@@ -43,10 +43,10 @@ pub mod ethertype {
 
 mod field {
     use core::ops::Range;
-    pub const DST: Range<usize> = 0..6;
-    pub const SRC: Range<usize> = 6..12;
-    pub const ETHERTYPE: usize = 12;
-    pub const PAYLOAD: usize = 14;
+    pub(super) const DST: Range<usize> = 0..6;
+    pub(super) const SRC: Range<usize> = 6..12;
+    pub(super) const ETHERTYPE: usize = 12;
+    pub(super) const PAYLOAD: usize = 14;
 }
 
 /// Length of the Ethernet II header (no tags).
@@ -98,9 +98,9 @@ impl<'a> EthernetFrame<&'a [u8]> {
 }
 
 mod tag_field {
-    pub const TCI: usize = 0;
-    pub const ETHERTYPE: usize = 2;
-    pub const PAYLOAD: usize = 4;
+    pub(super) const TCI: usize = 0;
+    pub(super) const ETHERTYPE: usize = 2;
+    pub(super) const PAYLOAD: usize = 4;
 }
 
 /// Length of one VLAN tag as it follows a TPID: TCI and inner EtherType.
@@ -160,10 +160,10 @@ impl<'a> VlanTag<&'a [u8]> {
 }
 
 mod vntag_field {
-    pub const WORD0: usize = 0;
-    pub const WORD1: usize = 2;
-    pub const ETHERTYPE: usize = 4;
-    pub const PAYLOAD: usize = 6;
+    pub(super) const WORD0: usize = 0;
+    pub(super) const WORD1: usize = 2;
+    pub(super) const ETHERTYPE: usize = 4;
+    pub(super) const PAYLOAD: usize = 6;
 }
 
 /// Length of a VN-Tag as it follows its TPID: 4-byte tag and EtherType.
@@ -238,12 +238,12 @@ impl<'a> VnTag<&'a [u8]> {
 }
 
 mod etag_field {
-    pub const TCI0: usize = 0;
-    pub const TCI2: usize = 2;
-    pub const INGRESS_EXT: usize = 4;
-    pub const ECID_EXT: usize = 5;
-    pub const ETHERTYPE: usize = 6;
-    pub const PAYLOAD: usize = 8;
+    pub(super) const TCI0: usize = 0;
+    pub(super) const TCI2: usize = 2;
+    pub(super) const INGRESS_EXT: usize = 4;
+    pub(super) const ECID_EXT: usize = 5;
+    pub(super) const ETHERTYPE: usize = 6;
+    pub(super) const PAYLOAD: usize = 8;
 }
 
 /// Length of an E-Tag as it follows its TPID: 6-byte E-TCI and EtherType.

@@ -6,9 +6,9 @@
 use super::{be16, WireError};
 
 mod field {
-    pub const TYPE: usize = 0;
-    pub const CODE: usize = 1;
-    pub const CHECKSUM: usize = 2;
+    pub(super) const TYPE: usize = 0;
+    pub(super) const CODE: usize = 1;
+    pub(super) const CHECKSUM: usize = 2;
 }
 
 /// Type, code and checksum: the part common to every ICMP message.

@@ -9,13 +9,13 @@ use super::{be16, be32, WireError};
 
 mod field {
     use core::ops::Range;
-    pub const VER_TC_FLOW: usize = 0;
-    pub const PAYLOAD_LEN: usize = 4;
-    pub const NEXT_HEADER: usize = 6;
-    pub const HOP_LIMIT: usize = 7;
-    pub const SRC: Range<usize> = 8..24;
-    pub const DST: Range<usize> = 24..40;
-    pub const PAYLOAD: usize = 40;
+    pub(super) const VER_TC_FLOW: usize = 0;
+    pub(super) const PAYLOAD_LEN: usize = 4;
+    pub(super) const NEXT_HEADER: usize = 6;
+    pub(super) const HOP_LIMIT: usize = 7;
+    pub(super) const SRC: Range<usize> = 8..24;
+    pub(super) const DST: Range<usize> = 24..40;
+    pub(super) const PAYLOAD: usize = 40;
 }
 
 /// Length of the fixed IPv6 header.

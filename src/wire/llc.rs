@@ -10,10 +10,10 @@
 use super::{be16, WireError};
 
 mod field {
-    pub const DSAP: usize = 0;
-    pub const SSAP: usize = 1;
-    pub const CONTROL: usize = 2;
-    pub const PAYLOAD: usize = 3;
+    pub(super) const DSAP: usize = 0;
+    pub(super) const SSAP: usize = 1;
+    pub(super) const CONTROL: usize = 2;
+    pub(super) const PAYLOAD: usize = 3;
 }
 
 /// Length of the LLC header with a one-byte (U-format) control field.
@@ -75,9 +75,9 @@ impl<'a> LlcHeader<&'a [u8]> {
 
 mod snap_field {
     use core::ops::Range;
-    pub const OUI: Range<usize> = 0..3;
-    pub const PROTOCOL_ID: usize = 3;
-    pub const PAYLOAD: usize = 5;
+    pub(super) const OUI: Range<usize> = 0..3;
+    pub(super) const PROTOCOL_ID: usize = 3;
+    pub(super) const PAYLOAD: usize = 5;
 }
 
 /// Length of the SNAP extension (OUI and protocol id).

@@ -81,10 +81,10 @@ impl<'a> MplsLabel<&'a [u8]> {
 }
 
 mod cw_field {
-    pub const FLAGS: usize = 0;
-    pub const FRAG_LEN: usize = 1;
-    pub const SEQUENCE: usize = 2;
-    pub const PAYLOAD: usize = 4;
+    pub(super) const FLAGS: usize = 0;
+    pub(super) const FRAG_LEN: usize = 1;
+    pub(super) const SEQUENCE: usize = 2;
+    pub(super) const PAYLOAD: usize = 4;
 }
 
 /// Length of the pseudowire control word.
@@ -149,9 +149,9 @@ impl<'a> PwControlWord<&'a [u8]> {
 }
 
 mod ach_field {
-    pub const VERSION: usize = 0;
-    pub const CHANNEL_TYPE: usize = 2;
-    pub const PAYLOAD: usize = 4;
+    pub(super) const VERSION: usize = 0;
+    pub(super) const CHANNEL_TYPE: usize = 2;
+    pub(super) const PAYLOAD: usize = 4;
 }
 
 /// Length of the associated channel header.

@@ -19,12 +19,12 @@ pub mod next_proto {
 }
 
 mod field {
-    pub const VER: usize = 0;
-    pub const LENGTH: usize = 1;
-    pub const MD_TYPE: usize = 2;
-    pub const NEXT_PROTOCOL: usize = 3;
-    pub const SERVICE_PATH: usize = 4;
-    pub const CONTEXT: usize = 8;
+    pub(super) const VER: usize = 0;
+    pub(super) const LENGTH: usize = 1;
+    pub(super) const MD_TYPE: usize = 2;
+    pub(super) const NEXT_PROTOCOL: usize = 3;
+    pub(super) const SERVICE_PATH: usize = 4;
+    pub(super) const CONTEXT: usize = 8;
 }
 
 /// Base header plus service path header: the least an NSH can be.

@@ -9,8 +9,8 @@
 use super::{be32, WireError};
 
 mod field {
-    pub const TCI: usize = 0;
-    pub const PAYLOAD: usize = 4;
+    pub(super) const TCI: usize = 0;
+    pub(super) const PAYLOAD: usize = 4;
 }
 
 /// Length of the I-TCI, as it follows the 0x88e7 TPID.

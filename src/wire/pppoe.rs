@@ -20,11 +20,11 @@ pub mod ppp_proto {
 }
 
 mod field {
-    pub const VER_TYPE: usize = 0;
-    pub const CODE: usize = 1;
-    pub const SESSION_ID: usize = 2;
-    pub const LENGTH: usize = 4;
-    pub const PPP_PROTOCOL: usize = 6;
+    pub(super) const VER_TYPE: usize = 0;
+    pub(super) const CODE: usize = 1;
+    pub(super) const SESSION_ID: usize = 2;
+    pub(super) const LENGTH: usize = 4;
+    pub(super) const PPP_PROTOCOL: usize = 6;
 }
 
 /// The PPPoE header proper (without the PPP protocol field).

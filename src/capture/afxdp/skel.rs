@@ -5,7 +5,8 @@
     missing_docs,
     unused_qualifications,
     non_camel_case_types,
-    dead_code
+    dead_code,
+    unreachable_pub
 )]
 
 include!(concat!(env!("OUT_DIR"), "/xdpacct.skel.rs"));

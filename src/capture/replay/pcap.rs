@@ -12,10 +12,10 @@ use super::{DamageReason, Record, Step, MAX_CAPLEN};
 /// Header field positions.
 mod field {
     use core::ops::Range;
-    pub const MAGIC: Range<usize> = 0..4;
-    pub const SNAPLEN: Range<usize> = 16..20;
-    pub const LINKTYPE: Range<usize> = 20..24;
-    pub const HEADER_LEN: usize = 24;
+    pub(super) const MAGIC: Range<usize> = 0..4;
+    pub(super) const SNAPLEN: Range<usize> = 16..20;
+    pub(super) const LINKTYPE: Range<usize> = 20..24;
+    pub(super) const HEADER_LEN: usize = 24;
 }
 
 const MAGIC_US: u32 = 0xa1b2_c3d4;
