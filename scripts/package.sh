@@ -52,9 +52,11 @@ cp "$rel/xdpacct" "$gen/xdpacct"
 strip --strip-debug "$gen/xdpacct"
 
 rm -f "$target_dir"/debian/xdpacct_*.deb "$target_dir"/generate-rpm/xdpacct-*.rpm
-# -p: the workspace also holds the bench generator, which is never packaged.
+# The workspace also holds the bench generator, which is never packaged:
+# cargo-deb takes the package by name; cargo-generate-rpm's -p is a crate
+# directory, and without it it packages the root crate (xdpacct).
 cargo deb -p xdpacct --no-build --strip --no-separate-debug-symbols
-cargo generate-rpm -p xdpacct
+cargo generate-rpm
 
 deb=$(ls "$target_dir"/debian/xdpacct_"$version"*_amd64.deb)
 rpm=$(ls "$target_dir"/generate-rpm/xdpacct-"$version"*.x86_64.rpm)
