@@ -6,6 +6,7 @@
 #![deny(unsafe_code)]
 
 pub mod capture;
+pub mod collector;
 pub mod config;
 pub mod daemon;
 pub mod export;

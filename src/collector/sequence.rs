@@ -1,0 +1,188 @@
+//! Sequence-number loss tracking, with wrap, late arrivals and restarts.
+//!
+//! What a sequence number counts differs by protocol; the caller says how
+//! far one unit moves it (`advance`):
+//!
+//! | stream | numbers count | advance per unit |
+//! |---|---|---|
+//! | NetFlow v5 (per engine type/id) | flows | the header's `count` |
+//! | NetFlow v9 (per source id) | export datagrams | 1 |
+//! | IPFIX (per observation domain) | data records before this message | the message's data records |
+//! | sFlow datagrams (per agent, sub-agent) | datagrams | 1 |
+//! | sFlow samples (per agent, sub-agent, source id) | samples | 1 |
+//!
+//! All arithmetic wraps modulo 2^32, so `0xffff_ffff` then `0` is in order.
+//! A forward jump up to `max_gap` is loss; a step back within `window` is a
+//! late (reordered) unit, whose loss is taken back by the caller; any other
+//! jump (far forward or back) is a restart of the exporter, not 4 billion
+//! lost. No allocation, no panic.
+
+/// Identifies one sequence stream within an exporter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct StreamKey {
+    pub kind: StreamKind,
+    /// v9 source id, IPFIX observation domain, sFlow sub-agent id, v5
+    /// engine type << 8 | engine id.
+    pub domain: u32,
+    /// sFlow data source id (type << 24 | index); 0 otherwise.
+    pub source: u32,
+    /// sFlow agent address (IPv4 in the first 4 bytes); zero otherwise.
+    pub agent: [u8; 16],
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum StreamKind {
+    V5,
+    V9,
+    Ipfix,
+    SflowDatagrams,
+    SflowFlowSamples,
+    SflowCounterSamples,
+    SflowDrops,
+}
+
+impl StreamKey {
+    pub fn simple(kind: StreamKind, domain: u32) -> StreamKey {
+        StreamKey {
+            kind,
+            domain,
+            source: 0,
+            agent: [0; 16],
+        }
+    }
+}
+
+/// What one sequence number meant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SeqEvent {
+    /// The stream's first number.
+    First,
+    /// Exactly the expected number.
+    InOrder,
+    /// This many units are missing before this one.
+    Lost(u32),
+    /// Arrived after later units; it carried this many (take them back
+    /// from the loss counted earlier).
+    Late(u32),
+    /// A jump too big for loss: the exporter restarted.
+    Restart,
+}
+
+/// The expected next number of one stream.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SeqTracker {
+    next: u32,
+    started: bool,
+}
+
+impl SeqTracker {
+    /// Feeds `seq`, the number of a unit that moves the sequence by
+    /// `advance`.
+    pub fn observe(&mut self, seq: u32, advance: u32, max_gap: u32, window: u32) -> SeqEvent {
+        let after = seq.wrapping_add(advance);
+        if !self.started {
+            self.started = true;
+            self.next = after;
+            return SeqEvent::First;
+        }
+        let ahead = seq.wrapping_sub(self.next);
+        if ahead == 0 {
+            self.next = after;
+            return SeqEvent::InOrder;
+        }
+        if ahead <= max_gap {
+            self.next = after;
+            return SeqEvent::Lost(ahead);
+        }
+        let behind = self.next.wrapping_sub(seq);
+        if behind <= window && advance <= behind {
+            return SeqEvent::Late(advance.max(1).min(behind));
+        }
+        self.next = after;
+        SeqEvent::Restart
+    }
+
+    /// For a running total (sFlow `drops`): how much it grew since the last
+    /// value (0 on the first value and when it went down: a reset).
+    pub fn counter_delta(&mut self, value: u32) -> u32 {
+        let prev = self.next;
+        let first = !self.started;
+        self.started = true;
+        self.next = value;
+        if first || value < prev {
+            0
+        } else {
+            value - prev
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GAP: u32 = 1 << 20;
+    const WIN: u32 = 1 << 10;
+
+    #[test]
+    fn in_order_loss_and_wrap() {
+        let mut t = SeqTracker::default();
+        assert_eq!(t.observe(0xffff_fffe, 1, GAP, WIN), SeqEvent::First);
+        assert_eq!(t.observe(0xffff_ffff, 1, GAP, WIN), SeqEvent::InOrder);
+        // Wrap: 0xffff_ffff + 1 = 0 is in order, not 4 billion lost.
+        assert_eq!(t.observe(0, 1, GAP, WIN), SeqEvent::InOrder);
+        assert_eq!(t.observe(4, 1, GAP, WIN), SeqEvent::Lost(3));
+        assert_eq!(t.observe(5, 1, GAP, WIN), SeqEvent::InOrder);
+    }
+
+    #[test]
+    fn loss_across_the_wrap() {
+        let mut t = SeqTracker::default();
+        t.observe(0xffff_fff0, 10, GAP, WIN); // next = 0xffff_fffa
+        assert_eq!(t.observe(2, 10, GAP, WIN), SeqEvent::Lost(8));
+        assert_eq!(t.observe(12, 5, GAP, WIN), SeqEvent::InOrder);
+    }
+
+    #[test]
+    fn late_unit_is_given_back() {
+        let mut t = SeqTracker::default();
+        t.observe(10, 1, GAP, WIN);
+        assert_eq!(t.observe(12, 1, GAP, WIN), SeqEvent::Lost(1));
+        assert_eq!(t.observe(11, 1, GAP, WIN), SeqEvent::Late(1));
+        // The expected number did not move back.
+        assert_eq!(t.observe(13, 1, GAP, WIN), SeqEvent::InOrder);
+        // Records: a late message of 30 records.
+        let mut t = SeqTracker::default();
+        t.observe(1000, 30, GAP, WIN);
+        assert_eq!(t.observe(1060, 30, GAP, WIN), SeqEvent::Lost(30));
+        assert_eq!(t.observe(1030, 30, GAP, WIN), SeqEvent::Late(30));
+    }
+
+    #[test]
+    fn big_jumps_are_restarts_not_loss() {
+        let mut t = SeqTracker::default();
+        t.observe(5_000_000, 1, GAP, WIN);
+        // Exporter rebooted: back to 0.
+        assert_eq!(t.observe(0, 1, GAP, WIN), SeqEvent::Restart);
+        assert_eq!(t.observe(1, 1, GAP, WIN), SeqEvent::InOrder);
+        // Far forward too.
+        assert_eq!(t.observe(1 + GAP + 1, 1, GAP, WIN), SeqEvent::Restart);
+        // Exactly max_gap forward is still loss.
+        let next = 1 + GAP + 2;
+        assert_eq!(t.observe(next + GAP, 1, GAP, WIN), SeqEvent::Lost(GAP));
+        // Back by more than the window: restart.
+        let mut t = SeqTracker::default();
+        t.observe(100_000, 1, GAP, WIN);
+        assert_eq!(t.observe(100_000 - WIN - 5, 1, GAP, WIN), SeqEvent::Restart);
+    }
+
+    #[test]
+    fn counter_delta_ignores_resets() {
+        let mut t = SeqTracker::default();
+        assert_eq!(t.counter_delta(100), 0);
+        assert_eq!(t.counter_delta(130), 30);
+        assert_eq!(t.counter_delta(130), 0);
+        assert_eq!(t.counter_delta(5), 0);
+        assert_eq!(t.counter_delta(7), 2);
+    }
+}
