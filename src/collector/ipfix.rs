@@ -84,7 +84,7 @@ impl Collector {
             };
             off += len;
             match id {
-                2 | 3 => self.template_set(ex, now, ctx, domain, id, body, out),
+                2 | 3 => self.template_set(ex, now, true, domain, id, body, out),
                 0..=255 => self.stats.drop(DropReason::ReservedSet, 1),
                 _ => {
                     let key = TemplateKey {

@@ -69,7 +69,7 @@ impl Collector {
             };
             off += len;
             match id {
-                0 | 1 => self.template_set(ex, now, ctx, source_id, id, body, out),
+                0 | 1 => self.template_set(ex, now, false, source_id, id, body, out),
                 2..=255 => self.stats.drop(DropReason::ReservedSet, 1),
                 _ => {
                     let key = TemplateKey {

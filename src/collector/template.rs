@@ -542,8 +542,8 @@ impl Raw {
             return Some(clamp(i));
         }
         if let (Some(i), Some(s)) = (self.pkt_interval, self.pkt_space) {
-            if i > 0 {
-                return Some(clamp(i.saturating_add(s) / i));
+            if let Some(r) = i.saturating_add(s).checked_div(i) {
+                return Some(clamp(r));
             }
         }
         if let (Some(s), Some(p)) = (self.sel_size, self.sel_pop) {
@@ -619,17 +619,17 @@ impl Collector {
     /// Parses a template set body (after the set header) of v9 (`set_id`
     /// 0 data, 1 options) or IPFIX (2 data, 3 options), learning each
     /// template and decoding data sets held for it.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn template_set(
         &mut self,
         ex: ExporterId,
         now: Instant,
-        ctx: SetContext,
+        ipfix: bool,
         domain: u32,
         set_id: u16,
         body: &[u8],
         out: &mut impl FnMut(&FlowRecord),
     ) {
-        let ipfix = ctx.proto == FlowProtocol::Ipfix;
         let options = set_id == 1 || set_id == 3;
         let mut off = 0usize;
         // A template record header is at least 4 bytes; less is padding.
@@ -733,7 +733,6 @@ impl Collector {
                 Err(r) => self.stats.drop(r, 1),
             }
         }
-        let _ = ctx;
     }
 
     /// Decodes the data sets held for `key` now that its template is known.
