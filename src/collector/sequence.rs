@@ -96,7 +96,7 @@ impl SeqTracker {
         }
         let behind = self.next.wrapping_sub(seq);
         if behind <= window && advance <= behind {
-            return SeqEvent::Late(advance.max(1).min(behind));
+            return SeqEvent::Late(advance);
         }
         self.next = after;
         SeqEvent::Restart
@@ -166,9 +166,10 @@ mod tests {
         assert_eq!(t.observe(0, 1, GAP, WIN), SeqEvent::Restart);
         assert_eq!(t.observe(1, 1, GAP, WIN), SeqEvent::InOrder);
         // Far forward too.
-        assert_eq!(t.observe(1 + GAP + 1, 1, GAP, WIN), SeqEvent::Restart);
+        // Expected 2: 2 + GAP + 1 is one past the largest loss.
+        assert_eq!(t.observe(2 + GAP + 1, 1, GAP, WIN), SeqEvent::Restart);
         // Exactly max_gap forward is still loss.
-        let next = 1 + GAP + 2;
+        let next = 2 + GAP + 2;
         assert_eq!(t.observe(next + GAP, 1, GAP, WIN), SeqEvent::Lost(GAP));
         // Back by more than the window: restart.
         let mut t = SeqTracker::default();
