@@ -112,6 +112,8 @@ pub struct ExporterStats {
     /// Datagrams that arrived after a later one (the loss counted for them
     /// was taken back).
     pub late: u64,
+    /// Units that repeated the previous sequence number (ignored for loss).
+    pub duplicates: u64,
     /// Sequence restarts (a big jump: exporter rebooted).
     pub restarts: u64,
     /// IPFIX streams whose sequence could not be checked because some
@@ -227,6 +229,7 @@ impl Exporter {
                 self.stats.late += 1;
             }
             SeqEvent::Restart => self.stats.restarts += 1,
+            SeqEvent::Duplicate => self.stats.duplicates += 1,
             SeqEvent::First | SeqEvent::InOrder => {}
         }
         Ok(ev)

@@ -12,10 +12,11 @@
 //! | sFlow samples (per agent, sub-agent, source id) | samples | 1 |
 //!
 //! All arithmetic wraps modulo 2^32, so `0xffff_ffff` then `0` is in order.
-//! A forward jump up to `max_gap` is loss; a step back within `window` is a
-//! late (reordered) unit, whose loss is taken back by the caller; any other
-//! jump (far forward or back) is a restart of the exporter, not 4 billion
-//! lost. No allocation, no panic.
+//! A forward jump up to `max_gap` is loss; a unit that fills part of the
+//! last gap (within `window` back) is late (reordered), and the caller takes
+//! its loss back; a repeat of the last unit is a duplicate; any other jump
+//! (far forward, or back) is a restart of the exporter, not 4 billion lost.
+//! No allocation, no panic.
 
 /// Identifies one sequence stream within an exporter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -64,15 +65,21 @@ pub enum SeqEvent {
     /// Arrived after later units; it carried this many (take them back
     /// from the loss counted earlier).
     Late(u32),
-    /// A jump too big for loss: the exporter restarted.
+    /// The last unit again (ignored).
+    Duplicate,
+    /// A jump too big for loss, or back outside the last gap: the
+    /// exporter restarted.
     Restart,
 }
 
-/// The expected next number of one stream.
+/// The expected next number of one stream, and the last gap seen (so a
+/// late unit is told from a restart).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SeqTracker {
     next: u32,
     started: bool,
+    hole_start: u32,
+    hole_len: u32,
 }
 
 impl SeqTracker {
@@ -83,6 +90,7 @@ impl SeqTracker {
         if !self.started {
             self.started = true;
             self.next = after;
+            self.hole_len = 0;
             return SeqEvent::First;
         }
         let ahead = seq.wrapping_sub(self.next);
@@ -91,14 +99,30 @@ impl SeqTracker {
             return SeqEvent::InOrder;
         }
         if ahead <= max_gap {
+            self.hole_start = self.next;
+            self.hole_len = ahead;
             self.next = after;
             return SeqEvent::Lost(ahead);
         }
         let behind = self.next.wrapping_sub(seq);
-        if behind <= window && advance <= behind {
-            return SeqEvent::Late(advance);
+        if behind <= window {
+            if after == self.next && advance > 0 {
+                return SeqEvent::Duplicate;
+            }
+            // Late only if it fills (part of) the last gap.
+            let offset = seq.wrapping_sub(self.hole_start);
+            if offset < self.hole_len && advance <= self.hole_len - offset {
+                if offset == 0 {
+                    self.hole_start = self.hole_start.wrapping_add(advance);
+                    self.hole_len -= advance;
+                } else if offset + advance == self.hole_len {
+                    self.hole_len -= advance;
+                }
+                return SeqEvent::Late(advance);
+            }
         }
         self.next = after;
+        self.hole_len = 0;
         SeqEvent::Restart
     }
 
@@ -171,6 +195,16 @@ mod tests {
         // Exactly max_gap forward is still loss.
         let next = 2 + GAP + 2;
         assert_eq!(t.observe(next + GAP, 1, GAP, WIN), SeqEvent::Lost(GAP));
+        // Back, but not into the last gap: restart (exporter rebooted
+        // early in its sequence), and a repeat of the last unit.
+        let mut t = SeqTracker::default();
+        t.observe(0, 2, GAP, WIN);
+        t.observe(2, 2, GAP, WIN);
+        assert_eq!(t.observe(2, 2, GAP, WIN), SeqEvent::Duplicate);
+        assert_eq!(t.observe(10, 2, GAP, WIN), SeqEvent::Lost(6));
+        assert_eq!(t.observe(6, 2, GAP, WIN), SeqEvent::Late(2));
+        assert_eq!(t.observe(0, 2, GAP, WIN), SeqEvent::Restart);
+        assert_eq!(t.observe(2, 2, GAP, WIN), SeqEvent::InOrder);
         // Back by more than the window: restart.
         let mut t = SeqTracker::default();
         t.observe(100_000, 1, GAP, WIN);
