@@ -10,8 +10,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use xdpacct::collector::{
-    ByteLayer, Collector, CollectorConfig, DropReason, ExporterConfig, FlowDirection,
-    FlowProtocol, FlowRecord,
+    ByteLayer, Collector, CollectorConfig, DropReason, ExporterConfig, FlowDirection, FlowProtocol,
+    FlowRecord,
 };
 use xdpacct::wire::L3Addrs;
 
@@ -62,7 +62,9 @@ const R1: [u8; 4] = [192, 0, 2, 1];
 const LOCAL: [u8; 4] = [198, 51, 100, 7];
 const REMOTE: [u8; 4] = [203, 0, 113, 9];
 const V6A: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7];
-const V6B: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9];
+const V6B: [u8; 16] = [
+    0x20, 0x01, 0x0d, 0xb8, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9,
+];
 const UNIX: u32 = 1_700_000_000;
 
 fn from() -> SocketAddr {
@@ -147,7 +149,13 @@ fn netflow_v5_records_scaled_by_the_header_rate() {
     assert_eq!(recs.len(), 2);
     let r = &recs[0];
     assert_eq!(r.protocol_source, Some(FlowProtocol::NetflowV5));
-    assert_eq!(r.addrs, L3Addrs::V4 { src: REMOTE, dst: LOCAL });
+    assert_eq!(
+        r.addrs,
+        L3Addrs::V4 {
+            src: REMOTE,
+            dst: LOCAL
+        }
+    );
     assert_eq!((r.src_port, r.dst_port, r.protocol), (443, 50000, 6));
     assert_eq!((r.tcp_flags, r.tos), (0x1b, 0x28));
     assert_eq!((r.input_if, r.output_if), (3, 5));
@@ -177,7 +185,15 @@ fn netflow_v5_sequence_counts_flows() {
     let mut c = collector();
     let now = Instant::now();
     // 2 flows each: 100, 102 in order; 107 means 3 flows lost.
-    feed(&mut c, now, &[&v5_datagram(100).0, &v5_datagram(102).0, &v5_datagram(107).0]);
+    feed(
+        &mut c,
+        now,
+        &[
+            &v5_datagram(100).0,
+            &v5_datagram(102).0,
+            &v5_datagram(107).0,
+        ],
+    );
     let s = exporter_stats(&c);
     assert_eq!(s.lost_records, 3);
     assert_eq!(s.restarts, 0);
@@ -270,7 +286,13 @@ fn netflow_v9_template_then_data() {
     assert_eq!(recs.len(), 2, "{:?}", c.stats());
     let r = &recs[0];
     assert_eq!(r.protocol_source, Some(FlowProtocol::NetflowV9));
-    assert_eq!(r.addrs, L3Addrs::V4 { src: LOCAL, dst: REMOTE });
+    assert_eq!(
+        r.addrs,
+        L3Addrs::V4 {
+            src: LOCAL,
+            dst: REMOTE
+        }
+    );
     assert_eq!((r.src_port, r.dst_port, r.protocol), (51000, 53, 17));
     assert_eq!((r.input_if, r.output_if), (7, 9));
     assert_eq!((r.packets, r.l3_bytes), (3, 300));
@@ -449,12 +471,24 @@ fn netflow_v9_sampler_ids_and_rates_in_records() {
         .bytes(&rec(6, 64).0) // its own interval wins: 64
         .bytes(&rec(9, 0).0) // unknown sampler, no domain rate: default
         .bytes(&[0, 0, 0]);
-    let dg = v9_header(1, 7).set(1, tmpl).set(300, odata).set(0, dt).set(301, data);
+    let dg = v9_header(1, 7)
+        .set(1, tmpl)
+        .set(300, odata)
+        .set(0, dt)
+        .set(301, data);
     let recs = feed(&mut c, now, &[&dg.0]);
-    let rates: Vec<_> = recs.iter().map(|r| (r.sampling_rate, r.packets, r.l3_bytes)).collect();
+    let rates: Vec<_> = recs
+        .iter()
+        .map(|r| (r.sampling_rate, r.packets, r.l3_bytes))
+        .collect();
     assert_eq!(
         rates,
-        [(250, 500, 25_000), (4000, 8000, 400_000), (64, 128, 6400), (1, 2, 100)]
+        [
+            (250, 500, 25_000),
+            (4000, 8000, 400_000),
+            (64, 128, 6400),
+            (1, 2, 100)
+        ]
     );
     assert!(recs[3].default_rate);
     assert_eq!(c.stats().options_records, 2);
@@ -472,9 +506,19 @@ fn configured_rate_overrides_what_the_exporter_says() {
         ..Default::default()
     };
     let mut c = Collector::new(cfg).unwrap();
-    let recs = feed(&mut c, Instant::now(), &[&v9_sampling_options(1000).0, &v9_full(2).0, &v5_datagram(1).0]);
+    let recs = feed(
+        &mut c,
+        Instant::now(),
+        &[
+            &v9_sampling_options(1000).0,
+            &v9_full(2).0,
+            &v5_datagram(1).0,
+        ],
+    );
     assert_eq!(recs.len(), 4);
-    assert!(recs.iter().all(|r| r.sampling_rate == 2048 && !r.default_rate));
+    assert!(recs
+        .iter()
+        .all(|r| r.sampling_rate == 2048 && !r.default_rate));
     assert_eq!(recs[0].packets, 3 * 2048);
     let mut label = String::new();
     c.interface_label(recs[0].exporter, recs[0].input_if, &mut label);
@@ -487,7 +531,17 @@ fn configured_rate_overrides_what_the_exporter_says() {
 fn netflow_v9_sequence_loss_wrap_and_restart() {
     let mut c = collector();
     let now = Instant::now();
-    let seqs = [0xffff_fffe, 0xffff_ffff, 0, 1, 4, 3, 5, 2_000_000_000, 2_000_000_001];
+    let seqs = [
+        0xffff_fffe,
+        0xffff_ffff,
+        0,
+        1,
+        4,
+        3,
+        5,
+        2_000_000_000,
+        2_000_000_001,
+    ];
     for s in seqs {
         feed(&mut c, now, &[&v9_full(s).0]);
     }
@@ -600,7 +654,10 @@ fn ipfix_varlen_and_enterprise_fields() {
     assert_eq!(r.addrs, L3Addrs::V6 { src: V6A, dst: V6B });
     assert_eq!((r.packets, r.l3_bytes), (3, 1234));
     assert_eq!((r.protocol, r.src_port, r.dst_port), (58, 128, 0));
-    assert_eq!((r.first_ms, r.last_ms), (1_700_000_000_123, 1_700_000_001_456));
+    assert_eq!(
+        (r.first_ms, r.last_ms),
+        (1_700_000_000_123, 1_700_000_001_456)
+    );
     assert_eq!((recs[1].packets, recs[1].l3_bytes), (1, 99));
     assert_eq!((recs[2].packets, recs[2].l3_bytes), (4, 5000));
     assert_eq!(total_dropped(&c), 0, "{:?}", c.stats());
@@ -668,7 +725,10 @@ fn ipfix_options_give_rates_per_selector() {
             .set(401, data),
     );
     let recs = feed(&mut c, Instant::now(), &[&dg.0]);
-    let got: Vec<_> = recs.iter().map(|r| (r.sampling_rate, r.packets, r.l3_bytes)).collect();
+    let got: Vec<_> = recs
+        .iter()
+        .map(|r| (r.sampling_rate, r.packets, r.l3_bytes))
+        .collect();
     assert_eq!(got, [(100, 200, 100_000), (10, 10, 5000)]);
     assert_eq!(c.stats().options_records, 2);
 }
@@ -682,7 +742,11 @@ fn ipfix_sequence_counts_data_records() {
             .bytes(&ipfix_record4(10, 1, 0).0)
             .bytes(&ipfix_record4(10, 1, 0).0)
     };
-    let first = ipfix(0xffff_fffe, 1, B::new().set(2, ipfix_template4(401)).set(401, two()));
+    let first = ipfix(
+        0xffff_fffe,
+        1,
+        B::new().set(2, ipfix_template4(401)).set(401, two()),
+    );
     // 0xfffffffe + 2 wraps to 0: in order.
     let second = ipfix(0, 1, B::new().set(401, two()));
     // Expected 2; 10 means 8 records lost.
@@ -703,7 +767,13 @@ fn ipfix_template_withdrawal() {
     let mut c = collector();
     let now = Instant::now();
     let data = || B::new().bytes(&ipfix_record4(10, 1, 0).0);
-    let t = ipfix(0, 1, B::new().set(2, ipfix_template4(401)).set(2, ipfix_template4(402)));
+    let t = ipfix(
+        0,
+        1,
+        B::new()
+            .set(2, ipfix_template4(401))
+            .set(2, ipfix_template4(402)),
+    );
     feed(&mut c, now, &[&t.0]);
     assert_eq!(c.stats().templates_active, 2);
     // Withdraw 401 (field count 0): its data is then held, 402 still works.
@@ -734,13 +804,17 @@ fn ipfix_header_length_must_match() {
 
 /// Ethernet + 802.1Q (VLAN 42) + IPv4 (total length 1000) + TCP header.
 fn eth_vlan_ipv4_tcp() -> Vec<u8> {
-    let mut f = vec![0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb];
+    let mut f = vec![
+        0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb,
+    ];
     f.extend_from_slice(&[0x81, 0x00, 0x00, 42, 0x08, 0x00]);
     f.extend_from_slice(&[0x45, 0x10, 0x03, 0xe8, 0, 1, 0x40, 0, 64, 6, 0, 0]);
     f.extend_from_slice(&REMOTE);
     f.extend_from_slice(&LOCAL);
     // TCP 443 -> 50000, flags ACK|PSH.
-    f.extend_from_slice(&[0x01, 0xbb, 0xc3, 0x50, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff]);
+    f.extend_from_slice(&[
+        0x01, 0xbb, 0xc3, 0x50, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff,
+    ]);
     f.extend_from_slice(&[0, 0, 0, 0]);
     f.extend_from_slice(&[0xa5; 32]); // payload bytes the agent copied
     f
@@ -748,7 +822,9 @@ fn eth_vlan_ipv4_tcp() -> Vec<u8> {
 
 /// Ethernet + QinQ (0x88a8 100, 0x8100 200) + IPv6 (payload 200) + UDP.
 fn eth_qinq_ipv6_udp() -> Vec<u8> {
-    let mut f = vec![0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb];
+    let mut f = vec![
+        0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb,
+    ];
     f.extend_from_slice(&[0x88, 0xa8, 0x00, 100, 0x81, 0x00, 0x00, 200, 0x86, 0xdd]);
     f.extend_from_slice(&[0x60, 0, 0, 0, 0x00, 200, 17, 64]);
     f.extend_from_slice(&V6A);
@@ -902,7 +978,13 @@ fn sflow_raw_headers_go_through_parse_frame() {
     assert_eq!(recs.len(), 2, "{:?}", c.stats());
     let r = &recs[0];
     assert_eq!(r.protocol_source, Some(FlowProtocol::SflowV5));
-    assert_eq!(r.addrs, L3Addrs::V4 { src: REMOTE, dst: LOCAL });
+    assert_eq!(
+        r.addrs,
+        L3Addrs::V4 {
+            src: REMOTE,
+            dst: LOCAL
+        }
+    );
     assert_eq!((r.src_port, r.dst_port, r.protocol), (443, 50000, 6));
     assert_eq!((r.tcp_flags, r.tos, r.vlan), (0x18, 0x10, 42));
     assert_eq!((r.input_if, r.output_if), (4, 0));
@@ -916,7 +998,10 @@ fn sflow_raw_headers_go_through_parse_frame() {
     assert_eq!(r.bytes(ByteLayer::L3), (1000 * 512, true));
     let r = &recs[1];
     assert_eq!(r.addrs, L3Addrs::V6 { src: V6A, dst: V6B });
-    assert_eq!((r.src_port, r.dst_port, r.protocol, r.vlan), (5000, 53, 17, 100));
+    assert_eq!(
+        (r.src_port, r.dst_port, r.protocol, r.vlan),
+        (5000, 53, 17, 100)
+    );
     assert_eq!((r.input_if, r.output_if), (11, 12));
     assert_eq!(r.packets, 1000);
     assert_eq!(r.bytes(ByteLayer::L2), (262 * 1000, true));
@@ -925,7 +1010,10 @@ fn sflow_raw_headers_go_through_parse_frame() {
     let ctrs: Vec<_> = c.interface_counters().collect();
     assert_eq!(ctrs.len(), 1);
     let (_, k) = ctrs[0];
-    assert_eq!((k.if_index, k.if_speed, k.if_status), (4, 10_000_000_000, 3));
+    assert_eq!(
+        (k.if_index, k.if_speed, k.if_status),
+        (4, 10_000_000_000, 3)
+    );
     assert_eq!((k.in_octets, k.out_octets), (123_456_789, 777));
     assert_eq!((k.in_ucast_pkts, k.in_errors, k.out_discards), (1000, 5, 8));
     assert_eq!(k.samples, 1);
@@ -952,17 +1040,35 @@ fn sflow_ipv4_header_protocol_and_sampled_ipv4() {
     let dg = sflow_datagram(
         1,
         &[
-            (1, flow_sample_compact(1, 100, 0, &[(1, raw_header(11, 1000, ip))])),
+            (
+                1,
+                flow_sample_compact(1, 100, 0, &[(1, raw_header(11, 1000, ip))]),
+            ),
             (1, flow_sample_compact(2, 100, 0, &[(3, sampled)])),
         ],
     );
     let recs = feed(&mut c, Instant::now(), &[&dg.0]);
     assert_eq!(recs.len(), 2);
-    assert_eq!(recs[0].addrs, L3Addrs::V4 { src: REMOTE, dst: LOCAL });
+    assert_eq!(
+        recs[0].addrs,
+        L3Addrs::V4 {
+            src: REMOTE,
+            dst: LOCAL
+        }
+    );
     assert_eq!(recs[0].bytes(ByteLayer::L3), (100_000, true));
     assert_eq!(recs[0].bytes(ByteLayer::L2), (100_000 + 1400, false));
-    assert_eq!(recs[1].addrs, L3Addrs::V4 { src: LOCAL, dst: REMOTE });
-    assert_eq!((recs[1].protocol, recs[1].src_port, recs[1].tos), (17, 123, 0xb8));
+    assert_eq!(
+        recs[1].addrs,
+        L3Addrs::V4 {
+            src: LOCAL,
+            dst: REMOTE
+        }
+    );
+    assert_eq!(
+        (recs[1].protocol, recs[1].src_port, recs[1].tos),
+        (17, 123, 0xb8)
+    );
     assert_eq!(recs[1].bytes(ByteLayer::L3), (150_000, true));
 }
 
@@ -973,11 +1079,23 @@ fn sflow_sequences_and_drops() {
     let one = |dseq: u32, sseq: u32, drops: u32| {
         sflow_datagram(
             dseq,
-            &[(1, flow_sample_compact(sseq, 10, drops, &[(1, raw_header(1, 100, &eth_vlan_ipv4_tcp()))]))],
+            &[(
+                1,
+                flow_sample_compact(
+                    sseq,
+                    10,
+                    drops,
+                    &[(1, raw_header(1, 100, &eth_vlan_ipv4_tcp()))],
+                ),
+            )],
         )
     };
     // Datagrams 1, 2, 5 (2 lost); samples 1, 2, 6 (3 lost); drops 0, 0, 7.
-    feed(&mut c, now, &[&one(1, 1, 0).0, &one(2, 2, 0).0, &one(5, 6, 7).0]);
+    feed(
+        &mut c,
+        now,
+        &[&one(1, 1, 0).0, &one(2, 2, 0).0, &one(5, 6, 7).0],
+    );
     let s = exporter_stats(&c);
     assert_eq!(s.lost_datagrams, 2);
     assert_eq!(s.lost_samples, 3 + 7);
@@ -1027,7 +1145,11 @@ fn datagrams_from_outside_the_allowed_list_are_dropped() {
         ..Default::default()
     };
     let mut c = Collector::new(cfg).unwrap();
-    let recs = feed(&mut c, Instant::now(), &[&v5_datagram(1).0, &sflow_fixture(1).0]);
+    let recs = feed(
+        &mut c,
+        Instant::now(),
+        &[&v5_datagram(1).0, &sflow_fixture(1).0],
+    );
     assert!(recs.is_empty());
     assert_eq!(c.stats().dropped(DropReason::NotAllowed), 2);
     assert_eq!(c.stats().exporters_active, 0);
@@ -1053,7 +1175,11 @@ fn datagrams_from_outside_the_allowed_list_are_dropped() {
 #[test]
 fn unknown_versions_are_counted() {
     let mut c = collector();
-    feed(&mut c, Instant::now(), &[&[0, 7, 1, 2], &[], &[0, 0, 0, 4, 0], b"GET / HTTP/1.1"]);
+    feed(
+        &mut c,
+        Instant::now(),
+        &[&[0, 7, 1, 2], &[], &[0, 0, 0, 4, 0], b"GET / HTTP/1.1"],
+    );
     assert_eq!(c.stats().dropped(DropReason::UnknownVersion), 4);
 }
 
@@ -1071,7 +1197,14 @@ fn truncated_at_every_byte_is_counted_never_a_panic() {
         ("v9", v9.0.clone(), v9_bounds.to_vec()),
         (
             "ipfix",
-            ipfix(0, 1, B::new().set(2, ipfix_template6()).set(400, ipfix_record6(b"eth0", 1, 1))).0,
+            ipfix(
+                0,
+                1,
+                B::new()
+                    .set(2, ipfix_template6())
+                    .set(400, ipfix_record6(b"eth0", 1, 1)),
+            )
+            .0,
             vec![],
         ),
         ("sflow", sflow_fixture(1).0, vec![]),
@@ -1110,7 +1243,11 @@ fn template_with_65535_fields_is_refused() {
     for _ in 0..10 {
         t = t.u16(1).u16(4);
     }
-    feed(&mut c, Instant::now(), &[&ipfix(1, 1, B::new().set(2, t)).0]);
+    feed(
+        &mut c,
+        Instant::now(),
+        &[&ipfix(1, 1, B::new().set(2, t)).0],
+    );
     assert_eq!(c.stats().dropped(DropReason::Truncated), 1);
 }
 
@@ -1119,10 +1256,22 @@ fn zero_length_fields() {
     let mut c = collector();
     // IPFIX: only zero-length fields would be records of length 0: refused.
     let t = B::new().u16(256).u16(2).u16(1).u16(0).u16(2).u16(0);
-    feed(&mut c, Instant::now(), &[&ipfix(0, 1, B::new().set(2, t)).0]);
+    feed(
+        &mut c,
+        Instant::now(),
+        &[&ipfix(0, 1, B::new().set(2, t)).0],
+    );
     assert_eq!(c.stats().dropped(DropReason::BadTemplate), 1);
     // A zero-length field among others decodes (it holds nothing).
-    let t = B::new().u16(257).u16(3).u16(5).u16(0).u16(2).u16(4).u16(1).u16(4);
+    let t = B::new()
+        .u16(257)
+        .u16(3)
+        .u16(5)
+        .u16(0)
+        .u16(2)
+        .u16(4)
+        .u16(1)
+        .u16(4);
     let d = B::new().u32(7).u32(700);
     let recs = feed(
         &mut c,
@@ -1154,7 +1303,12 @@ fn template_flood_stays_under_the_caps() {
     // A second exporter gets only what the total cap leaves.
     for i in 0..100u16 {
         let dg = ipfix(0, 1, B::new().set(2, ipfix_template4(256 + i)));
-        c.datagram(SocketAddr::from(([192, 0, 2, 2], 1)), now, &dg.0, &mut |_| {});
+        c.datagram(
+            SocketAddr::from(([192, 0, 2, 2], 1)),
+            now,
+            &dg.0,
+            &mut |_| {},
+        );
     }
     assert_eq!(c.stats().templates_active, 150);
     assert_eq!(c.stats().dropped(DropReason::TemplateLimit), 4950);
@@ -1198,7 +1352,12 @@ fn pending_flood_stays_under_the_cap() {
     assert_eq!(c.stats().dropped(DropReason::PendingLimit), 90);
     for i in 0..100u16 {
         let dg = ipfix(0, 1, B::new().set(1000 + i, body.clone()));
-        c.datagram(SocketAddr::from(([192, 0, 2, 2], 1)), now, &dg.0, &mut |_| {});
+        c.datagram(
+            SocketAddr::from(([192, 0, 2, 2], 1)),
+            now,
+            &dg.0,
+            &mut |_| {},
+        );
     }
     assert_eq!(c.stats().pending_bytes, 14_940);
     assert_eq!(c.stats().dropped(DropReason::PendingLimit), 90 + 95);
@@ -1214,7 +1373,9 @@ fn pending_flood_stays_under_the_cap() {
 /// decoder tests expect. COLLECTOR_FIXTURES_PCAP=path keeps the pcap.
 #[test]
 fn fixtures_dissect_cleanly_in_tshark() {
-    let tshark = std::process::Command::new("tshark").arg("--version").output();
+    let tshark = std::process::Command::new("tshark")
+        .arg("--version")
+        .output();
     if tshark.is_err() {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -1229,7 +1390,14 @@ fn fixtures_dissect_cleanly_in_tshark() {
         (2055, v9_sampling_options(1000).0),
         (
             2055,
-            ipfix(0, 1, B::new().set(2, ipfix_template6()).set(400, ipfix_record6(b"ge-0/0/0", 1234, 3))).0,
+            ipfix(
+                0,
+                1,
+                B::new()
+                    .set(2, ipfix_template6())
+                    .set(400, ipfix_record6(b"ge-0/0/0", 1234, 3)),
+            )
+            .0,
         ),
         (6343, sflow_fixture(1).0),
     ];
@@ -1247,7 +1415,20 @@ fn fixtures_dissect_cleanly_in_tshark() {
         let mut f = vec![0u8; 12];
         f.extend_from_slice(&[0x08, 0x00]);
         let total = 20 + 8 + d.len();
-        f.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0, 0, 64, 17, 0, 0]);
+        f.extend_from_slice(&[
+            0x45,
+            0,
+            (total >> 8) as u8,
+            total as u8,
+            0,
+            0,
+            0,
+            0,
+            64,
+            17,
+            0,
+            0,
+        ]);
         f.extend_from_slice(&R1);
         f.extend_from_slice(&[127, 0, 0, 1]);
         let ul = 8 + d.len();
@@ -1256,17 +1437,28 @@ fn fixtures_dissect_cleanly_in_tshark() {
         f.extend_from_slice(&(ul as u16).to_be_bytes());
         f.extend_from_slice(&[0, 0]);
         f.extend_from_slice(d);
-        let pkt = pcap_file::pcap::PcapPacket::new(Duration::from_secs(i as u64 + 1), f.len() as u32, &f);
+        let pkt =
+            pcap_file::pcap::PcapPacket::new(Duration::from_secs(i as u64 + 1), f.len() as u32, &f);
         w.write_packet(&pkt).unwrap();
     }
     drop(w);
     let out = std::process::Command::new("tshark")
         .arg("-r")
         .arg(&path)
-        .args(["-V", "-d", "udp.port==2055,cflow", "-d", "udp.port==6343,sflow"])
+        .args([
+            "-V",
+            "-d",
+            "udp.port==2055,cflow",
+            "-d",
+            "udp.port==6343,sflow",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "tshark failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "tshark failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     for bad in ["Malformed", "Error/", "Warning/Protocol"] {
         assert!(!text.contains(bad), "tshark reports {bad}:\n{text}");

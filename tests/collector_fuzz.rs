@@ -50,7 +50,12 @@ pub fn collector_body(data: &[u8]) -> u64 {
             t += Duration::from_millis(700);
         }
     } else {
-        c.datagram(SocketAddr::from(([192, 0, 2, 1], 2055)), now, data, &mut sink);
+        c.datagram(
+            SocketAddr::from(([192, 0, 2, 1], 2055)),
+            now,
+            data,
+            &mut sink,
+        );
     }
     let s = c.stats();
     assert!(s.templates_active as usize <= limits.max_templates);

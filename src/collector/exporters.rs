@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use super::sequence::{SeqEvent, SeqTracker, StreamKey};
+use super::sequence::{SeqEvent, SeqTracker, StreamKey, StreamKind};
 use super::{CollectorConfig, DropReason, ExporterId};
 
 /// An IP prefix, `198.51.100.0/24` or `2001:db8::/32` (a bare address is a
@@ -215,7 +215,12 @@ impl Exporter {
             SeqUnit::Records => (1 << 24, 1 << 14),
             _ => (1 << 20, 1 << 10),
         };
-        let ev = t.observe(seq, advance, max_gap, window);
+        let ev = match unit {
+            SeqUnit::Records if key.kind == StreamKind::Ipfix => {
+                t.observe_records(seq, advance, max_gap, window)
+            }
+            _ => t.observe(seq, advance, max_gap, window),
+        };
         let lost = match unit {
             SeqUnit::Datagrams => &mut self.stats.lost_datagrams,
             SeqUnit::Records => &mut self.stats.lost_records,

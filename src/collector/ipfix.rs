@@ -17,7 +17,9 @@
 //!   the domain (section 8.1).
 //! - `sequence` counts data records (options data records included) sent
 //!   before this message, per domain: the message's records are its
-//!   advance. When a data set had to be held (template unknown) the
+//!   advance (softflowd's numbering, which includes the message's own
+//!   records, is recognised: see `SeqTracker::observe_records`). When a
+//!   data set had to be held (template unknown) the
 //!   count is unknown and the stream resynchronises on the next message.
 //! - The header length must equal the datagram length (`bad_length`).
 //!

@@ -80,6 +80,11 @@ pub struct SeqTracker {
     started: bool,
     hole_start: u32,
     hole_len: u32,
+    /// The number last fed (for the IPFIX convention check).
+    last_seq: u32,
+    /// The exporter numbers IPFIX messages by records *including* the
+    /// message's own (softflowd does), not before it (RFC 7011).
+    inclusive: bool,
 }
 
 impl SeqTracker {
@@ -124,6 +129,42 @@ impl SeqTracker {
         self.next = after;
         self.hole_len = 0;
         SeqEvent::Restart
+    }
+
+    /// IPFIX: `seq` counts data records before this message (RFC 7011),
+    /// and the message holds `records`. Some exporters (softflowd 1.1)
+    /// count the message's own records too; when a message's number is
+    /// exactly the previous number plus its own records (and not what the
+    /// RFC predicts) the stream switches to that convention for good.
+    pub fn observe_records(
+        &mut self,
+        seq: u32,
+        records: u32,
+        max_gap: u32,
+        window: u32,
+    ) -> SeqEvent {
+        if self.started
+            && !self.inclusive
+            && records > 0
+            && seq != self.next
+            && seq.wrapping_sub(records) == self.last_seq
+        {
+            self.inclusive = true;
+            self.next = self.last_seq;
+        }
+        let s = if self.inclusive {
+            seq.wrapping_sub(records)
+        } else {
+            seq
+        };
+        let ev = self.observe(s, records, max_gap, window);
+        self.last_seq = seq;
+        ev
+    }
+
+    /// True once the stream was found to number records inclusively.
+    pub fn inclusive(&self) -> bool {
+        self.inclusive
     }
 
     /// For a running total (sFlow `drops`): how much it grew since the last
@@ -209,6 +250,24 @@ mod tests {
         let mut t = SeqTracker::default();
         t.observe(100_000, 1, GAP, WIN);
         assert_eq!(t.observe(100_000 - WIN - 5, 1, GAP, WIN), SeqEvent::Restart);
+    }
+
+    #[test]
+    fn ipfix_either_numbering_convention() {
+        // RFC 7011: records before the message.
+        let mut t = SeqTracker::default();
+        assert_eq!(t.observe_records(0, 17, GAP, WIN), SeqEvent::First);
+        assert_eq!(t.observe_records(17, 23, GAP, WIN), SeqEvent::InOrder);
+        assert_eq!(t.observe_records(45, 5, GAP, WIN), SeqEvent::Lost(5));
+        assert!(!t.inclusive());
+        // softflowd: records including the message's own.
+        let mut t = SeqTracker::default();
+        assert_eq!(t.observe_records(17, 17, GAP, WIN), SeqEvent::First);
+        assert_eq!(t.observe_records(40, 23, GAP, WIN), SeqEvent::InOrder);
+        assert!(t.inclusive());
+        assert_eq!(t.observe_records(64, 24, GAP, WIN), SeqEvent::InOrder);
+        assert_eq!(t.observe_records(80, 6, GAP, WIN), SeqEvent::Lost(10));
+        assert_eq!(t.observe_records(86, 6, GAP, WIN), SeqEvent::InOrder);
     }
 
     #[test]
