@@ -89,7 +89,7 @@ fn write_pcap(path: &Path, with_v6: bool) {
             f.extend_from_slice(&(l4_len as u16).to_be_bytes());
             f.extend_from_slice(&[0, 0]);
         }
-        f.extend(std::iter::repeat_n(0xa5u8, payload));
+        f.resize(f.len() + payload, 0xa5);
         let ts = Duration::from_millis(start * 1000 + u64::from(i) * 10);
         w.write_packet(&pcap_file::pcap::PcapPacket::new(ts, f.len() as u32, &f))
             .unwrap();
