@@ -420,7 +420,6 @@ impl Pending {
     }
 
     pub fn forget_exporter(&mut self, id: ExporterId) {
-        let before = self.q.len();
         let mut freed = 0;
         self.q.retain(|h| {
             let keep = h.key.exporter != id;
@@ -429,7 +428,6 @@ impl Pending {
             }
             keep
         });
-        let _ = before;
         self.bytes -= freed;
     }
 }
