@@ -5,7 +5,7 @@
 set -euo pipefail
 
 PACKAGES=(clang llvm libelf-dev zlib1g-dev pkg-config make gcc python3 iproute2
-          tcpreplay tshark nfdump pmacct prometheus ethtool curl
+          tcpreplay tshark nfdump pmacct softflowd prometheus ethtool curl
           systemd rpm dpkg-dev binutils)
 
 missing=()

@@ -16,6 +16,8 @@
 //!   `poll`) and the sealed `Pod` bound on what `getsockopt` may write into;
 //! - `capture::replay::map`: the one `mmap` of a capture file (assumed not
 //!   modified while it is replayed);
+//! - `collector::socket`: `recvmmsg` and the `SO_RXQ_OVFL` control message
+//!   of the flow collector's UDP sockets;
 //! - `memory`: huge-page advice and prefetch.
 //!
 //! A module's lint level sits on its declaration, so the three capture
@@ -27,6 +29,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod capture;
+pub mod collector;
 pub mod daemon;
 pub mod engine;
 pub mod export;
@@ -54,6 +57,7 @@ mod tests {
         ("lib.rs", 1),
         ("capture/mod.rs", 3),
         ("capture/replay/mod.rs", 1),
+        ("collector/mod.rs", 1),
     ];
 
     fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
