@@ -45,6 +45,13 @@ pub enum EngineError {
         #[source]
         source: crate::export::ExportError,
     },
+    /// The tables of a reload do not fit in the memory the process may have.
+    #[error("{origin}: the new host tables do not fit: {source}")]
+    Memory {
+        origin: String,
+        #[source]
+        source: crate::memory::OutOfMemory,
+    },
 }
 
 impl Engine {
@@ -125,11 +132,16 @@ impl Engine {
     }
 
     /// Builds the tables of new `[accounting]` settings and swaps them in
-    /// on every shard without losing a count. On error nothing changes.
-    pub fn reload(&mut self, accounting: &Accounting, origin: &str) -> Result<(), SettingsError> {
+    /// on every shard without losing a count. On error (a bad setting, an
+    /// AS file, tables that do not fit in memory) nothing changes.
+    pub fn reload(&mut self, accounting: &Accounting, origin: &str) -> Result<(), EngineError> {
         let tables = Arc::new(Tables::build(accounting, origin, Some(&self.tables))?);
         if let Some(c) = &self.collector {
-            c.reload(tables.clone());
+            c.reload(tables.clone())
+                .map_err(|source| EngineError::Memory {
+                    origin: origin.to_string(),
+                    source,
+                })?;
         }
         self.tables = tables;
         Ok(())

@@ -459,6 +459,7 @@ pub fn run(settings: Settings, cli: CliOverrides) -> anyhow::Result<()> {
         }
         if hup.swap(false, Relaxed) {
             let reloaded = Settings::load(&cli)
+                .map_err(crate::engine::EngineError::from)
                 .and_then(|s| engine.reload(&s.accounting, &s.origin).map(|()| s.origin));
             match reloaded {
                 Ok(from) => tracing::info!(

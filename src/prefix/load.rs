@@ -363,6 +363,11 @@ impl AsTableBuilder {
                 });
             };
             let asn = parse_asn(a)?;
+            self.names
+                .try_reserve(1)
+                .map_err(|_| PrefixError::OutOfMemory(crate::memory::OutOfMemory {
+                    bytes: self.names.len().saturating_mul(32),
+                }))?;
             self.names.insert(asn, name.trim().to_owned());
             n += 1;
             Ok(())
@@ -371,13 +376,20 @@ impl AsTableBuilder {
     }
 
     pub fn build(self) -> AsTable {
+        self.try_build()
+            .unwrap_or_else(|e| panic!("building an AS table: {e}"))
+    }
+
+    /// [`build`](Self::build), or an error when the tables do not fit in
+    /// memory.
+    pub fn try_build(self) -> Result<AsTable, crate::memory::OutOfMemory> {
         let mut names = self.names;
         names.shrink_to_fit();
-        AsTable {
-            v4: self.v4.build(),
-            v6: self.v6.build(),
+        Ok(AsTable {
+            v4: self.v4.try_build()?,
+            v6: self.v6.try_build()?,
             names,
-        }
+        })
     }
 }
 
@@ -501,11 +513,18 @@ impl NetworkTableBuilder {
     }
 
     pub fn build(self) -> NetworkTable {
-        NetworkTable {
-            v4: self.v4.build(),
-            v6: self.v6.build(),
+        self.try_build()
+            .unwrap_or_else(|e| panic!("building a network table: {e}"))
+    }
+
+    /// [`build`](Self::build), or an error when the tables do not fit in
+    /// memory.
+    pub fn try_build(self) -> Result<NetworkTable, crate::memory::OutOfMemory> {
+        Ok(NetworkTable {
+            v4: self.v4.try_build()?,
+            v6: self.v6.try_build()?,
             names: self.names,
-        }
+        })
     }
 }
 

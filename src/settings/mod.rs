@@ -27,8 +27,12 @@ pub use raw::{AsFileFormat, BytesMode, HostSeries, MplsPayload, XdpMode, ZeroCop
 /// (or `XDPACCT_CONFIG`, the same flag) is given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/xdpacct/xdpacct.toml";
 
-/// Largest config file read (a file with thousands of ranges is ~300 KB).
-pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+/// Largest config file read (4,000 ranges with labels are ~300 KB).
+pub const MAX_CONFIG_BYTES: u64 = 4 << 20;
+
+/// Memory parsing takes per byte of config at worst (a long array of
+/// one-digit numbers; measured ~110), checked as headroom before parsing.
+const PARSE_BYTES_PER_BYTE: usize = 128;
 
 /// Host slots of all ranges together may not exceed this (32 bytes each per shard).
 pub const MAX_HOST_SLOTS: u64 = 1 << 22;
@@ -375,6 +379,17 @@ fn read_config_file(path: &Path) -> Result<String, String> {
     std::fs::File::open(path)
         .and_then(|f| f.take(MAX_CONFIG_BYTES + 1).read_to_string(&mut text))
         .map_err(|e| e.to_string())?;
+    // Parsing takes up to ~110 times the file's size: a file that could not
+    // be parsed in the memory left is refused here, not an abort later
+    // (under an address-space limit the probe is exact).
+    let need = text.len().saturating_mul(PARSE_BYTES_PER_BYTE);
+    if Vec::<u8>::new().try_reserve_exact(need).is_err() {
+        return Err(format!(
+            "{} bytes need about {} MiB to parse, more than this process may have",
+            text.len(),
+            need >> 20
+        ));
+    }
     Ok(text)
 }
 

@@ -264,13 +264,21 @@ impl Tables {
 
     /// Identity of a host slot that survives a reload: family and key.
     pub fn slot_keys(&self) -> Vec<(bool, u128)> {
-        let mut keys = vec![(false, 0); self.slots];
+        self.try_slot_keys()
+            .unwrap_or_else(|e| panic!("host slot keys: {e}"))
+    }
+
+    /// [`slot_keys`](Self::slot_keys), or an error when they do not fit in
+    /// memory.
+    pub fn try_slot_keys(&self) -> Result<Vec<(bool, u128)>, crate::memory::OutOfMemory> {
+        let mut keys = crate::memory::try_with_capacity(self.slots)?;
+        keys.resize(self.slots, (false, 0));
         for r in &self.ranges {
             for o in 0..r.count {
-                keys[(r.base + o) as usize] = (r.v6, r.first + o as u128);
+                keys[(r.base + o) as usize] = (r.v6, r.first + u128::from(o));
             }
         }
-        keys
+        Ok(keys)
     }
 }
 

@@ -78,9 +78,17 @@ pub struct HostSlots {
 }
 
 impl HostSlots {
+    /// Zeroed slots for `tables`. Aborts when out of memory; see
+    /// [`try_new`](Self::try_new).
     pub fn new(tables: Arc<Tables>) -> Self {
         let slots = (0..tables.slots).map(|_| HostCounters::default()).collect();
         HostSlots { tables, slots }
+    }
+
+    /// Zeroed slots for `tables`, or an error when they do not fit in memory.
+    pub fn try_new(tables: Arc<Tables>) -> Result<Self, crate::memory::OutOfMemory> {
+        let slots = crate::memory::try_filled_with(tables.slots, HostCounters::default)?;
+        Ok(HostSlots { tables, slots })
     }
 
     /// Every slot's counts, in slot order.
