@@ -135,7 +135,16 @@ fn for_each_line<R: BufRead>(
             });
         }
         let fail = |reason: LineError, text: &str| {
-            let mut text = text.trim_end().to_owned();
+            // Control characters (NUL bytes of a bad file) escaped, so the
+            // message stays one printable line.
+            let mut text: String = text
+                .trim_end()
+                .chars()
+                .flat_map(|c| {
+                    let escape = c.is_control() && c != '\t';
+                    either_escaped(c, escape)
+                })
+                .collect();
             if text.len() > MAX_TEXT {
                 let mut cut = MAX_TEXT;
                 while !text.is_char_boundary(cut) {
@@ -167,6 +176,13 @@ fn for_each_line<R: BufRead>(
         // Only the line ending is cut: in a TSV a trailing tab is a field.
         f(text.trim_end_matches(['\n', '\r'])).map_err(|reason| fail(reason, text))?;
     }
+}
+
+/// `c`, or its `\u{..}` escape when `escape`.
+fn either_escaped(c: char, escape: bool) -> impl Iterator<Item = char> {
+    let mut e = c.escape_default();
+    let mut plain = Some(c);
+    std::iter::from_fn(move || if escape { e.next() } else { plain.take() })
 }
 
 /// Parses an AS number: `65000`, `AS65000` or `as65000`, 32 bits.
