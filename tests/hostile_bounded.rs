@@ -285,6 +285,24 @@ fn example_config_page_is_under_1_mb_until_traffic_arrives() {
     common::assert_promtool_ok(&page);
 }
 
+/// The promtool check the tests use catches what Prometheus rejects (a test
+/// that cannot fail is no test).
+#[test]
+fn promtool_check_rejects_a_bad_page() {
+    if !common::require_tool("promtool check", "promtool") {
+        return;
+    }
+    common::assert_promtool_ok("# HELP x_total A counter.\n# TYPE x_total counter\nx_total{a=\"1\"} 1\n");
+    for bad in [
+        "# HELP x_total A counter.\n# TYPE x_total counter\nx_total{1abc=\"1\"} 1\n",
+        // A lint warning is a failure too.
+        "# HELP x A counter.\n# TYPE x counter\nx 1\n",
+    ] {
+        let caught = std::panic::catch_unwind(|| common::assert_promtool_ok(bad));
+        assert!(caught.is_err(), "promtool accepted {bad:?}");
+    }
+}
+
 // ---- the daemon ----------------------------------------------------------
 
 fn free_tcp_port() -> u16 {

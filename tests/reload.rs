@@ -12,6 +12,7 @@ use xdpacct::shard::worker::account;
 use xdpacct::shard::Tables;
 use xdpacct::wire::FrameFacts;
 
+mod common;
 #[path = "../bench/support.rs"]
 mod support;
 
@@ -92,6 +93,7 @@ fn reload_while_counting_loses_no_frame() {
     done.store(true, Relaxed);
     assert!(reloads > 1, "reloads happened during counting");
     let text = String::from_utf8(exposition.render()).unwrap();
+    common::assert_promtool_ok(&text);
     let (sum, series) = host_totals(&text);
     // Every frame has exactly one configured host (the local side).
     assert_eq!(
