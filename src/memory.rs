@@ -67,7 +67,8 @@ pub fn try_filled_with<T>(n: usize, f: impl FnMut() -> T) -> Result<Box<[T]>, Ou
 /// memory cannot be had.
 pub fn try_with_capacity<T>(n: usize) -> Result<Vec<T>, OutOfMemory> {
     let mut v = Vec::new();
-    v.try_reserve_exact(n).map_err(|_| OutOfMemory::of::<T>(n))?;
+    v.try_reserve_exact(n)
+        .map_err(|_| OutOfMemory::of::<T>(n))?;
     Ok(v)
 }
 

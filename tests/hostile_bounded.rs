@@ -73,7 +73,11 @@ fn bounded(args: &[&std::ffi::OsStr]) -> Output {
 /// one line, `xdpacct: ...`, naming each of `expect`.
 fn refused(config: &Path, pcap: &Path, expect: &[&str]) {
     let runs: [Vec<&std::ffi::OsStr>; 2] = [
-        vec!["check-config".as_ref(), "--config".as_ref(), config.as_ref()],
+        vec![
+            "check-config".as_ref(),
+            "--config".as_ref(),
+            config.as_ref(),
+        ],
         vec![
             "replay".as_ref(),
             "--config".as_ref(),
@@ -292,7 +296,9 @@ fn promtool_check_rejects_a_bad_page() {
     if !common::require_tool("promtool check", "promtool") {
         return;
     }
-    common::assert_promtool_ok("# HELP x_total A counter.\n# TYPE x_total counter\nx_total{a=\"1\"} 1\n");
+    common::assert_promtool_ok(
+        "# HELP x_total A counter.\n# TYPE x_total counter\nx_total{a=\"1\"} 1\n",
+    );
     for bad in [
         "# HELP x_total A counter.\n# TYPE x_total counter\nx_total{1abc=\"1\"} 1\n",
         // A lint warning is a failure too.
@@ -472,7 +478,11 @@ fn daemon_keeps_its_old_config_on_hostile_reloads_in_bounded_memory() {
         let line = check_old(&mut d, &name);
         for e in &expect {
             // The daemon's config file has its own name.
-            let e = if *e == name { "xdpacct.toml" } else { e.as_str() };
+            let e = if *e == name {
+                "xdpacct.toml"
+            } else {
+                e.as_str()
+            };
             assert!(line.contains(e), "{name}: {line:?} should name {e:?}");
         }
     }

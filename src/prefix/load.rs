@@ -379,11 +379,11 @@ impl AsTableBuilder {
                 });
             };
             let asn = parse_asn(a)?;
-            self.names
-                .try_reserve(1)
-                .map_err(|_| PrefixError::OutOfMemory(crate::memory::OutOfMemory {
+            self.names.try_reserve(1).map_err(|_| {
+                PrefixError::OutOfMemory(crate::memory::OutOfMemory {
                     bytes: self.names.len().saturating_mul(32),
-                }))?;
+                })
+            })?;
             self.names.insert(asn, name.trim().to_owned());
             n += 1;
             Ok(())

@@ -821,7 +821,11 @@ impl Default for Accounting {
 fn check_disjoint(ranges: &[HostRange], ipv6_host_prefix: u8) -> Result<(), (usize, usize)> {
     let keys = |r: &HostRange| {
         let first = r.first_key(ipv6_host_prefix);
-        (r.span.v6, first, first + u128::from(r.hosts.saturating_sub(1)))
+        (
+            r.span.v6,
+            first,
+            first + u128::from(r.hosts.saturating_sub(1)),
+        )
     };
     let mut order: Vec<(bool, u128, u128, usize)> = ranges
         .iter()
@@ -1070,7 +1074,10 @@ mod tests {
                 .collect::<String>()
         };
         for section in ["ranges", "networks"] {
-            assert!(accounting(&many(MAX_LABEL_NAMES, section)).is_ok(), "{section}");
+            assert!(
+                accounting(&many(MAX_LABEL_NAMES, section)).is_ok(),
+                "{section}"
+            );
             let e = accounting(&many(MAX_LABEL_NAMES + 1, section))
                 .unwrap_err()
                 .to_string();
@@ -1085,7 +1092,10 @@ mod tests {
         ))
         .unwrap_err()
         .to_string();
-        assert!(e.contains("ranges[0].labels.customer") && e.contains("at most"), "{e}");
+        assert!(
+            e.contains("ranges[0].labels.customer") && e.contains("at most"),
+            "{e}"
+        );
         let e = accounting(&format!(
             "[[accounting.ranges]]\nprefix = \"10.0.0.0/24\"\nlabels = {{ {long} = \"x\" }}\n"
         ))

@@ -68,7 +68,10 @@ impl PeerTables {
                     b.load_names(names)
                         .map_err(|e| err("accounting.as_names_file", e.to_string()))?;
                 }
-                Some(b.try_build().map_err(|e| err("accounting.as_file", e.to_string()))?)
+                Some(
+                    b.try_build()
+                        .map_err(|e| err("accounting.as_file", e.to_string()))?,
+                )
             }
         };
 
