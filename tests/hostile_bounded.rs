@@ -254,6 +254,28 @@ fn hostile_inputs_end_with_one_line_and_status_2_in_bounded_memory() {
         let expect: Vec<&str> = expect.iter().map(String::as_str).collect();
         refused(&path, &pcap, &expect);
     }
+    // A valid config whose host slots (4M: 128 MiB per shard, as much again
+    // for a scrape) do not fit: replay says so and exits 2. Before, it
+    // aborted ("memory allocation of 134217728 bytes failed").
+    let big = dir.path().join("big.toml");
+    std::fs::write(
+        &big,
+        "[[accounting.ranges]]\nprefix = \"10.0.0.0/10\"\nlabels = { customer = \"big\" }\n",
+    )
+    .unwrap();
+    let out = bounded(&[
+        "replay".as_ref(),
+        "--config".as_ref(),
+        big.as_ref(),
+        pcap.as_ref(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("big.toml") && err.contains("host tables do not fit"),
+        "{err}"
+    );
     // Not regular files: /dev/zero and a FIFO (which must not hang).
     let fifo = dir.path().join("fifo.toml");
     sh(&["mkfifo", fifo.to_str().unwrap()]);

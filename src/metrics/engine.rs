@@ -370,7 +370,7 @@ impl EngineCollector {
 /// Bytes a scrape needs per host slot of the current tables: totals, slot
 /// keys, which series to show, the fold's candidates, and text for the
 /// hosts with series (a rough bound, for the headroom a reload checks).
-const SCRAPE_BYTES_PER_SLOT: usize = 256;
+pub(crate) const SCRAPE_BYTES_PER_SLOT: usize = 256;
 
 /// What a reload from `old_slots` to `new_slots` host slots on `shards`
 /// shards needs: the new slots, both generations' keys, the kept-host set,
