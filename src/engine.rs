@@ -6,7 +6,7 @@
 //! ```ignore
 //! let mut engine = Engine::build(&settings)?;       // tables (AS files)
 //! engine.start_export()?;                             // exporter thread, if configured
-//! let worker = engine.add_queue("eth1", 0, ifindex);  // shard + worker + observers
+//! let worker = engine.add_queue("eth1", 0, ifindex)?; // shard + worker + observers
 //! let page = engine.exposition();                     // after the last add_queue
 //! engine.reload(&new_settings.accounting, origin)?;   // SIGHUP
 //! engine.shutdown()?;                                 // after the workers finished
@@ -44,6 +44,14 @@ pub enum EngineError {
         origin: String,
         #[source]
         source: crate::export::ExportError,
+    },
+    /// The host tables (of a start or a reload) do not fit in the memory
+    /// the process may have.
+    #[error("{origin}: the host tables do not fit: {source}")]
+    Memory {
+        origin: String,
+        #[source]
+        source: crate::memory::OutOfMemory,
     },
 }
 
@@ -83,27 +91,45 @@ impl Engine {
 
     /// A new shard for one (interface, queue) and the worker that fills it,
     /// with every observer the settings ask for. `ifindex` is what flow
-    /// export names as the ingress interface.
-    pub fn add_queue(&mut self, interface: &str, queue: u32, ifindex: u32) -> Worker {
+    /// export names as the ingress interface. Fails when the shard's host
+    /// slots, and room for the scrapes that read them, do not fit in memory.
+    pub fn add_queue(
+        &mut self,
+        interface: &str,
+        queue: u32,
+        ifindex: u32,
+    ) -> Result<Worker, EngineError> {
         debug_assert!(self.collector.is_none(), "add_queue after exposition");
         debug_assert!(
             self.netflow.is_none() || self.export.is_some(),
             "add_queue before start_export"
         );
-        let shard = Arc::new(Shard::new(
+        let memory = |source| EngineError::Memory {
+            origin: self.origin.clone(),
+            source,
+        };
+        let slots = self.tables.slots;
+        crate::memory::headroom(slots.saturating_mul(
+            std::mem::size_of::<crate::shard::HostCounters>()
+                + crate::metrics::engine::SCRAPE_BYTES_PER_SLOT,
+        ))
+        .map_err(memory)?;
+        let shard = Shard::try_new(
             ShardOrigin {
                 interface: interface.into(),
                 queue,
             },
             self.tables.clone(),
-        ));
+        )
+        .map_err(memory)?;
+        let shard = Arc::new(shard);
         self.shards.push(shard.clone());
         let mut worker = Worker::new(shard, self.batch);
         if let Some(x) = self.export.as_mut() {
             let name = format!("{interface}/{queue}");
             worker = worker.with_observer(Box::new(x.observer(&name, ifindex as u16)));
         }
-        worker
+        Ok(worker)
     }
 
     /// The page: build info, the shards' counters, flow export's own
@@ -125,11 +151,16 @@ impl Engine {
     }
 
     /// Builds the tables of new `[accounting]` settings and swaps them in
-    /// on every shard without losing a count. On error nothing changes.
-    pub fn reload(&mut self, accounting: &Accounting, origin: &str) -> Result<(), SettingsError> {
+    /// on every shard without losing a count. On error (a bad setting, an
+    /// AS file, tables that do not fit in memory) nothing changes.
+    pub fn reload(&mut self, accounting: &Accounting, origin: &str) -> Result<(), EngineError> {
         let tables = Arc::new(Tables::build(accounting, origin, Some(&self.tables))?);
         if let Some(c) = &self.collector {
-            c.reload(tables.clone());
+            c.reload(tables.clone())
+                .map_err(|source| EngineError::Memory {
+                    origin: origin.to_string(),
+                    source,
+                })?;
         }
         self.tables = tables;
         Ok(())

@@ -150,12 +150,16 @@ fn cmd_replay(
     }
 
     let started = Instant::now();
+    let mut shards = Vec::with_capacity(workers);
+    for i in 0..workers {
+        shards.push(engine.add_queue(iface, i as u32, 1).map_err(startup)?);
+    }
     let (reader, queues) = replay::replay(files, workers);
     let handles: Vec<_> = queues
         .into_iter()
+        .zip(shards)
         .enumerate()
-        .map(|(i, mut queue)| {
-            let mut worker = engine.add_queue(iface, i as u32, 1);
+        .map(|(i, (mut queue, mut worker))| {
             let stop = stop.clone();
             std::thread::Builder::new()
                 .name(format!("xdpacct-w{i}"))

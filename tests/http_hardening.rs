@@ -2,6 +2,8 @@
 //! (HTTPS, basic auth). Servers run in-process on 127.0.0.1:0; every load
 //! here is bounded in count and time and goes to loopback only.
 
+mod common;
+
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -526,6 +528,7 @@ fn metrics_honours_accept_encoding_q_values_and_varies_on_it() {
             String::from_utf8_lossy(&plain).starts_with("# HELP xdpacct_build_info"),
             "{accept:?}"
         );
+        common::assert_promtool_ok(&String::from_utf8_lossy(&plain));
     }
     // Neither coding acceptable: 406 (RFC 9110 §12.5.3), still varying.
     for accept in ["identity;q=0", "*;q=0", "gzip;q=0, identity;q=0"] {

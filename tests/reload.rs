@@ -12,6 +12,7 @@ use xdpacct::shard::worker::account;
 use xdpacct::shard::Tables;
 use xdpacct::wire::FrameFacts;
 
+mod common;
 #[path = "../bench/support.rs"]
 mod support;
 
@@ -81,7 +82,7 @@ fn reload_while_counting_loses_no_frame() {
     let mut reloads = 0;
     while workers.iter().any(|w| !w.is_finished()) && reloads < 50 {
         let cfg = if reloads % 2 == 0 { &alt } else { &acct };
-        engine.reload(tables(cfg));
+        engine.reload(tables(cfg)).unwrap();
         reloads += 1;
         let (sum, _) = host_totals(&String::from_utf8(exposition.render()).unwrap());
         assert!(sum <= (frames.len() * ROUNDS * 2) as f64);
@@ -92,6 +93,7 @@ fn reload_while_counting_loses_no_frame() {
     done.store(true, Relaxed);
     assert!(reloads > 1, "reloads happened during counting");
     let text = String::from_utf8(exposition.render()).unwrap();
+    common::assert_promtool_ok(&text);
     let (sum, series) = host_totals(&text);
     // Every frame has exactly one configured host (the local side).
     assert_eq!(
@@ -104,7 +106,7 @@ fn reload_while_counting_loses_no_frame() {
     // A reload that drops a range forgets its hosts, keeps the others.
     let mut fewer = acct.clone();
     let dropped: RangeConfig = fewer.ranges.pop().unwrap();
-    engine.reload(tables(&fewer));
+    engine.reload(tables(&fewer)).unwrap();
     let (_, series) = host_totals(&String::from_utf8(exposition.render()).unwrap());
     let dropped_hosts = {
         let f: std::net::Ipv4Addr = dropped.first.unwrap().parse().unwrap();

@@ -201,24 +201,24 @@ impl Iface {
         engine: &mut Engine,
         cores: &[core_affinity::CoreId],
         next_core: &mut usize,
-    ) -> Iface {
+    ) -> Result<Iface, crate::engine::EngineError> {
         let ifindex = live::ifindex(name).unwrap_or(0);
         let slots = opened
             .iter()
             .map(|q| {
                 let core = (!cores.is_empty()).then(|| cores[*next_core % cores.len()]);
                 *next_core += 1;
-                QueueSlot {
+                Ok(QueueSlot {
                     queue: q.queue(),
                     stats: Arc::new(ResumedStats::new(q.stats_source())),
                     core,
                     handle: None,
                     // NetFlow's ingress interface: the kernel's ifindex at start-up.
-                    parked: Some(engine.add_queue(name, q.queue(), ifindex)),
-                }
+                    parked: Some(engine.add_queue(name, q.queue(), ifindex)?),
+                })
             })
-            .collect();
-        Iface {
+            .collect::<Result<_, crate::engine::EngineError>>()?;
+        Ok(Iface {
             name: name.to_string(),
             stop: Arc::new(AtomicBool::new(false)),
             slots,
@@ -228,7 +228,7 @@ impl Iface {
                 Instant::now(),
             ),
             panicked: false,
-        }
+        })
     }
 
     /// Runs each opened queue's parked worker on it. Queues without a slot
@@ -415,11 +415,16 @@ pub fn run(settings: Settings, cli: CliOverrides) -> anyhow::Result<()> {
     let mut ifaces: Vec<Iface> = Vec::new();
     let mut started = Ok(());
     for (ifname, queues) in opened {
-        let mut iface = Iface::new(&ifname, &queues, &mut engine, &cores, &mut next_core);
-        if started.is_ok() {
-            started = iface.start(queues);
+        match Iface::new(&ifname, &queues, &mut engine, &cores, &mut next_core) {
+            Ok(mut iface) => {
+                if started.is_ok() {
+                    started = iface.start(queues);
+                }
+                ifaces.push(iface);
+            }
+            Err(e) if started.is_ok() => started = Err(StartupError(e.to_string()).into()),
+            Err(_) => {}
         }
-        ifaces.push(iface);
     }
     if let Err(e) = started {
         for iface in &mut ifaces {
@@ -459,6 +464,7 @@ pub fn run(settings: Settings, cli: CliOverrides) -> anyhow::Result<()> {
         }
         if hup.swap(false, Relaxed) {
             let reloaded = Settings::load(&cli)
+                .map_err(crate::engine::EngineError::from)
                 .and_then(|s| engine.reload(&s.accounting, &s.origin).map(|()| s.origin));
             match reloaded {
                 Ok(from) => tracing::info!(

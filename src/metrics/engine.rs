@@ -13,6 +13,7 @@ use prometheus::proto::MetricFamily;
 
 use super::catalogue::{self as cat, counter, gauge, histogram, label, Family};
 use super::fold::{Counts, Fold};
+use crate::memory::{self, OutOfMemory};
 use crate::settings::HostSeries;
 use crate::shard::{
     protocol_name, ByDirection, Count, Direction, HostSlots, InOut, Shard, ShardSnapshot, Tables,
@@ -110,13 +111,40 @@ impl EngineCollector {
     /// Swaps in new tables on every shard without losing a count: waits for
     /// each worker to finish its batch on the old slots, then keeps their
     /// totals per host for the hosts that still exist.
-    pub fn reload(&self, tables: Arc<Tables>) {
+    ///
+    /// Everything the reload allocates (the new slots of every shard, both
+    /// generations' slot keys, the set of kept hosts, room for the retired
+    /// counts) is had before any shard changes, after a check that it fits
+    /// with room left for the scrapes that follow. When it does not, the
+    /// error says so and the shards keep the old tables.
+    pub fn reload(&self, tables: Arc<Tables>) -> Result<(), OutOfMemory> {
         let mut retired = self.retired.lock().expect("retired lock");
         let shards = self.shards();
-        let mut olds = Vec::new();
-        for shard in &shards {
-            olds.push(shard.swap_hosts(Arc::new(HostSlots::new(tables.clone()))));
+        let old_tables = shards.first().map(|s| s.hosts().tables.clone());
+        let old_slots = old_tables.as_ref().map_or(0, |t| t.slots);
+        memory::headroom(reload_bytes(tables.slots, old_slots, shards.len()))?;
+        let mut fresh = memory::try_with_capacity(shards.len())?;
+        for _ in &shards {
+            fresh.push(Arc::new(HostSlots::try_new(tables.clone())?));
         }
+        let mut keep: HashSet<HostKey> = HashSet::new();
+        keep.try_reserve(tables.slots)
+            .map_err(|_| OutOfMemory::hash_table::<HostKey>(tables.slots))?;
+        keep.extend(tables.try_slot_keys()?);
+        let old_keys = match &old_tables {
+            Some(t) => t.try_slot_keys()?,
+            None => Vec::new(),
+        };
+        retired
+            .try_reserve(old_slots)
+            .map_err(|_| OutOfMemory::hash_table::<(HostKey, InOut<Count>)>(old_slots))?;
+
+        // Nothing big is allocated from here on.
+        let olds: Vec<Arc<HostSlots>> = shards
+            .iter()
+            .zip(fresh)
+            .map(|(shard, new)| shard.swap_hosts(new))
+            .collect();
         let deadline = Instant::now() + Duration::from_secs(5);
         for mut old in olds {
             // The worker holds its own clone for one batch at most.
@@ -137,16 +165,28 @@ impl EngineCollector {
                     }
                 }
             };
-            for (key, c) in slots.tables.slot_keys().into_iter().zip(slots.counts()) {
+            let same = old_tables
+                .as_ref()
+                .is_some_and(|t| Arc::ptr_eq(t, &slots.tables));
+            // Every shard had the same generation (reloads swap all of them
+            // under the `retired` lock); the fallback is never taken.
+            let other_keys;
+            let keys = if same {
+                &old_keys
+            } else {
+                other_keys = slots.tables.slot_keys();
+                &other_keys
+            };
+            for (key, c) in keys.iter().zip(slots.counts()) {
                 if !c.is_zero() {
-                    *retired.entry(key).or_default() += c;
+                    *retired.entry(*key).or_default() += c;
                 }
             }
         }
-        let keep: HashSet<HostKey> = tables.slot_keys().into_iter().collect();
         retired.retain(|k, _| keep.contains(k));
         let mut view = self.view_state.lock().expect("host view lock");
         view.last_change.retain(|k, _| keep.contains(k));
+        Ok(())
     }
 
     /// Per-host totals over all shards plus retired generations, in slot order.
@@ -325,6 +365,27 @@ impl EngineCollector {
         }
         (shown, Some((folded.folded, folded.other)))
     }
+}
+
+/// Bytes a scrape needs per host slot of the current tables: totals, slot
+/// keys, which series to show, the fold's candidates, and text for the
+/// hosts with series (a rough bound, for the headroom a reload checks).
+pub(crate) const SCRAPE_BYTES_PER_SLOT: usize = 256;
+
+/// What a reload from `old_slots` to `new_slots` host slots on `shards`
+/// shards needs: the new slots, both generations' keys, the kept-host set,
+/// the retired counts, and what the scrapes after it need.
+fn reload_bytes(new_slots: usize, old_slots: usize, shards: usize) -> usize {
+    use std::mem::size_of;
+    let per_new = size_of::<crate::shard::HostCounters>().saturating_mul(shards)
+        + size_of::<HostKey>() // new slot keys
+        + 2 * size_of::<HostKey>() // the kept-host set (load factor, rounding)
+        + SCRAPE_BYTES_PER_SLOT;
+    let per_old = size_of::<HostKey>() + 2 * size_of::<(HostKey, InOut<Count>)>();
+    new_slots
+        .saturating_mul(per_new)
+        .saturating_add(old_slots.saturating_mul(per_old))
+        .saturating_add(16 << 20)
 }
 
 /// Hosts folded into `ip="other"`: how many, and their sum.

@@ -135,7 +135,16 @@ fn for_each_line<R: BufRead>(
             });
         }
         let fail = |reason: LineError, text: &str| {
-            let mut text = text.trim_end().to_owned();
+            // Control characters (NUL bytes of a bad file) escaped, so the
+            // message stays one printable line.
+            let mut text: String = text
+                .trim_end()
+                .chars()
+                .flat_map(|c| {
+                    let escape = c.is_control() && c != '\t';
+                    either_escaped(c, escape)
+                })
+                .collect();
             if text.len() > MAX_TEXT {
                 let mut cut = MAX_TEXT;
                 while !text.is_char_boundary(cut) {
@@ -167,6 +176,13 @@ fn for_each_line<R: BufRead>(
         // Only the line ending is cut: in a TSV a trailing tab is a field.
         f(text.trim_end_matches(['\n', '\r'])).map_err(|reason| fail(reason, text))?;
     }
+}
+
+/// `c`, or its `\u{..}` escape when `escape`.
+fn either_escaped(c: char, escape: bool) -> impl Iterator<Item = char> {
+    let mut e = c.escape_default();
+    let mut plain = Some(c);
+    std::iter::from_fn(move || if escape { e.next() } else { plain.take() })
 }
 
 /// Parses an AS number: `65000`, `AS65000` or `as65000`, 32 bits.
@@ -363,6 +379,11 @@ impl AsTableBuilder {
                 });
             };
             let asn = parse_asn(a)?;
+            self.names.try_reserve(1).map_err(|_| {
+                PrefixError::OutOfMemory(crate::memory::OutOfMemory {
+                    bytes: self.names.len().saturating_mul(32),
+                })
+            })?;
             self.names.insert(asn, name.trim().to_owned());
             n += 1;
             Ok(())
@@ -371,13 +392,20 @@ impl AsTableBuilder {
     }
 
     pub fn build(self) -> AsTable {
+        self.try_build()
+            .unwrap_or_else(|e| panic!("building an AS table: {e}"))
+    }
+
+    /// [`build`](Self::build), or an error when the tables do not fit in
+    /// memory.
+    pub fn try_build(self) -> Result<AsTable, crate::memory::OutOfMemory> {
         let mut names = self.names;
         names.shrink_to_fit();
-        AsTable {
-            v4: self.v4.build(),
-            v6: self.v6.build(),
+        Ok(AsTable {
+            v4: self.v4.try_build()?,
+            v6: self.v6.try_build()?,
             names,
-        }
+        })
     }
 }
 
@@ -501,11 +529,18 @@ impl NetworkTableBuilder {
     }
 
     pub fn build(self) -> NetworkTable {
-        NetworkTable {
-            v4: self.v4.build(),
-            v6: self.v6.build(),
+        self.try_build()
+            .unwrap_or_else(|e| panic!("building a network table: {e}"))
+    }
+
+    /// [`build`](Self::build), or an error when the tables do not fit in
+    /// memory.
+    pub fn try_build(self) -> Result<NetworkTable, crate::memory::OutOfMemory> {
+        Ok(NetworkTable {
+            v4: self.v4.try_build()?,
+            v6: self.v6.try_build()?,
             names: self.names,
-        }
+        })
     }
 }
 

@@ -44,6 +44,9 @@ pub enum PrefixError {
     /// More prefixes than a table can index (2^31 - 2).
     #[error("too many prefixes (at most {max})")]
     TooMany { max: usize },
+    /// The table does not fit in the memory the process may have.
+    #[error(transparent)]
+    OutOfMemory(#[from] crate::memory::OutOfMemory),
 }
 
 /// Largest number of prefix insertions one builder accepts. Value ids and

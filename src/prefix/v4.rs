@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 
 use super::{mask32, PrefixError, MAX_PREFIXES};
+use crate::memory::OutOfMemory;
 
 /// Flag bit of a `tbl24` entry pointing at a `tbl8` chunk.
 const CHUNK: u32 = 1 << 31;
@@ -45,6 +46,7 @@ impl Lpm4Builder {
         if self.entries.len() >= MAX_PREFIXES {
             return Err(PrefixError::TooMany { max: MAX_PREFIXES });
         }
+        crate::memory::try_grow(&mut self.entries, 1)?;
         self.entries.push((prefix & mask32(len), len, value));
         Ok(())
     }
@@ -62,7 +64,16 @@ impl Lpm4Builder {
     /// Internet table in release builds; allocates 64 MiB plus 1 KiB per /24
     /// holding a longer prefix.
     pub fn build(self) -> Lpm4 {
+        self.try_build()
+            .unwrap_or_else(|e| panic!("building an IPv4 table: {e}"))
+    }
+
+    /// [`build`](Self::build), or an error when the table does not fit in
+    /// memory (every big allocation is fallible).
+    pub fn try_build(self) -> Result<Lpm4, OutOfMemory> {
         let mut entries = self.entries;
+        // The stable sort's buffer (half the entries) must fit too.
+        crate::memory::headroom(std::mem::size_of_val(&entries[..]) / 2 + 1)?;
         // Shortest first so longer prefixes paint over the ones covering them;
         // the sort is stable, so for a repeated prefix the last insertion is
         // painted last and wins.
@@ -72,12 +83,18 @@ impl Lpm4Builder {
         let mut ids: HashMap<u32, u32> = HashMap::new();
         // Zero-filled (0 is "no route"), on huge pages: a lookup is one
         // random read in 64 MiB, which on 4 KiB pages also misses the TLB.
-        let mut tbl24: Box<[u32; TBL24_LEN]> = crate::memory::filled(TBL24_LEN, 0u32)
+        let mut tbl24: Box<[u32; TBL24_LEN]> = crate::memory::try_filled(TBL24_LEN, 0u32)?
             .try_into()
             .unwrap_or_else(|_| unreachable!("vec has TBL24_LEN entries"));
         let mut tbl8: Vec<u32> = Vec::new();
 
         for &(prefix, len, value) in &entries {
+            if !ids.contains_key(&value) {
+                ids.try_reserve(1).map_err(|_| OutOfMemory {
+                    bytes: ids.len().saturating_mul(16),
+                })?;
+                crate::memory::try_grow(&mut values, 1)?;
+            }
             let id = *ids.entry(value).or_insert_with(|| {
                 values.push(value);
                 (values.len() - 1) as u32
@@ -95,6 +112,7 @@ impl Lpm4Builder {
                     (e & !CHUNK) as usize
                 } else {
                     let c = tbl8.len() >> 8;
+                    crate::memory::try_grow(&mut tbl8, 256)?;
                     tbl8.resize(tbl8.len() + 256, e);
                     tbl24[i24] = CHUNK | c as u32;
                     c
@@ -110,12 +128,12 @@ impl Lpm4Builder {
         let distinct = entries.len();
         tbl8.shrink_to_fit();
         values.shrink_to_fit();
-        Lpm4 {
+        Ok(Lpm4 {
             tbl24,
             tbl8,
             values,
             prefixes: distinct,
-        }
+        })
     }
 }
 

@@ -16,6 +16,7 @@
 use std::collections::HashMap;
 
 use super::{mask128, PrefixError, MAX_PREFIXES};
+use crate::memory::OutOfMemory;
 
 /// Bits resolved by the direct-indexed first level. `128 - ROOT_BITS` must
 /// be a multiple of [`STRIDE`] so that the last level ends at bit 128.
@@ -68,6 +69,7 @@ impl Lpm6Builder {
         if self.entries.len() >= MAX_PREFIXES {
             return Err(PrefixError::TooMany { max: MAX_PREFIXES });
         }
+        crate::memory::try_grow(&mut self.entries, 1)?;
         self.entries.push((prefix & mask128(len), len, value));
         Ok(())
     }
@@ -83,11 +85,26 @@ impl Lpm6Builder {
 
     /// Builds the lookup table.
     pub fn build(self) -> Lpm6 {
+        self.try_build()
+            .unwrap_or_else(|e| panic!("building an IPv6 table: {e}"))
+    }
+
+    /// [`build`](Self::build), or an error when the table does not fit in
+    /// memory (every big allocation is fallible).
+    pub fn try_build(self) -> Result<Lpm6, OutOfMemory> {
         let mut values: Vec<u32> = Vec::new();
         let mut ids: HashMap<u32, u32> = HashMap::new();
         // Entries become (prefix, len, slot = id + 1).
         let mut entries = self.entries;
+        // The stable sort's buffer (half the entries) must fit too.
+        crate::memory::headroom(std::mem::size_of_val(&entries[..]) / 2 + 1)?;
         for e in entries.iter_mut() {
+            if !ids.contains_key(&e.2) {
+                ids.try_reserve(1).map_err(|_| OutOfMemory {
+                    bytes: ids.len().saturating_mul(16),
+                })?;
+                crate::memory::try_grow(&mut values, 1)?;
+            }
             let id = *ids.entry(e.2).or_insert_with(|| {
                 values.push(e.2);
                 (values.len() - 1) as u32
@@ -109,7 +126,7 @@ impl Lpm6Builder {
         });
 
         let mut b = Build {
-            root: crate::memory::filled(ROOT_LEN, 0u32)
+            root: crate::memory::try_filled(ROOT_LEN, 0u32)?
                 .try_into()
                 .unwrap_or_else(|_| unreachable!("vec has ROOT_LEN entries")),
             nodes: Vec::new(),
@@ -133,21 +150,22 @@ impl Lpm6Builder {
                 }
                 let default = b.root[r];
                 let idx = b.nodes.len();
+                crate::memory::try_grow(&mut b.nodes, 1)?;
                 b.nodes.push(Node::default());
-                b.fill(idx, &entries[i..j], ROOT_BITS, default);
+                b.fill(idx, &entries[i..j], ROOT_BITS, default)?;
                 b.root[r] = NODE | idx as u32;
                 i = j;
             }
         }
         values.shrink_to_fit();
         // Lookups walk the nodes at random: keep them on huge pages.
-        Lpm6 {
+        Ok(Lpm6 {
             root: b.root,
-            nodes: crate::memory::copied(&b.nodes),
-            leaves: crate::memory::copied(&b.leaves),
+            nodes: crate::memory::try_copied(&b.nodes)?,
+            leaves: crate::memory::try_copied(&b.leaves)?,
             values,
             prefixes: entries.len(),
-        }
+        })
     }
 }
 
@@ -162,7 +180,13 @@ impl Build {
     /// those of every entry in `group`. `group` is sorted by (prefix, len),
     /// every entry is longer than `base`, and `default` is the slot of the
     /// longest shorter prefix covering the node.
-    fn fill(&mut self, idx: usize, group: &[(u128, u8, u32)], base: u32, default: u32) {
+    fn fill(
+        &mut self,
+        idx: usize,
+        group: &[(u128, u8, u32)],
+        base: u32,
+        default: u32,
+    ) -> Result<(), OutOfMemory> {
         let shift = 128 - base - STRIDE;
         let end = (base + STRIDE) as u8;
         let chunk = |p: u128| ((p >> shift) & 63) as usize;
@@ -200,11 +224,13 @@ impl Build {
         for (v, &s) in slots.iter().enumerate() {
             if vector & (1 << v) == 0 && prev != Some(s) {
                 leafvec |= 1 << v;
+                crate::memory::try_grow(&mut self.leaves, 1)?;
                 self.leaves.push(s);
                 prev = Some(s);
             }
         }
         let base1 = self.nodes.len();
+        crate::memory::try_grow(&mut self.nodes, n_children)?;
         self.nodes.resize(base1 + n_children, Node::default());
         self.nodes[idx] = Node {
             vector,
@@ -222,8 +248,9 @@ impl Build {
                 &sub[first_long..],
                 base + STRIDE,
                 slots[c as usize],
-            );
+            )?;
         }
+        Ok(())
     }
 }
 

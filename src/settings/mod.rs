@@ -27,11 +27,23 @@ pub use raw::{AsFileFormat, BytesMode, HostSeries, MplsPayload, XdpMode, ZeroCop
 /// (or `XDPACCT_CONFIG`, the same flag) is given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/xdpacct/xdpacct.toml";
 
-/// Largest config file read (a file with thousands of ranges is ~300 KB).
-pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+/// Largest config file read (4,000 ranges with labels are ~300 KB).
+pub const MAX_CONFIG_BYTES: u64 = 4 << 20;
+
+/// Memory parsing takes per byte of config at worst (a long array of
+/// one-digit numbers; measured ~110), checked as headroom before parsing.
+const PARSE_BYTES_PER_BYTE: usize = 128;
 
 /// Host slots of all ranges together may not exceed this (32 bytes each per shard).
 pub const MAX_HOST_SLOTS: u64 = 1 << 22;
+
+/// Distinct label names over all ranges (and over all networks): every
+/// series of the family carries each of them, so this bounds the page.
+pub const MAX_LABEL_NAMES: usize = 32;
+
+/// Longest label name or value, in bytes (a host range's labels are
+/// repeated on every series of each of its hosts).
+pub const MAX_LABEL_BYTES: usize = 256;
 
 /// Label names Prometheus or its users give a meaning of their own.
 const PROMETHEUS_LABELS: [&str; 4] = ["job", "instance", "le", "quantile"];
@@ -367,6 +379,17 @@ fn read_config_file(path: &Path) -> Result<String, String> {
     std::fs::File::open(path)
         .and_then(|f| f.take(MAX_CONFIG_BYTES + 1).read_to_string(&mut text))
         .map_err(|e| e.to_string())?;
+    // Parsing takes up to ~110 times the file's size: a file that could not
+    // be parsed in the memory left is refused here, not an abort later
+    // (under an address-space limit the probe is exact).
+    let need = text.len().saturating_mul(PARSE_BYTES_PER_BYTE);
+    if Vec::<u8>::new().try_reserve_exact(need).is_err() {
+        return Err(format!(
+            "{} bytes need about {} MiB to parse, more than this process may have",
+            text.len(),
+            need >> 20
+        ));
+    }
     Ok(text)
 }
 
@@ -635,10 +658,13 @@ impl Accounting {
             let shift = if span.v6 { 128 - u32::from(hp) } else { 0 };
             let hosts = (shift_right(span.last, shift) - shift_right(span.first, shift))
                 .checked_add(1)
-                .and_then(|n| u64::try_from(n).ok())
-                .filter(|&n| n <= MAX_HOST_SLOTS);
-            slots = match hosts.and_then(|n| slots.checked_add(n)) {
-                Some(total) if total <= MAX_HOST_SLOTS => total,
+                .and_then(|n| u32::try_from(n).ok())
+                .filter(|&n| u64::from(n) <= MAX_HOST_SLOTS);
+            let hosts = match hosts.and_then(|n| Some((n, slots.checked_add(n.into())?))) {
+                Some((hosts, total)) if total <= MAX_HOST_SLOTS => {
+                    slots = total;
+                    hosts
+                }
                 _ => {
                     return Err(err(
                         key,
@@ -652,22 +678,22 @@ impl Accounting {
             };
             let mut labels = Vec::with_capacity(r.labels.len());
             for (name, value) in &r.labels {
-                check_label_name(name, &HOST_FAMILY_LABELS)
-                    .map_err(|m| err(format!("{key}.labels.{name}"), m))?;
+                check_label(name, value, &HOST_FAMILY_LABELS)
+                    .map_err(|m| err(format!("{key}.labels.{}", clip(name)), m))?;
                 labels.push((name.clone(), value.clone()));
             }
             ranges.push(HostRange {
                 span,
-                hosts: hosts.unwrap_or(0) as u32,
+                hosts,
                 labels,
             });
         }
-        check_disjoint(&ranges).map_err(|(a, b)| {
+        check_disjoint(&ranges, hp).map_err(|(a, b)| {
             err(
                 "accounting.ranges".into(),
                 format!(
-                    "two ranges overlap (ranges[{a}] and ranges[{b}]); every host may be in one \
-                     range only"
+                    "two ranges overlap (ranges[{a}] and ranges[{b}]); every host (an IPv6 \
+                     host is a /{hp} prefix) may be in one range only"
                 ),
             )
         })?;
@@ -717,8 +743,8 @@ impl Accounting {
             }
             let mut labels = Vec::with_capacity(n.labels.len());
             for (name, value) in &n.labels {
-                check_label_name(name, &NETWORK_FAMILY_LABELS)
-                    .map_err(|m| err(format!("{key}.labels.{name}"), m))?;
+                check_label(name, value, &NETWORK_FAMILY_LABELS)
+                    .map_err(|m| err(format!("{key}.labels.{}", clip(name)), m))?;
                 labels.push((name.clone(), value.clone()));
             }
             networks.push(Network {
@@ -726,6 +752,26 @@ impl Accounting {
                 prefixes,
                 labels,
             });
+        }
+        for (key, names) in [
+            (
+                "accounting.ranges",
+                distinct_names(ranges.iter().map(|r| &r.labels)),
+            ),
+            (
+                "accounting.networks",
+                distinct_names(networks.iter().map(|n| &n.labels)),
+            ),
+        ] {
+            if names > MAX_LABEL_NAMES {
+                return Err(err(
+                    key.into(),
+                    format!(
+                        "{names} distinct label names; at most {MAX_LABEL_NAMES} (every series \
+                         carries each of them)"
+                    ),
+                ));
+            }
         }
         let idle = cfg.host_idle_timeout.unwrap_or(3600);
         if !(60..=30 * 86_400).contains(&idle) {
@@ -742,7 +788,8 @@ impl Accounting {
             local_networks,
             ipv6_host_prefix: hp,
             ranges,
-            host_slots: slots as u32,
+            // At most MAX_HOST_SLOTS (2^22), checked above.
+            host_slots: u32::try_from(slots).unwrap_or(u32::MAX),
             as_table,
             max_as_series: cfg.max_as_series.unwrap_or(1000),
             networks,
@@ -768,17 +815,67 @@ impl Default for Accounting {
     }
 }
 
-/// The index pair of two overlapping ranges, if any.
-fn check_disjoint(ranges: &[HostRange]) -> Result<(), (usize, usize)> {
-    let mut order: Vec<usize> = (0..ranges.len()).collect();
-    order.sort_by_key(|&i| (ranges[i].span.v6, ranges[i].span.first));
+/// The index pair of two ranges that share a host, if any. Hosts, not
+/// addresses: two IPv6 ranges with addresses of one host prefix (a /64)
+/// would share its slot, and one would be billed the other's traffic.
+fn check_disjoint(ranges: &[HostRange], ipv6_host_prefix: u8) -> Result<(), (usize, usize)> {
+    let keys = |r: &HostRange| {
+        let first = r.first_key(ipv6_host_prefix);
+        (
+            r.span.v6,
+            first,
+            first + u128::from(r.hosts.saturating_sub(1)),
+        )
+    };
+    let mut order: Vec<(bool, u128, u128, usize)> = ranges
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let (v6, first, last) = keys(r);
+            (v6, first, last, i)
+        })
+        .collect();
+    order.sort_unstable();
     for w in order.windows(2) {
-        let (a, b) = (&ranges[w[0]].span, &ranges[w[1]].span);
-        if a.v6 == b.v6 && b.first <= a.last {
-            return Err((w[0].min(w[1]), w[0].max(w[1])));
+        let (a, b) = (&w[0], &w[1]);
+        if a.0 == b.0 && b.1 <= a.2 {
+            return Err((a.3.min(b.3), a.3.max(b.3)));
         }
     }
     Ok(())
+}
+
+/// `s`, cut to 64 bytes (at a character boundary) with "…" when longer,
+/// for messages.
+fn clip(s: &str) -> String {
+    if s.len() <= 64 {
+        return s.to_string();
+    }
+    let mut cut = 64;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…", &s[..cut])
+}
+
+/// How many distinct names these label lists have.
+fn distinct_names<'a>(lists: impl Iterator<Item = &'a Vec<(String, String)>>) -> usize {
+    lists
+        .flatten()
+        .map(|(k, _)| k.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+}
+
+/// A label of a range or network: its name ([`check_label_name`]), and
+/// name and value at most [`MAX_LABEL_BYTES`] long.
+fn check_label(name: &str, value: &str, family_labels: &[&str]) -> Result<(), String> {
+    if name.len() > MAX_LABEL_BYTES || value.len() > MAX_LABEL_BYTES {
+        return Err(format!(
+            "label names and values are at most {MAX_LABEL_BYTES} bytes long"
+        ));
+    }
+    check_label_name(name, family_labels)
 }
 
 /// A label name Prometheus accepts (`[a-zA-Z_][a-zA-Z0-9_]*`, no `__`
@@ -957,6 +1054,54 @@ mod tests {
             "[[accounting.networks]]\nname = \"n\"\nprefixes = [\"192.0.2.0/24\"]\nlabels = { peer_as_group = \"x\" }\n"
         )
         .is_ok());
+    }
+
+    /// Regression: 4,000 ranges with a label name each passed, and every
+    /// series of the page carried all 4,000 names (a 559 MB page with no
+    /// traffic); names and values had no length limit either.
+    #[test]
+    fn label_names_and_sizes_are_bounded() {
+        let many = |n: usize, section: &str| {
+            (0..n)
+                .map(|i| match section {
+                    "ranges" => format!(
+                        "[[accounting.ranges]]\nprefix = \"10.0.{i}.0/24\"\nlabels = {{ l{i} = \"x\" }}\n"
+                    ),
+                    _ => format!(
+                        "[[accounting.networks]]\nname = \"n{i}\"\nprefixes = [\"10.0.{i}.0/24\"]\nlabels = {{ l{i} = \"x\" }}\n"
+                    ),
+                })
+                .collect::<String>()
+        };
+        for section in ["ranges", "networks"] {
+            assert!(
+                accounting(&many(MAX_LABEL_NAMES, section)).is_ok(),
+                "{section}"
+            );
+            let e = accounting(&many(MAX_LABEL_NAMES + 1, section))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(&format!("accounting.{section}:")) && e.contains("distinct label names"),
+                "{e}"
+            );
+        }
+        let long = "v".repeat(MAX_LABEL_BYTES + 1);
+        let e = accounting(&format!(
+            "[[accounting.ranges]]\nprefix = \"10.0.0.0/24\"\nlabels = {{ customer = \"{long}\" }}\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("ranges[0].labels.customer") && e.contains("at most"),
+            "{e}"
+        );
+        let e = accounting(&format!(
+            "[[accounting.ranges]]\nprefix = \"10.0.0.0/24\"\nlabels = {{ {long} = \"x\" }}\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.len() < 400 && e.contains("…"), "the name is clipped: {e}");
     }
 
     #[test]

@@ -264,13 +264,21 @@ impl Tables {
 
     /// Identity of a host slot that survives a reload: family and key.
     pub fn slot_keys(&self) -> Vec<(bool, u128)> {
-        let mut keys = vec![(false, 0); self.slots];
+        self.try_slot_keys()
+            .unwrap_or_else(|e| panic!("host slot keys: {e}"))
+    }
+
+    /// [`slot_keys`](Self::slot_keys), or an error when they do not fit in
+    /// memory.
+    pub fn try_slot_keys(&self) -> Result<Vec<(bool, u128)>, crate::memory::OutOfMemory> {
+        let mut keys = crate::memory::try_with_capacity(self.slots)?;
+        keys.resize(self.slots, (false, 0));
         for r in &self.ranges {
             for o in 0..r.count {
-                keys[(r.base + o) as usize] = (r.v6, r.first + o as u128);
+                keys[(r.base + o) as usize] = (r.v6, r.first + u128::from(o));
             }
         }
-        keys
+        Ok(keys)
     }
 }
 
@@ -366,6 +374,101 @@ mod tests {
     fn too_many_hosts_is_refused() {
         let e = tables(vec![range("10.0.0.0/8", &[])], &[]).unwrap_err();
         assert!(e.to_string().contains("more than"), "{e}");
+    }
+
+    /// Regression: two IPv6 ranges with addresses of one /64 passed as
+    /// disjoint, and the second one's traffic was counted on the first's
+    /// series (both had `ip="2001:db8::/64"`).
+    #[test]
+    fn ipv6_ranges_sharing_a_host_prefix_are_refused() {
+        let span = |f: &str, l: &str| RangeConfig {
+            first: Some(f.into()),
+            last: Some(l.into()),
+            ..Default::default()
+        };
+        let e = tables(
+            vec![
+                span("2001:db8::5", "2001:db8::6"),
+                span("2001:db8::7", "2001:db8::8"),
+            ],
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("overlap"), "{e}");
+        assert!(tables(
+            vec![
+                span("2001:db8::5", "2001:db8::6"),
+                span("2001:db8:0:1::7", "2001:db8:0:1::8"),
+            ],
+            &[],
+        )
+        .is_ok());
+    }
+
+    mod prop {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// A range near a few bases, so that ranges often touch or overlap.
+        fn any_range() -> impl Strategy<Value = (bool, u128, u128)> {
+            (any::<bool>(), 0u128..4, 0u128..300, 0u128..300).prop_map(|(v6, base, a, len)| {
+                if v6 {
+                    // Addresses spread over a few /64s and /60s.
+                    let first = (0x2001_0db8_u128 << 96) + (base << 64) + (a << 58);
+                    (true, first, first + (len << 56) + a)
+                } else {
+                    let first = (10u128 << 24) + (base << 10) + a;
+                    (false, first, first + len)
+                }
+            })
+        }
+
+        fn ip(v6: bool, a: u128) -> String {
+            crate::settings::int_to_ip(a, v6).to_string()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+            /// No two addresses of different ranges ever share a slot: every
+            /// address of a range the settings accept resolves to a slot of
+            /// that range, whatever the ranges and the IPv6 host prefix.
+            #[test]
+            fn addresses_of_different_ranges_never_share_a_slot(
+                ranges in proptest::collection::vec(any_range(), 1..6),
+                hp in prop_oneof![Just(64u8), Just(60), Just(56), Just(128), 1u8..=128],
+                probes in proptest::collection::vec(0u128..1 << 64, 8),
+            ) {
+                let cfg = AccountingConfig {
+                    ipv6_host_prefix: Some(hp),
+                    ranges: ranges
+                        .iter()
+                        .map(|&(v6, f, l)| RangeConfig {
+                            first: Some(ip(v6, f)),
+                            last: Some(ip(v6, l)),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                };
+                let Ok(acct) = Accounting::from_raw(&cfg, "prop") else {
+                    return Ok(()); // refused (overlap, too many hosts): fine
+                };
+                let t = Tables::build(&acct, "prop", None).unwrap();
+                for (i, &(v6, first, last)) in ranges.iter().enumerate() {
+                    let own = &t.ranges[i];
+                    let span = last - first;
+                    for a in probes.iter().map(|p| first + p % (span + 1)).chain([first, last]) {
+                        let slot = if v6 { t.host6(a) } else { t.host4(a as u32) };
+                        let slot = slot.expect("an address of a range has a slot") as u32;
+                        prop_assert!(
+                            (own.base..own.base + own.count).contains(&slot),
+                            "{} of range {i} in slot {slot}, outside its slots {}..+{}",
+                            ip(v6, a), own.base, own.count
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -78,9 +78,17 @@ pub struct HostSlots {
 }
 
 impl HostSlots {
+    /// Zeroed slots for `tables`. Aborts when out of memory; see
+    /// [`try_new`](Self::try_new).
     pub fn new(tables: Arc<Tables>) -> Self {
         let slots = (0..tables.slots).map(|_| HostCounters::default()).collect();
         HostSlots { tables, slots }
+    }
+
+    /// Zeroed slots for `tables`, or an error when they do not fit in memory.
+    pub fn try_new(tables: Arc<Tables>) -> Result<Self, crate::memory::OutOfMemory> {
+        let slots = crate::memory::try_filled_with(tables.slots, HostCounters::default)?;
+        Ok(HostSlots { tables, slots })
     }
 
     /// Every slot's counts, in slot order.
@@ -158,7 +166,22 @@ impl std::ops::AddAssign<&ShardSnapshot> for ShardSnapshot {
 }
 
 impl Shard {
+    /// A shard with zeroed counters. Aborts when out of memory; see
+    /// [`try_new`](Self::try_new).
     pub fn new(origin: ShardOrigin, tables: Arc<Tables>) -> Self {
+        Shard::with_hosts(origin, HostSlots::new(tables))
+    }
+
+    /// A shard with zeroed counters, or an error when its host slots do not
+    /// fit in memory.
+    pub fn try_new(
+        origin: ShardOrigin,
+        tables: Arc<Tables>,
+    ) -> Result<Self, crate::memory::OutOfMemory> {
+        Ok(Shard::with_hosts(origin, HostSlots::try_new(tables)?))
+    }
+
+    fn with_hosts(origin: ShardOrigin, hosts: HostSlots) -> Self {
         Shard {
             origin,
             traffic: Default::default(),
@@ -166,7 +189,7 @@ impl Shard {
             size_sum: Counter::default(),
             protocols: Default::default(),
             parse_errors: Default::default(),
-            hosts: ArcSwap::from_pointee(HostSlots::new(tables)),
+            hosts: ArcSwap::from_pointee(hosts),
             peer_as: Default::default(),
             as_unattributed: Default::default(),
             networks: (0..peers::MAX_NETWORKS)

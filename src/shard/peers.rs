@@ -68,7 +68,10 @@ impl PeerTables {
                     b.load_names(names)
                         .map_err(|e| err("accounting.as_names_file", e.to_string()))?;
                 }
-                Some(b.build())
+                Some(
+                    b.try_build()
+                        .map_err(|e| err("accounting.as_file", e.to_string()))?,
+                )
             }
         };
 
@@ -108,7 +111,10 @@ impl PeerTables {
                     label_names.insert(k.clone());
                 }
             }
-            Some(b.build())
+            Some(
+                b.try_build()
+                    .map_err(|e| err("accounting.networks", e.to_string()))?,
+            )
         };
         Ok(Some(PeerTables {
             as_table,

@@ -105,7 +105,10 @@ pub struct Sample {
 }
 
 /// Parses the Prometheus text format (enough of it for our own output).
+/// Every page a test reads this way must also pass `promtool check metrics`
+/// ([`assert_promtool_ok`]: once per page shape).
 pub fn parse_exposition(text: &str) -> Vec<Sample> {
+    assert_promtool_ok(text);
     let mut out = Vec::new();
     for line in text.lines() {
         if line.starts_with('#') || line.trim().is_empty() {
@@ -281,4 +284,73 @@ pub fn assert_hosts_match_truth(samples: &[Sample], truth_path: &Path, bytes: &s
         sum_packets, total_packets,
         "truth file: every frame has one local host"
     );
+}
+
+/// The shape of a page: its comment lines, and the set of (sample name,
+/// label names) it has; values, label values and how many series a family
+/// has are left out, so traffic does not change a page's shape.
+fn page_shape(page: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut shapes = std::collections::BTreeSet::new();
+    for line in page.lines() {
+        if line.starts_with('#') {
+            shapes.insert(line.to_string());
+            continue;
+        }
+        let series = line.rsplit_once(' ').map_or(line, |(s, _)| s);
+        let (name, labels) = series.split_once('{').unwrap_or((series, ""));
+        let mut shape = name.to_string();
+        // Label names: what precedes each `="`.
+        for part in labels.split("\",") {
+            if let Some((k, _)) = part.split_once("=\"") {
+                shape.push(' ');
+                shape.push_str(k);
+            }
+        }
+        shapes.insert(shape);
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    shapes.hash(&mut h);
+    h.finish()
+}
+
+/// `promtool check metrics` accepts `page` (no error, no lint warning).
+/// Cheap: a page whose shape (families, series names and label names) this
+/// test binary has already had checked is not checked again. Without
+/// promtool: a failure under CI, else a loud skip.
+pub fn assert_promtool_ok(page: &str) {
+    use std::io::Write;
+    use std::process::Stdio;
+    use std::sync::Mutex;
+    static CHECKED: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+    let shape = page_shape(page);
+    if CHECKED.lock().unwrap().contains(&shape) {
+        return;
+    }
+    if !require_tool("promtool check metrics", "promtool") {
+        return;
+    }
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool runs");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let body = page.to_owned();
+    // Written from a thread: promtool may answer before reading it all.
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(body.as_bytes());
+    });
+    let out = child.wait_with_output().expect("promtool ends");
+    let _ = writer.join();
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool check metrics rejects the page: {}{}\n(first lines: {})",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        page.lines().take(5).collect::<Vec<_>>().join(" | ")
+    );
+    CHECKED.lock().unwrap().push(shape);
 }
