@@ -8,8 +8,10 @@
 //! the accounting, capture and export code depend on the settings, never
 //! the reverse. Not on the hot path; allocates freely.
 
+pub mod connections;
 mod net;
 pub mod raw;
+pub mod tcp_rtt;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -77,6 +79,10 @@ pub struct Settings {
     pub metrics: Metrics,
     /// `None` when no collector is configured (export off).
     pub netflow: Option<Netflow>,
+    /// `[tcp_rtt]`: handshake round-trip times.
+    pub tcp_rtt: tcp_rtt::TcpRtt,
+    /// `[connections]`: the busiest connections as series.
+    pub connections: connections::Connections,
 }
 
 /// `[capture]`.
@@ -341,6 +347,8 @@ impl Settings {
             accounting: Accounting::from_raw(&raw.accounting, origin)?,
             metrics: v.metrics(&raw.metrics)?,
             netflow: v.netflow(&raw.netflow)?,
+            tcp_rtt: tcp_rtt::TcpRtt::from_raw(&raw.tcp_rtt, origin)?,
+            connections: connections::Connections::from_raw(&raw.connections, origin)?,
         })
     }
 }

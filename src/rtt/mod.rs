@@ -1,0 +1,398 @@
+//! Passive TCP round-trip times from the handshakes seen on the tap (the
+//! method of pping / ePPing), split into the leg between the tap and each
+//! host of the connection.
+//!
+//! For a handshake SYN (t1), SYN/ACK (t2), ACK (t3) as captured:
+//! - t2 − t1 is the leg tap ↔ the host that answered the SYN (the server),
+//! - t3 − t2 is the leg tap ↔ the host that sent it (the client),
+//! - their sum is what tshark calls `tcp.analysis.initial_rtt`.
+//!
+//! A leg is `internal` when its host is local (`accounting.local_networks`),
+//! else `external`. Handshakes with a retransmitted SYN or SYN/ACK are
+//! ambiguous (Karn) and only counted.
+//!
+//! - [`table`]: the pending handshakes, shared by every worker (so the
+//!   three frames may arrive on any queues and interfaces, in any order
+//!   but SYN before ACK).
+//! - [`Probe`]: a worker's hook, called once per frame; frames other than
+//!   SYN, SYN/ACK and ACKs that pass the table's filter return after a flag
+//!   test (and, for ACKs, one load).
+//! - [`RttShard`]: one worker's histograms and outcome counters, summed
+//!   at scrape by [`metrics::RttCollector`].
+//!
+//! Allocates only when a handshake completes for a range or AS not seen
+//! before (a map entry); never panics on input; no unsafe.
+
+pub mod metrics;
+pub mod table;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::shard::{Counter, Tables};
+use crate::wire::tcp::flags::{ACK, FIN, RST, SYN};
+use crate::wire::{ip_proto, FrameFacts, L3Addrs};
+use table::{Event, HandshakeTable, Outcome};
+
+/// Upper bounds of the RTT histograms' buckets, nanoseconds (100 µs .. 4 s).
+pub const BUCKETS_NS: [u64; 15] = [
+    100_000,
+    200_000,
+    500_000,
+    1_000_000,
+    2_000_000,
+    5_000_000,
+    10_000_000,
+    20_000_000,
+    50_000_000,
+    100_000_000,
+    200_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_000_000_000,
+    4_000_000_000,
+];
+
+/// One RTT histogram: per-bucket (not cumulative) counts, the last for
+/// +Inf, and the sum in nanoseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Hist {
+    pub buckets: [u64; BUCKETS_NS.len() + 1],
+    pub sum_ns: u64,
+}
+
+impl Hist {
+    pub fn add(&mut self, ns: u64) {
+        let i = BUCKETS_NS.partition_point(|&b| b < ns);
+        self.buckets[i] += 1;
+        self.sum_ns += ns;
+    }
+
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().sum()
+    }
+
+    /// `self` less an earlier copy of itself.
+    pub fn minus(&self, o: &Hist) -> Hist {
+        let mut h = *self;
+        for (a, b) in h.buckets.iter_mut().zip(o.buckets) {
+            *a = a.saturating_sub(b);
+        }
+        h.sum_ns = h.sum_ns.saturating_sub(o.sum_ns);
+        h
+    }
+
+    pub fn merge(&mut self, o: &Hist) {
+        for (a, b) in self.buckets.iter_mut().zip(o.buckets) {
+            *a += b;
+        }
+        self.sum_ns += o.sum_ns;
+    }
+}
+
+/// `leg` label values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Leg {
+    /// Tap ↔ a local host.
+    Internal = 0,
+    /// Tap ↔ a remote host.
+    External = 1,
+}
+
+impl Leg {
+    pub const ALL: [Leg; 2] = [Leg::Internal, Leg::External];
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Leg::Internal => "internal",
+            Leg::External => "external",
+        }
+    }
+}
+
+/// How handshakes ended, the `outcome` label of `xdpacct_tcp_handshakes_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HandshakeOutcome {
+    Measured = 0,
+    Ambiguous = 1,
+    /// Completed with frame times out of order (t2 < t1 or t3 < t2: two
+    /// interfaces' clocks disagree); not measured.
+    OutOfOrder = 2,
+    /// Refused for want of room in the table.
+    Overflowed = 3,
+}
+
+impl HandshakeOutcome {
+    pub const ALL: [HandshakeOutcome; 4] = [
+        HandshakeOutcome::Measured,
+        HandshakeOutcome::Ambiguous,
+        HandshakeOutcome::OutOfOrder,
+        HandshakeOutcome::Overflowed,
+    ];
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            HandshakeOutcome::Measured => "measured",
+            HandshakeOutcome::Ambiguous => "ambiguous",
+            HandshakeOutcome::OutOfOrder => "out_of_order",
+            HandshakeOutcome::Overflowed => "overflowed",
+        }
+    }
+}
+
+/// A range's label pairs (every range label name, "" where it has none).
+pub type RangeKey = Arc<[(String, String)]>;
+
+/// Histograms of one worker, written by it when a handshake completes and
+/// read at scrape. The maps are behind a mutex that only the scrape
+/// contends (briefly); the outcome counters are single-writer atomics.
+#[derive(Default)]
+pub struct RttShard {
+    pub outcomes: [Counter; 4],
+    /// Per range: the internal and external leg.
+    pub ranges: Mutex<HashMap<RangeKey, [Hist; 2]>>,
+    /// External leg per peer AS (`None`: no AS for the address).
+    pub ases: Mutex<HashMap<Option<u32>, Hist>>,
+}
+
+/// Most distinct ASes one shard keeps a histogram for; the rest go to `None`.
+const MAX_AS_HISTS: usize = 1 << 17;
+
+/// A worker's hook. See the module docs.
+pub struct Probe {
+    table: Arc<HandshakeTable>,
+    shard: Arc<RttShard>,
+    /// Latest frame time seen (ns), the sweep's clock.
+    now: u64,
+    batches: u32,
+    /// Range labels of the tables generation they were built for.
+    keys: Option<(Arc<Tables>, Vec<RangeKey>)>,
+}
+
+impl Probe {
+    pub fn new(table: Arc<HandshakeTable>, shard: Arc<RttShard>) -> Self {
+        Probe {
+            table,
+            shard,
+            now: 0,
+            batches: 0,
+            keys: None,
+        }
+    }
+
+    /// Called once per frame with its capture time (0 when the backend has
+    /// none: the worker's clock is read then, for handshake frames only).
+    #[inline(always)]
+    pub fn observe(&mut self, f: &FrameFacts, timestamp_ns: u64, tables: &Arc<Tables>) {
+        if !f.has_l4 || f.protocol != ip_proto::TCP {
+            return;
+        }
+        let fl = f.tcp_flags & (SYN | ACK | RST | FIN);
+        if fl == ACK {
+            if !self.table.may_pend(f.tcp_seq.wrapping_sub(1)) {
+                return;
+            }
+        } else if fl != SYN && fl != SYN | ACK {
+            return;
+        }
+        self.handshake_frame(f, timestamp_ns, tables);
+    }
+
+    /// Called after each batch: sweeps a bucket of the table now and then.
+    #[inline]
+    pub fn end_batch(&mut self) {
+        self.batches = self.batches.wrapping_add(1);
+        if self.batches % 4 == 0 && self.now != 0 {
+            self.table.sweep(self.now, 1);
+        }
+    }
+
+    #[inline(never)]
+    fn handshake_frame(&mut self, f: &FrameFacts, timestamp_ns: u64, tables: &Arc<Tables>) {
+        let (src, dst): (&[u8], &[u8]) = match &f.addrs {
+            L3Addrs::V4 { src, dst } => (src, dst),
+            L3Addrs::V6 { src, dst } => (src, dst),
+            L3Addrs::None => return,
+        };
+        let t = if timestamp_ns != 0 {
+            timestamp_ns
+        } else {
+            wall_clock_ns()
+        };
+        self.now = self.now.max(t);
+        let syn = f.tcp_flags & SYN != 0;
+        let ack = f.tcp_flags & ACK != 0;
+        let (client, server, cport, sport, cisn, ev) = match (syn, ack) {
+            (true, false) => (src, dst, f.src_port, f.dst_port, f.tcp_seq, Event::Syn),
+            (true, true) => (
+                dst,
+                src,
+                f.dst_port,
+                f.src_port,
+                f.tcp_ack.wrapping_sub(1),
+                Event::SynAck {
+                    server_isn: f.tcp_seq,
+                },
+            ),
+            (false, _) => (
+                src,
+                dst,
+                f.src_port,
+                f.dst_port,
+                f.tcp_seq.wrapping_sub(1),
+                Event::Ack {
+                    server_isn: f.tcp_ack.wrapping_sub(1),
+                },
+            ),
+        };
+        let key = table::key(client, server, cport, sport, cisn);
+        match self.table.event(key, cisn, ev, t) {
+            Outcome::Pending | Outcome::Ignored => {}
+            Outcome::Overflow => self.shard.outcomes[HandshakeOutcome::Overflowed as usize].add(1),
+            Outcome::Ambiguous => self.shard.outcomes[HandshakeOutcome::Ambiguous as usize].add(1),
+            Outcome::Complete { syn, synack, ack } => {
+                if synack < syn || ack < synack {
+                    self.shard.outcomes[HandshakeOutcome::OutOfOrder as usize].add(1);
+                } else {
+                    self.shard.outcomes[HandshakeOutcome::Measured as usize].add(1);
+                    self.record(client, server, synack - syn, ack - synack, tables);
+                }
+            }
+        }
+    }
+
+    /// Files a measured handshake: per range of each local host in one,
+    /// and per peer AS for the external leg.
+    fn record(
+        &mut self,
+        client: &[u8],
+        server: &[u8],
+        server_leg: u64,
+        client_leg: u64,
+        tables: &Arc<Tables>,
+    ) {
+        let c = Host::of(client);
+        let s = Host::of(server);
+        let (c_local, s_local) = (c.is_local(tables), s.is_local(tables));
+        for (host, local, own, other, other_local) in [
+            (c, c_local, client_leg, server_leg, s_local),
+            (s, s_local, server_leg, client_leg, c_local),
+        ] {
+            if !local {
+                continue;
+            }
+            let Some(range) = host.range(tables) else {
+                continue;
+            };
+            let key = self.range_key(tables, range);
+            let mut map = self.shard.ranges.lock().unwrap_or_else(|p| p.into_inner());
+            let h = map.entry(key).or_default();
+            h[Leg::Internal as usize].add(own);
+            if !other_local {
+                h[Leg::External as usize].add(other);
+            }
+        }
+        if c_local != s_local {
+            let (remote, leg) = if c_local {
+                (s, server_leg)
+            } else {
+                (c, client_leg)
+            };
+            if let Some(peers) = tables.peers.as_ref().filter(|p| p.as_table.is_some()) {
+                let asn = match remote {
+                    Host::V4(a) => peers.asn4(a),
+                    Host::V6(a) => peers.asn6(a),
+                };
+                let mut map = self.shard.ases.lock().unwrap_or_else(|p| p.into_inner());
+                let asn = if map.len() >= MAX_AS_HISTS && !map.contains_key(&asn) {
+                    None
+                } else {
+                    asn
+                };
+                map.entry(asn).or_default().add(leg);
+            }
+        }
+    }
+
+    fn range_key(&mut self, tables: &Arc<Tables>, range: usize) -> RangeKey {
+        let fresh = matches!(&self.keys, Some((t, _)) if Arc::ptr_eq(t, tables));
+        if !fresh {
+            let keys = tables
+                .ranges
+                .iter()
+                .map(|r| {
+                    tables
+                        .range_labels(r)
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect::<Vec<_>>()
+                        .into()
+                })
+                .collect();
+            self.keys = Some((tables.clone(), keys));
+        }
+        match &self.keys {
+            Some((_, keys)) => keys[range].clone(),
+            None => Arc::from(Vec::new()),
+        }
+    }
+}
+
+/// An address of a handshake, as the tables look it up.
+#[derive(Clone, Copy)]
+enum Host {
+    V4(u32),
+    V6(u128),
+}
+
+impl Host {
+    fn of(b: &[u8]) -> Host {
+        match b.len() {
+            4 => Host::V4(u32::from_be_bytes([b[0], b[1], b[2], b[3]])),
+            _ => {
+                let mut a = [0u8; 16];
+                a.copy_from_slice(&b[..16]);
+                Host::V6(u128::from_be_bytes(a))
+            }
+        }
+    }
+
+    fn is_local(self, t: &Tables) -> bool {
+        match self {
+            Host::V4(a) => t.is_local4(a),
+            Host::V6(a) => t.is_local6(a),
+        }
+    }
+
+    /// Index of the configured range holding the host.
+    fn range(self, t: &Tables) -> Option<usize> {
+        let slot = match self {
+            Host::V4(a) => t.host4(a),
+            Host::V6(a) => t.host6(a),
+        }?;
+        let i = t.ranges.partition_point(|r| r.base as usize <= slot);
+        i.checked_sub(1)
+    }
+}
+
+/// The worker's clock, for backends without frame times (AF_XDP).
+fn wall_clock_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_take_their_upper_bound() {
+        let mut h = Hist::default();
+        for ns in [1, 100_000, 100_001, 4_000_000_000, 4_000_000_001] {
+            h.add(ns);
+        }
+        assert_eq!(h.buckets[0], 2);
+        assert_eq!(h.buckets[1], 1);
+        assert_eq!(h.buckets[BUCKETS_NS.len() - 1], 1);
+        assert_eq!(h.buckets[BUCKETS_NS.len()], 1);
+        assert_eq!(h.count(), 5);
+    }
+}
