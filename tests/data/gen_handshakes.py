@@ -134,9 +134,12 @@ def main():
                     help="seconds over which handshakes start")
     ap.add_argument("--max-leg-us", type=int, default=None,
                     help="largest leg to choose (default: all of LEGS_US)")
+    ap.add_argument("--min-leg-us", type=int, default=0,
+                    help="smallest leg to choose")
     a = ap.parse_args()
     rnd = random.Random(a.seed)
-    legs = [x for x in LEGS_US if a.max_leg_us is None or x <= a.max_leg_us]
+    legs = [x for x in LEGS_US
+            if (a.max_leg_us is None or x <= a.max_leg_us) and x >= a.min_leg_us]
 
     def local_host():
         r = rnd.random()
