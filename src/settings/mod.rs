@@ -8,7 +8,6 @@
 //! the accounting, capture and export code depend on the settings, never
 //! the reverse. Not on the hot path; allocates freely.
 
-pub mod connections;
 mod net;
 pub mod raw;
 pub mod tcp_rtt;
@@ -81,8 +80,6 @@ pub struct Settings {
     pub netflow: Option<Netflow>,
     /// `[tcp_rtt]`: handshake round-trip times.
     pub tcp_rtt: tcp_rtt::TcpRtt,
-    /// `[connections]`: the busiest connections as series.
-    pub connections: connections::Connections,
 }
 
 /// `[capture]`.
@@ -348,7 +345,6 @@ impl Settings {
             metrics: v.metrics(&raw.metrics)?,
             netflow: v.netflow(&raw.netflow)?,
             tcp_rtt: tcp_rtt::TcpRtt::from_raw(&raw.tcp_rtt, origin)?,
-            connections: connections::Connections::from_raw(&raw.connections, origin)?,
         })
     }
 }
