@@ -84,16 +84,14 @@ impl Collector for RttCollector {
             for (i, c) in s.outcomes.iter().enumerate() {
                 outcomes[i] += c.get();
             }
-            let map = s.ranges.lock().unwrap_or_else(|p| p.into_inner());
-            for (k, h) in map.iter() {
+            let h = s.hists.lock().unwrap_or_else(|p| p.into_inner());
+            for (k, legs) in h.ranges.values() {
                 let e = ranges.entry(k.clone()).or_default();
-                e[0].merge(&h[0]);
-                e[1].merge(&h[1]);
+                e[0].merge(&legs[0]);
+                e[1].merge(&legs[1]);
             }
-            drop(map);
-            let map = s.ases.lock().unwrap_or_else(|p| p.into_inner());
-            for (k, h) in map.iter() {
-                ases.entry(*k).or_default().merge(h);
+            for (k, hist) in h.ases.iter() {
+                ases.entry(*k).or_default().merge(hist);
             }
         }
 

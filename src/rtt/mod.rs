@@ -142,16 +142,56 @@ impl HandshakeOutcome {
 pub type RangeKey = Arc<[(String, String)]>;
 
 /// Histograms of one worker, written by it when a handshake completes and
-/// read at scrape. The maps are behind a mutex that only the scrape
+/// read at scrape. The maps are behind one mutex that only the scrape
 /// contends (briefly); the outcome counters are single-writer atomics.
 #[derive(Default)]
 pub struct RttShard {
     pub outcomes: [Counter; 4],
-    /// Per range: the internal and external leg.
-    pub ranges: Mutex<HashMap<RangeKey, [Hist; 2]>>,
-    /// External leg per peer AS (`None`: no AS for the address).
-    pub ases: Mutex<HashMap<Option<u32>, Hist>>,
+    pub hists: Mutex<Hists>,
 }
+
+/// A worker's RTT histograms.
+#[derive(Default)]
+pub struct Hists {
+    /// Per range: its labels and the internal and external leg. Keyed by
+    /// the address of the labels (the value keeps them alive, so the
+    /// address is not reused); a reload's new table generation makes new
+    /// entries, which the scrape merges by label values.
+    pub ranges: HashMap<usize, (RangeKey, [Hist; 2]), IdHash>,
+    /// External leg per peer AS (`None`: no AS for the address).
+    pub ases: HashMap<Option<u32>, Hist, IdHash>,
+}
+
+/// A multiplicative hasher for the integer keys above (SipHash is many
+/// times slower and needs no DoS resistance here: keys are addresses and
+/// AS numbers).
+#[derive(Default)]
+pub struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u32(&mut self, x: u32) {
+        self.write_u64(u64::from(x));
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    fn write_usize(&mut self, x: usize) {
+        self.write_u64(x as u64);
+    }
+    fn write_isize(&mut self, x: isize) {
+        self.write_u64(x as u64);
+    }
+}
+
+pub type IdHash = std::hash::BuildHasherDefault<IdHasher>;
 
 /// Most distinct ASes one shard keeps a histogram for; the rest go to `None`.
 const MAX_AS_HISTS: usize = 1 << 17;
@@ -163,17 +203,22 @@ pub struct Probe {
     /// Latest frame time seen (ns), the sweep's clock.
     now: u64,
     batches: u32,
+    /// Where this worker's sweep of the table is.
+    sweep_cursor: usize,
     /// Range labels of the tables generation they were built for.
     keys: Option<(Arc<Tables>, Vec<RangeKey>)>,
 }
 
 impl Probe {
     pub fn new(table: Arc<HandshakeTable>, shard: Arc<RttShard>) -> Self {
+        // Workers start their sweeps at different places.
+        let sweep_cursor = Arc::as_ptr(&shard) as usize >> 6;
         Probe {
             table,
             shard,
             now: 0,
             batches: 0,
+            sweep_cursor,
             keys: None,
         }
     }
@@ -201,7 +246,7 @@ impl Probe {
     pub fn end_batch(&mut self) {
         self.batches = self.batches.wrapping_add(1);
         if self.batches % 4 == 0 && self.now != 0 {
-            self.table.sweep(self.now, 1);
+            self.table.sweep(self.now, &mut self.sweep_cursor, 1);
         }
     }
 
@@ -272,24 +317,19 @@ impl Probe {
         let c = Host::of(client);
         let s = Host::of(server);
         let (c_local, s_local) = (c.is_local(tables), s.is_local(tables));
-        for (host, local, own, other, other_local) in [
+        // (range, own leg, other leg when the other host is remote)
+        let mut by_range: [Option<(usize, u64, Option<u64>)>; 2] = [None, None];
+        for (slot, (host, local, own, other, other_local)) in by_range.iter_mut().zip([
             (c, c_local, client_leg, server_leg, s_local),
             (s, s_local, server_leg, client_leg, c_local),
-        ] {
-            if !local {
-                continue;
-            }
-            let Some(range) = host.range(tables) else {
-                continue;
-            };
-            let key = self.range_key(tables, range);
-            let mut map = self.shard.ranges.lock().unwrap_or_else(|p| p.into_inner());
-            let h = map.entry(key).or_default();
-            h[Leg::Internal as usize].add(own);
-            if !other_local {
-                h[Leg::External as usize].add(other);
+        ]) {
+            if local {
+                *slot = host
+                    .range(tables)
+                    .map(|r| (r, own, (!other_local).then_some(other)));
             }
         }
+        let mut by_as = None;
         if c_local != s_local {
             let (remote, leg) = if c_local {
                 (s, server_leg)
@@ -301,37 +341,54 @@ impl Probe {
                     Host::V4(a) => peers.asn4(a),
                     Host::V6(a) => peers.asn6(a),
                 };
-                let mut map = self.shard.ases.lock().unwrap_or_else(|p| p.into_inner());
-                let asn = if map.len() >= MAX_AS_HISTS && !map.contains_key(&asn) {
-                    None
-                } else {
-                    asn
-                };
-                map.entry(asn).or_default().add(leg);
+                by_as = Some((asn, leg));
             }
+        }
+        if by_range.iter().all(Option::is_none) && by_as.is_none() {
+            return;
+        }
+        self.refresh_keys(tables);
+        let Some((_, keys)) = &self.keys else { return };
+        let mut h = self.shard.hists.lock().unwrap_or_else(|p| p.into_inner());
+        for (range, own, other) in by_range.into_iter().flatten() {
+            let Some(key) = keys.get(range) else { continue };
+            let at = Arc::as_ptr(key) as *const u8 as usize;
+            let (_, legs) = h
+                .ranges
+                .entry(at)
+                .or_insert_with(|| (key.clone(), Default::default()));
+            legs[Leg::Internal as usize].add(own);
+            if let Some(other) = other {
+                legs[Leg::External as usize].add(other);
+            }
+        }
+        if let Some((asn, leg)) = by_as {
+            let asn = if h.ases.len() >= MAX_AS_HISTS && !h.ases.contains_key(&asn) {
+                None
+            } else {
+                asn
+            };
+            h.ases.entry(asn).or_default().add(leg);
         }
     }
 
-    fn range_key(&mut self, tables: &Arc<Tables>, range: usize) -> RangeKey {
-        let fresh = matches!(&self.keys, Some((t, _)) if Arc::ptr_eq(t, tables));
-        if !fresh {
-            let keys = tables
-                .ranges
-                .iter()
-                .map(|r| {
-                    tables
-                        .range_labels(r)
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .collect::<Vec<_>>()
-                        .into()
-                })
-                .collect();
-            self.keys = Some((tables.clone(), keys));
+    /// The range labels of `tables`' generation (built once per generation).
+    fn refresh_keys(&mut self, tables: &Arc<Tables>) {
+        if matches!(&self.keys, Some((t, _)) if Arc::ptr_eq(t, tables)) {
+            return;
         }
-        match &self.keys {
-            Some((_, keys)) => keys[range].clone(),
-            None => Arc::from(Vec::new()),
-        }
+        let keys = tables
+            .ranges
+            .iter()
+            .map(|r| {
+                tables
+                    .range_labels(r)
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect::<Vec<_>>()
+                    .into()
+            })
+            .collect();
+        self.keys = Some((tables.clone(), keys));
     }
 }
 

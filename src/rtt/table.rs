@@ -21,15 +21,16 @@
 //! Pure ACKs are by far the most common TCP frames; only the one that
 //! completes a handshake matters. A counting filter of one byte per bucket
 //! (indexed by the client ISN, which is the ACK's sequence number minus
-//! one) says "no pending handshake can have this ISN" with one load from a
-//! small array; only the rest probe the table.
+//! one), mirrored as one bit per slot, says "no pending handshake can have
+//! this ISN" with one load from a small bit array (2 KiB at the default
+//! size); only the rest probe the table.
 //!
 //! Allocates once (at start-up); never panics; no unsafe.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering::*};
 
 /// Entries per bucket.
-pub const WAYS: usize = 8;
+pub const WAYS: usize = 7;
 
 /// `info` bits of an entry.
 const SEEN_SYN: u64 = 1 << 32;
@@ -40,10 +41,10 @@ const AMBIGUOUS: u64 = 1 << 35;
 /// seen before it).
 const ISN_MASK: u64 = 0xffff_ffff;
 
+/// One cache line per entry.
+#[repr(align(64))]
 #[derive(Default)]
 struct Entry {
-    /// 0: free.
-    key: AtomicU64,
     /// Frame time of the first frame that created the entry (for expiry).
     born: AtomicU64,
     t_syn: AtomicU64,
@@ -54,11 +55,23 @@ struct Entry {
     client_isn: AtomicU32,
 }
 
-#[repr(align(64))]
+/// The lock and the keys in the first cache line, so that taking the
+/// lock and finding an entry touch one line, and the entry one more.
+#[repr(C, align(64))]
 #[derive(Default)]
 struct Bucket {
     lock: AtomicU32,
+    /// 0: free.
+    keys: [AtomicU64; WAYS],
     entries: [Entry; WAYS],
+}
+
+const _: () = assert!(std::mem::size_of::<Bucket>() == 64 * (WAYS + 1));
+
+impl Bucket {
+    fn find(&self, key: u64) -> Option<usize> {
+        self.keys.iter().position(|k| k.load(Relaxed) == key)
+    }
 }
 
 /// Which frame of a handshake.
@@ -99,11 +112,14 @@ pub struct TableStats {
 /// The shared table. See the module docs.
 pub struct HandshakeTable {
     buckets: Box<[Bucket]>,
+    /// Per bucket: how many pending handshakes have a client ISN of that
+    /// filter slot (saturating at 255, then never decremented).
     filter: Box<[AtomicU8]>,
+    /// One bit per filter slot: its count is not 0. What the hot path reads
+    /// (a 16 KiB table at the default size is 2 KiB of bits: stays in L1).
+    bits: Box<[AtomicU64]>,
     mask: usize,
     timeout_ns: u64,
-    /// Next bucket the sweep looks at.
-    sweep_at: AtomicU64,
     pub stats: TableStats,
 }
 
@@ -131,18 +147,19 @@ pub fn key(client: &[u8], server: &[u8], cport: u16, sport: u16, client_isn: u32
 }
 
 impl HandshakeTable {
-    /// A table for `max_pending` handshakes: twice as many entries (so
-    /// that a bucket rarely fills before the table holds that many),
-    /// rounded up to a power of two, at least 2048.
+    /// A table for `max_pending` handshakes: `max_pending` rounded up to a
+    /// power of two (at least 1024), divided by 4, buckets of [`WAYS`]
+    /// entries: 1.75 entries per handshake, so that a bucket rarely fills
+    /// before the table holds `max_pending` (512 bytes per bucket: 8 MiB
+    /// for the default 65536).
     pub fn new(max_pending: u32, timeout_ns: u64) -> Self {
-        let entries = (max_pending as usize).next_power_of_two().max(1024) * 2;
-        let buckets = entries / WAYS;
+        let buckets = (max_pending as usize).next_power_of_two().max(1024) / 4;
         HandshakeTable {
             buckets: (0..buckets).map(|_| Bucket::default()).collect(),
             filter: (0..buckets).map(|_| AtomicU8::new(0)).collect(),
+            bits: (0..buckets.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
             mask: buckets - 1,
             timeout_ns,
-            sweep_at: AtomicU64::new(0),
             stats: TableStats::default(),
         }
     }
@@ -168,18 +185,31 @@ impl HandshakeTable {
     /// check of an ACK: one load).
     #[inline(always)]
     pub fn may_pend(&self, client_isn: u32) -> bool {
-        self.filter[self.filter_at(client_isn)].load(Relaxed) != 0
+        let i = self.filter_at(client_isn);
+        self.bits[i / 64].load(Relaxed) & (1 << (i % 64)) != 0
     }
 
     fn filter_add(&self, client_isn: u32) {
-        let _ = self.filter[self.filter_at(client_isn)]
-            .fetch_update(Relaxed, Relaxed, |v| v.checked_add(1));
+        let i = self.filter_at(client_isn);
+        let was = self.filter[i].fetch_update(SeqCst, SeqCst, |v| v.checked_add(1));
+        if was == Ok(0) {
+            self.bits[i / 64].fetch_or(1 << (i % 64), SeqCst);
+        }
     }
 
     fn filter_remove(&self, client_isn: u32) {
+        let i = self.filter_at(client_isn);
         // A saturated counter (255) stays so: it only costs probes.
-        let _ = self.filter[self.filter_at(client_isn)]
-            .fetch_update(Relaxed, Relaxed, |v| (v != u8::MAX).then(|| v.saturating_sub(1)));
+        let was = self.filter[i]
+            .fetch_update(SeqCst, SeqCst, |v| (v != u8::MAX).then(|| v.saturating_sub(1)));
+        if was == Ok(1) {
+            self.bits[i / 64].fetch_and(!(1 << (i % 64)), SeqCst);
+            // Another worker may have counted one in between and set the
+            // bit before this cleared it: set it again.
+            if self.filter[i].load(SeqCst) != 0 {
+                self.bits[i / 64].fetch_or(1 << (i % 64), SeqCst);
+            }
+        }
     }
 
     fn lock(&self, b: &Bucket) {
@@ -207,10 +237,10 @@ impl HandshakeTable {
         now.saturating_sub(e.born.load(Relaxed)) > self.timeout_ns
     }
 
-    /// Frees an entry (inside its bucket's lock).
-    fn free(&self, e: &Entry, client_isn: u32) {
-        e.key.store(0, Relaxed);
-        self.filter_remove(client_isn);
+    /// Frees entry `i` of `b` (inside the bucket's lock).
+    fn free(&self, b: &Bucket, i: usize) {
+        b.keys[i].store(0, Relaxed);
+        self.filter_remove(b.entries[i].client_isn.load(Relaxed));
     }
 
     /// Applies one handshake frame at time `t` (ns) to the handshake
@@ -224,35 +254,35 @@ impl HandshakeTable {
     }
 
     fn event_locked(&self, b: &Bucket, key: u64, client_isn: u32, ev: Event, t: u64) -> Outcome {
-        let found = b.entries.iter().find(|e| e.key.load(Relaxed) == key);
-        let e = match found {
-            Some(e) => e,
+        let i = match b.find(key) {
+            Some(i) => i,
             None => {
                 if matches!(ev, Event::Ack { .. }) {
                     // An ACK never starts a handshake: it follows its SYN
                     // on the same fibre and queue, so the entry would be here.
                     return Outcome::Ignored;
                 }
-                let free = b.entries.iter().find(|e| e.key.load(Relaxed) == 0);
-                let e = match free {
-                    Some(e) => e,
-                    None => match b.entries.iter().find(|e| self.expired(e, t)) {
-                        Some(e) => {
+                let i = match b.find(0) {
+                    Some(i) => i,
+                    None => match (0..WAYS).find(|&i| self.expired(&b.entries[i], t)) {
+                        Some(i) => {
                             self.stats.timed_out.fetch_add(1, Relaxed);
-                            self.free(e, e.client_isn.load(Relaxed));
-                            e
+                            self.free(b, i);
+                            i
                         }
                         None => return Outcome::Overflow,
                     },
                 };
-                e.key.store(key, Relaxed);
+                let e = &b.entries[i];
+                b.keys[i].store(key, Relaxed);
                 e.born.store(t, Relaxed);
                 e.info.store(0, Relaxed);
                 e.client_isn.store(client_isn, Relaxed);
                 self.filter_add(client_isn);
-                e
+                i
             }
         };
+        let e = &b.entries[i];
         let mut flags = e.info.load(Relaxed);
         match ev {
             Event::Syn => {
@@ -300,32 +330,32 @@ impl HandshakeTable {
                     ack: e.t_ack.load(Relaxed),
                 }
             };
-            self.free(e, client_isn);
+            self.free(b, i);
             return out;
         }
         e.info.store(flags, Relaxed);
         Outcome::Pending
     }
 
-    /// Forgets the expired handshakes of the next `buckets` buckets
-    /// (counted as timed out). Workers call it once per batch with their
-    /// latest frame time, so the whole table is swept continuously.
-    pub fn sweep(&self, now: u64, buckets: usize) {
+    /// Forgets the expired handshakes of the `buckets` buckets from
+    /// `*cursor` on (counted as timed out), and moves the cursor. Each
+    /// worker calls it every few batches with its own cursor and its latest
+    /// frame time, so the whole table is swept continuously.
+    pub fn sweep(&self, now: u64, cursor: &mut usize, buckets: usize) {
         for _ in 0..buckets {
-            let i = self.sweep_at.fetch_add(1, Relaxed) as usize & self.mask;
-            let b = &self.buckets[i];
-            let stale = b
-                .entries
-                .iter()
-                .any(|e| e.key.load(Relaxed) != 0 && self.expired(e, now));
-            if !stale {
+            *cursor = cursor.wrapping_add(1);
+            let b = &self.buckets[*cursor & self.mask];
+            let stale = |i: usize| {
+                b.keys[i].load(Relaxed) != 0 && self.expired(&b.entries[i], now)
+            };
+            if !(0..WAYS).any(stale) {
                 continue;
             }
             self.lock(b);
-            for e in &b.entries {
-                if e.key.load(Relaxed) != 0 && self.expired(e, now) {
+            for i in 0..WAYS {
+                if stale(i) {
                     self.stats.timed_out.fetch_add(1, Relaxed);
-                    self.free(e, e.client_isn.load(Relaxed));
+                    self.free(b, i);
                 }
             }
             self.unlock(b);
@@ -336,8 +366,8 @@ impl HandshakeTable {
     pub fn pending(&self) -> usize {
         self.buckets
             .iter()
-            .flat_map(|b| b.entries.iter())
-            .filter(|e| e.key.load(Relaxed) != 0)
+            .flat_map(|b| b.keys.iter())
+            .filter(|k| k.load(Relaxed) != 0)
             .count()
     }
 }
@@ -441,7 +471,7 @@ mod tests {
         );
         assert_eq!(t.stats.timed_out.load(Relaxed), 1);
         // The sweep forgets the rest.
-        t.sweep(1_000 * MS, t.buckets.len());
+        t.sweep(1_000 * MS, &mut 0, t.buckets.len());
         assert_eq!(t.stats.timed_out.load(Relaxed), WAYS as u64 + 1);
         assert_eq!(t.pending(), 0);
         assert!(isns.iter().all(|&i| !t.may_pend(i)));
