@@ -44,6 +44,7 @@ impl Capture for Timed<'_> {
     }
 }
 
+#[allow(clippy::too_many_arguments)] // one frame's fields, in header order
 fn set_tcp(f: &mut [u8], src: u32, dst: u32, sport: u16, dport: u16, seq: u32, ack: u32, fl: u8) {
     f[26..30].copy_from_slice(&src.to_be_bytes());
     f[30..34].copy_from_slice(&dst.to_be_bytes());
@@ -84,7 +85,16 @@ fn mix(n: usize, handshake_pct: usize) -> Vec<Vec<u8>> {
         let cport = 1024 + (r >> 48) as u16 % 60_000;
         let (cisn, sisn) = (rnd() as u32, rnd() as u32);
         set_tcp(&mut frames[at], client, server, cport, 443, cisn, 0, 0x02);
-        set_tcp(&mut frames[at + 1], server, client, 443, cport, sisn, cisn.wrapping_add(1), 0x12);
+        set_tcp(
+            &mut frames[at + 1],
+            server,
+            client,
+            443,
+            cport,
+            sisn,
+            cisn.wrapping_add(1),
+            0x12,
+        );
         set_tcp(
             &mut frames[at + 2],
             client,
@@ -168,7 +178,11 @@ fn interleaved() {
                 black_box(w.run(&mut cap, &stop).is_ok());
                 let ns = start.elapsed().as_nanos() as f64 / frames.len() as f64;
                 t = cap.t;
-                if which == 0 { t_off.push(ns) } else { t_on.push(ns) }
+                if which == 0 {
+                    t_off.push(ns)
+                } else {
+                    t_on.push(ns)
+                }
             }
         }
         let stat = |v: &mut Vec<f64>| {

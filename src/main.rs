@@ -168,10 +168,9 @@ fn cmd_replay(
         files
             .into_iter()
             .map(|f| {
-                let name = f.file_stem().map_or_else(
-                    || iface.to_string(),
-                    |s| s.to_string_lossy().into_owned(),
-                );
+                let name = f
+                    .file_stem()
+                    .map_or_else(|| iface.to_string(), |s| s.to_string_lossy().into_owned());
                 (name, vec![f])
             })
             .collect()
@@ -204,10 +203,7 @@ fn cmd_replay(
         .collect();
     let mut reads = vec![last.run(&stop)];
     for r in others {
-        reads.push(
-            r.join()
-                .map_err(|_| anyhow::anyhow!("a reader panicked"))?,
-        );
+        reads.push(r.join().map_err(|_| anyhow::anyhow!("a reader panicked"))?);
     }
     for h in handles {
         h.join()

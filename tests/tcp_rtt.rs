@@ -84,10 +84,7 @@ fn hist(samples: &[Sample], name: &str, want: &[(&str, &str)]) -> (f64, f64) {
 
 /// A truth entry [count, sum_us] as (count, seconds).
 fn truth_pair(v: &serde_json::Value) -> (f64, f64) {
-    (
-        v[0].as_f64().unwrap(),
-        v[1].as_f64().unwrap() / 1e6,
-    )
+    (v[0].as_f64().unwrap(), v[1].as_f64().unwrap() / 1e6)
 }
 
 #[track_caller]
@@ -137,8 +134,16 @@ fn check_against_truth(samples: &[Sample], truth: &serde_json::Value, what: &str
     }
     assert!(shown > 0, "{what}: some AS has its own series");
     let outcome = |o: &str| sum(samples, "xdpacct_tcp_handshakes_total", &[("outcome", o)]);
-    assert_eq!(outcome("measured"), truth["measured"].as_f64().unwrap(), "{what}");
-    assert_eq!(outcome("ambiguous"), truth["ambiguous"].as_f64().unwrap(), "{what}");
+    assert_eq!(
+        outcome("measured"),
+        truth["measured"].as_f64().unwrap(),
+        "{what}"
+    );
+    assert_eq!(
+        outcome("ambiguous"),
+        truth["ambiguous"].as_f64().unwrap(),
+        "{what}"
+    );
     assert_eq!(outcome("out_of_order"), 0.0, "{what}");
     assert_eq!(outcome("overflowed"), 0.0, "{what}");
     // Handshakes that never completed are pending, or timed out when a
@@ -156,12 +161,27 @@ fn histograms_equal_the_generators_truth_one_capture_and_many_workers() {
     let pcap = dir.path().join("hs.pcap");
     let truth = gen(
         dir.path(),
-        &[pcap.to_str().unwrap(), "--handshakes", "3000", "--seed", "5"],
+        &[
+            pcap.to_str().unwrap(),
+            "--handshakes",
+            "3000",
+            "--seed",
+            "5",
+        ],
     );
     assert!(truth["ambiguous"].as_u64().unwrap() > 50);
     for (workers, max_as) in [(1, 1000), (4, 3)] {
-        let samples = replay(&config(dir.path(), max_as), workers, &[], &[pcap.clone()]);
-        check_against_truth(&samples, &truth, &format!("{workers} workers, max_as {max_as}"));
+        let samples = replay(
+            &config(dir.path(), max_as),
+            workers,
+            &[],
+            std::slice::from_ref(&pcap),
+        );
+        check_against_truth(
+            &samples,
+            &truth,
+            &format!("{workers} workers, max_as {max_as}"),
+        );
     }
 }
 
@@ -183,10 +203,21 @@ fn histograms_equal_the_truth_with_directions_on_two_interfaces() {
         ],
     );
     let files = [split.join("out.pcap"), split.join("in.pcap")];
-    let samples = replay(&config(dir.path(), 1000), 2, &["--interface-per-file"], &files);
+    let samples = replay(
+        &config(dir.path(), 1000),
+        2,
+        &["--interface-per-file"],
+        &files,
+    );
     // Both interfaces carried frames.
     for iface in ["out", "in"] {
-        assert!(sum(&samples, "xdpacct_interface_packets_total", &[("interface", iface)]) > 0.0);
+        assert!(
+            sum(
+                &samples,
+                "xdpacct_interface_packets_total",
+                &[("interface", iface)]
+            ) > 0.0
+        );
     }
     check_against_truth(&samples, &truth, "split");
 }
@@ -221,7 +252,11 @@ fn tshark_initial_rtts(pcap: &Path) -> Vec<(String, String, f64)> {
         ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Per stream: SYNs and SYN/ACKs seen, the client and server, the RTT.
     #[derive(Default)]
     struct S {
@@ -240,9 +275,20 @@ fn tshark_initial_rtts(pcap: &Path) -> Vec<(String, String, f64)> {
         // Tunnels give several values ("a,b"): the innermost is last.
         let last = |s: &str| s.rsplit(',').next().unwrap_or("").to_string();
         let s = streams.entry(f[0].to_string()).or_default();
-        let src = if f[3].is_empty() { last(f[4]) } else { last(f[3]) };
-        let dst = if f[5].is_empty() { last(f[6]) } else { last(f[5]) };
-        let (syn, ack) = (last(f[1]) == "1" || last(f[1]) == "True", last(f[2]) == "1" || last(f[2]) == "True");
+        let src = if f[3].is_empty() {
+            last(f[4])
+        } else {
+            last(f[3])
+        };
+        let dst = if f[5].is_empty() {
+            last(f[6])
+        } else {
+            last(f[5])
+        };
+        let (syn, ack) = (
+            last(f[1]) == "1" || last(f[1]) == "True",
+            last(f[2]) == "1" || last(f[2]) == "True",
+        );
         if syn && !ack {
             s.syns += 1;
             s.client = src;
@@ -272,7 +318,13 @@ fn per_customer_sums_equal_tsharks_initial_rtt() {
     let generated = dir.path().join("gen.pcap");
     gen(
         dir.path(),
-        &[generated.to_str().unwrap(), "--handshakes", "400", "--seed", "11"],
+        &[
+            generated.to_str().unwrap(),
+            "--handshakes",
+            "400",
+            "--seed",
+            "11",
+        ],
     );
     let mut pcaps: Vec<PathBuf> = [
         "accecn_handshake.pcap",
@@ -335,7 +387,7 @@ fn per_customer_sums_equal_tsharks_initial_rtt() {
         cfg += "[tcp_rtt]\nenabled = true\ntimeout = 300\n";
         let cfg_path = dir.path().join("tshark.toml");
         std::fs::write(&cfg_path, cfg).unwrap();
-        let samples = replay(&cfg_path, 1, &[], &[pcap.clone()]);
+        let samples = replay(&cfg_path, 1, &[], std::slice::from_ref(pcap));
         for (client, (n, total)) in &per_client {
             // Both legs of a handshake, under its client's range: a
             // server that is not a client elsewhere is remote.

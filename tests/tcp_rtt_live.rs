@@ -42,8 +42,11 @@ fn http_get(port: u16) -> Option<String> {
     write!(s, "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
     let mut page = String::new();
     s.read_to_string(&mut page).ok()?;
-    page.contains(" 200 ")
-        .then(|| page.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string())
+    page.contains(" 200 ").then(|| {
+        page.split_once("\r\n\r\n")
+            .map_or("", |(_, b)| b)
+            .to_string()
+    })
 }
 
 fn run(mode: &str, tag: &str) {
@@ -117,7 +120,16 @@ enabled = true
     let reference = dir.path().join("ref.pcapng");
     let mut dumpcap = Kill(
         Command::new("ip")
-            .args(["netns", "exec", &net.ns, "dumpcap", "-q", "-i", &net.peer_if, "-w"])
+            .args([
+                "netns",
+                "exec",
+                &net.ns,
+                "dumpcap",
+                "-q",
+                "-i",
+                &net.peer_if,
+                "-w",
+            ])
             .arg(&reference)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -130,7 +142,9 @@ enabled = true
     assert_eq!(sent, truth["frames"].as_u64().unwrap());
     std::thread::sleep(Duration::from_millis(1000));
     // SIGINT lets dumpcap finish its file.
-    let _ = Command::new("kill").args(["-INT", &dumpcap.0.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-INT", &dumpcap.0.id().to_string()])
+        .status();
     let _ = dumpcap.0.wait();
     let want = reference_legs(&reference);
     let samples = common::parse_exposition(&http_get(port).unwrap());
@@ -149,7 +163,11 @@ enabled = true
                 .copied()
                 .unwrap_or((0.0, 0.0));
             // The generator agrees on how many.
-            assert_eq!(n, legs[leg][0].as_f64().unwrap(), "{range} {leg}: reference count");
+            assert_eq!(
+                n,
+                legs[leg][0].as_f64().unwrap(),
+                "{range} {leg}: reference count"
+            );
             let want_labels = [("customer", customer), ("leg", leg)];
             let got_n = common::sum(
                 &samples,
@@ -160,7 +178,11 @@ enabled = true
             if n == 0.0 {
                 continue;
             }
-            let got = common::sum(&samples, "xdpacct_tcp_handshake_rtt_seconds_sum", &want_labels);
+            let got = common::sum(
+                &samples,
+                "xdpacct_tcp_handshake_rtt_seconds_sum",
+                &want_labels,
+            );
             let err_ms = (got * 1e6 - want_us) / n / 1e3;
             eprintln!("{mode} {range} {leg}: {n} legs, mean error {err_ms:+.3} ms");
             worst = worst.max(err_ms.abs());
@@ -195,13 +217,31 @@ fn local(a: &str) -> bool {
 
 /// Per (customer, leg): legs and their sum in microseconds, from the
 /// frame times of a reference capture (unambiguous handshakes only).
-fn reference_legs(pcap: &std::path::Path) -> std::collections::HashMap<(String, &'static str), (f64, f64)> {
+fn reference_legs(
+    pcap: &std::path::Path,
+) -> std::collections::HashMap<(String, &'static str), (f64, f64)> {
     let out = Command::new("tshark")
         .args(["-n", "-r"])
         .arg(pcap)
         .args(["-T", "fields", "-E", "separator=|"])
-        .args(["-e", "frame.time_epoch", "-e", "tcp.stream", "-e", "tcp.flags.syn"])
-        .args(["-e", "tcp.flags.ack", "-e", "ip.src", "-e", "ipv6.src", "-e", "ip.dst"])
+        .args([
+            "-e",
+            "frame.time_epoch",
+            "-e",
+            "tcp.stream",
+            "-e",
+            "tcp.flags.syn",
+        ])
+        .args([
+            "-e",
+            "tcp.flags.ack",
+            "-e",
+            "ip.src",
+            "-e",
+            "ipv6.src",
+            "-e",
+            "ip.dst",
+        ])
         .args(["-e", "ipv6.dst", "-e", "tcp.seq_raw", "-e", "tcp.ack_raw"])
         .output()
         .unwrap();

@@ -11,7 +11,7 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto::{Bucket, Histogram, LabelPair, Metric, MetricFamily};
 
 use super::table::HandshakeTable;
-use super::{Hist, HandshakeOutcome, Leg, RangeKey, RttShard, BUCKETS_NS};
+use super::{HandshakeOutcome, Hist, Leg, RangeKey, RttShard, BUCKETS_NS};
 use crate::metrics::catalogue::{self as cat, counter, gauge, label, Family};
 use crate::metrics::EngineCollector;
 
@@ -111,7 +111,11 @@ impl Collector for RttCollector {
         let mut known: Vec<u32> = ases.keys().flatten().copied().collect();
         known.sort_unstable();
         let shown = self.engine.as_shown(&known);
-        let tables = self.engine.shards().first().map(|s| s.hosts().tables.clone());
+        let tables = self
+            .engine
+            .shards()
+            .first()
+            .map(|s| s.hosts().tables.clone());
         let name = |asn: u32| -> String {
             tables
                 .as_ref()
@@ -125,12 +129,19 @@ impl Collector for RttCollector {
         for (asn, show) in known.iter().zip(shown) {
             let h = &ases[&Some(*asn)];
             if show {
-                let base = *baselines
-                    .entry(*asn)
-                    .or_insert_with(|| if *scraped { *h } else { Hist::default() });
+                let base = *baselines.entry(*asn).or_insert_with(|| {
+                    if *scraped {
+                        *h
+                    } else {
+                        Hist::default()
+                    }
+                });
                 other.merge(&base);
                 by_as.push(seconds_histogram(
-                    vec![label("peer_as", asn.to_string()), label("peer_as_name", name(*asn))],
+                    vec![
+                        label("peer_as", asn.to_string()),
+                        label("peer_as_name", name(*asn)),
+                    ],
                     &h.minus(&base),
                 ));
             } else {

@@ -157,7 +157,9 @@ impl HandshakeTable {
         HandshakeTable {
             buckets: (0..buckets).map(|_| Bucket::default()).collect(),
             filter: (0..buckets).map(|_| AtomicU8::new(0)).collect(),
-            bits: (0..buckets.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
+            bits: (0..buckets.div_ceil(64))
+                .map(|_| AtomicU64::new(0))
+                .collect(),
             mask: buckets - 1,
             timeout_ns,
             stats: TableStats::default(),
@@ -200,8 +202,9 @@ impl HandshakeTable {
     fn filter_remove(&self, client_isn: u32) {
         let i = self.filter_at(client_isn);
         // A saturated counter (255) stays so: it only costs probes.
-        let was = self.filter[i]
-            .fetch_update(SeqCst, SeqCst, |v| (v != u8::MAX).then(|| v.saturating_sub(1)));
+        let was = self.filter[i].fetch_update(SeqCst, SeqCst, |v| {
+            (v != u8::MAX).then(|| v.saturating_sub(1))
+        });
         if was == Ok(1) {
             self.bits[i / 64].fetch_and(!(1 << (i % 64)), SeqCst);
             // Another worker may have counted one in between and set the
@@ -345,9 +348,7 @@ impl HandshakeTable {
         for _ in 0..buckets {
             *cursor = cursor.wrapping_add(1);
             let b = &self.buckets[*cursor & self.mask];
-            let stale = |i: usize| {
-                b.keys[i].load(Relaxed) != 0 && self.expired(&b.entries[i], now)
-            };
+            let stale = |i: usize| b.keys[i].load(Relaxed) != 0 && self.expired(&b.entries[i], now);
             if !(0..WAYS).any(stale) {
                 continue;
             }
@@ -389,7 +390,7 @@ mod tests {
             let t = HandshakeTable::new(1024, 10_000 * MS);
             let isn = 1000 + n as u32;
             let evs = [
-                (Event::Syn, 1 * MS),
+                (Event::Syn, MS),
                 (Event::SynAck { server_isn: 77 }, 3 * MS),
                 (Event::Ack { server_isn: 77 }, 10 * MS),
             ];
@@ -463,7 +464,10 @@ mod tests {
         for &i in &isns[..WAYS] {
             assert_eq!(t.event(k(i), i, Event::Syn, 0), Outcome::Pending);
         }
-        assert_eq!(t.event(k(isns[WAYS]), isns[WAYS], Event::Syn, MS), Outcome::Overflow);
+        assert_eq!(
+            t.event(k(isns[WAYS]), isns[WAYS], Event::Syn, MS),
+            Outcome::Overflow
+        );
         // Later than the timeout, the new one takes an expired entry's place.
         assert_eq!(
             t.event(k(isns[WAYS]), isns[WAYS], Event::Syn, 200 * MS),
@@ -491,7 +495,14 @@ mod tests {
                         done += 1;
                     }
                     if matches!(
-                        t.event(k(i), i, Event::Ack { server_isn: i ^ 0x5555 }, 3),
+                        t.event(
+                            k(i),
+                            i,
+                            Event::Ack {
+                                server_isn: i ^ 0x5555
+                            },
+                            3
+                        ),
                         Outcome::Complete { .. }
                     ) {
                         done += 1;
@@ -506,7 +517,14 @@ mod tests {
                 let mut done = 0;
                 for i in 0..n {
                     if matches!(
-                        t.event(k(i), i, Event::SynAck { server_isn: i ^ 0x5555 }, 2),
+                        t.event(
+                            k(i),
+                            i,
+                            Event::SynAck {
+                                server_isn: i ^ 0x5555
+                            },
+                            2
+                        ),
                         Outcome::Complete { .. }
                     ) {
                         done += 1;

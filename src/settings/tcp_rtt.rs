@@ -63,7 +63,12 @@ impl TcpRtt {
         let timeout = match raw.timeout {
             None => d.timeout,
             Some(s) if (1..=300).contains(&s) => Duration::from_secs(s),
-            Some(s) => return Err(err("tcp_rtt.timeout", format!("{s} must be 1..=300 seconds"))),
+            Some(s) => {
+                return Err(err(
+                    "tcp_rtt.timeout",
+                    format!("{s} must be 1..=300 seconds"),
+                ))
+            }
         };
         Ok(TcpRtt {
             enabled: raw.enabled.unwrap_or(d.enabled),
@@ -101,7 +106,10 @@ mod tests {
                 max_pending: mp,
                 timeout: to,
             };
-            let e = TcpRtt::from_raw(&raw, "f.toml").map(|_| ()).unwrap_err().to_string();
+            let e = TcpRtt::from_raw(&raw, "f.toml")
+                .map(|_| ())
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(key) && e.contains("f.toml"), "{e}");
         }
     }
