@@ -316,7 +316,10 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 
 #[test]
 fn afpacket_kernel_timestamps_measure_the_generated_legs() {
-    if !can_run("tcp_rtt live test", &["ip", "tcpreplay", "python3"]) {
+    if !can_run(
+        "tcp_rtt live test",
+        &["ip", "tcpreplay", "python3", "dumpcap", "tshark"],
+    ) {
         return;
     }
     let _g = serial();
@@ -325,7 +328,10 @@ fn afpacket_kernel_timestamps_measure_the_generated_legs() {
 
 #[test]
 fn afxdp_worker_clock_measures_the_generated_legs() {
-    if !can_run("tcp_rtt live test", &["ip", "tcpreplay", "python3"]) {
+    if !can_run(
+        "tcp_rtt live test",
+        &["ip", "tcpreplay", "python3", "dumpcap", "tshark"],
+    ) {
         return;
     }
     let _g = serial();
