@@ -198,6 +198,8 @@ const MAX_AS_HISTS: usize = 1 << 17;
 
 /// A worker's hook. See the module docs.
 pub struct Probe {
+    /// The table's filter, checked by every TCP ACK.
+    filter: table::FilterBits,
     table: Arc<HandshakeTable>,
     shard: Arc<RttShard>,
     /// Latest frame time seen (ns), the sweep's clock.
@@ -214,6 +216,7 @@ impl Probe {
         // Workers start their sweeps at different places.
         let sweep_cursor = Arc::as_ptr(&shard) as usize >> 6;
         Probe {
+            filter: table.filter_bits(),
             table,
             shard,
             now: 0,
@@ -227,12 +230,11 @@ impl Probe {
     /// none: the worker's clock is read then, for handshake frames only).
     #[inline(always)]
     pub fn observe(&mut self, f: &FrameFacts, timestamp_ns: u64, tables: &Arc<Tables>) {
-        if !f.has_l4 || f.protocol != ip_proto::TCP {
-            return;
-        }
+        // `tcp_flags` is 0 unless a TCP header was read (the parser resets
+        // the facts for each frame), so it alone tells TCP frames apart.
         let fl = f.tcp_flags & (SYN | ACK | RST | FIN);
         if fl == ACK {
-            if !self.table.may_pend(f.tcp_seq.wrapping_sub(1)) {
+            if !self.filter.may_pend(f.tcp_seq.wrapping_sub(1)) {
                 return;
             }
         } else if fl != SYN && fl != SYN | ACK {
@@ -252,6 +254,9 @@ impl Probe {
 
     #[inline(never)]
     fn handshake_frame(&mut self, f: &FrameFacts, timestamp_ns: u64, tables: &Arc<Tables>) {
+        if !f.has_l4 || f.protocol != ip_proto::TCP {
+            return;
+        }
         let (src, dst): (&[u8], &[u8]) = match &f.addrs {
             L3Addrs::V4 { src, dst } => (src, dst),
             L3Addrs::V6 { src, dst } => (src, dst),

@@ -28,6 +28,7 @@
 //! Allocates once (at start-up); never panics; no unsafe.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering::*};
+use std::sync::Arc;
 
 /// Entries per bucket.
 pub const WAYS: usize = 7;
@@ -74,6 +75,30 @@ impl Bucket {
     }
 }
 
+/// A handle on the table's filter bits (see [`HandshakeTable::filter_bits`]).
+#[derive(Clone)]
+pub struct FilterBits {
+    bits: Arc<[AtomicU64]>,
+    mask: usize,
+}
+
+impl FilterBits {
+    /// False when no pending handshake has this client ISN.
+    #[inline(always)]
+    pub fn may_pend(&self, client_isn: u32) -> bool {
+        let i = filter_slot(client_isn, self.mask);
+        self.bits
+            .get(i / 64)
+            .is_some_and(|w| w.load(Relaxed) & (1 << (i % 64)) != 0)
+    }
+}
+
+/// The filter slot of a client ISN.
+#[inline(always)]
+fn filter_slot(client_isn: u32, mask: usize) -> usize {
+    (u64::from(client_isn).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize & mask
+}
+
 /// Which frame of a handshake.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
@@ -117,7 +142,7 @@ pub struct HandshakeTable {
     filter: Box<[AtomicU8]>,
     /// One bit per filter slot: its count is not 0. What the hot path reads
     /// (a 16 KiB table at the default size is 2 KiB of bits: stays in L1).
-    bits: Box<[AtomicU64]>,
+    bits: Arc<[AtomicU64]>,
     mask: usize,
     timeout_ns: u64,
     pub stats: TableStats,
@@ -180,15 +205,22 @@ impl HandshakeTable {
     /// The filter slot of a client ISN.
     #[inline(always)]
     fn filter_at(&self, client_isn: u32) -> usize {
-        (u64::from(client_isn).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize & self.mask
+        filter_slot(client_isn, self.mask)
     }
 
-    /// False when no pending handshake has this client ISN (the hot-path
-    /// check of an ACK: one load).
+    /// False when no pending handshake has this client ISN.
     #[inline(always)]
     pub fn may_pend(&self, client_isn: u32) -> bool {
-        let i = self.filter_at(client_isn);
-        self.bits[i / 64].load(Relaxed) & (1 << (i % 64)) != 0
+        self.filter_bits().may_pend(client_isn)
+    }
+
+    /// The filter's bits, for a worker to keep at hand (the hot-path check
+    /// of an ACK is then one load, not a chain of three).
+    pub fn filter_bits(&self) -> FilterBits {
+        FilterBits {
+            bits: self.bits.clone(),
+            mask: self.mask,
+        }
     }
 
     fn filter_add(&self, client_isn: u32) {
