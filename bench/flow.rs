@@ -54,6 +54,8 @@ fn distinct_facts(n: usize) -> Vec<FrameFacts> {
                 src_port: (i % 60_000) as u16 + 1024,
                 dst_port: 443,
                 tcp_flags: 0x10,
+                tcp_seq: 0,
+                tcp_ack: 0,
                 later_fragment: false,
                 has_l4: true,
             }

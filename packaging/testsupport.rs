@@ -29,6 +29,13 @@ pub const CONTRACT: &[&str] = &[
     "xdpacct_as_bytes_total",
     "xdpacct_flow_records_exported_total",
     "xdpacct_flow_records_dropped_total",
+    "xdpacct_tcp_handshake_rtt_seconds_bucket",
+    "xdpacct_tcp_handshake_rtt_seconds_sum",
+    "xdpacct_tcp_handshake_rtt_seconds_count",
+    "xdpacct_as_tcp_rtt_seconds_bucket",
+    "xdpacct_as_tcp_rtt_seconds_sum",
+    "xdpacct_as_tcp_rtt_seconds_count",
+    "xdpacct_tcp_handshakes_total",
     // Prometheus' own series for the scrape of the appliance.
     "up",
 ];

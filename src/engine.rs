@@ -18,6 +18,9 @@ use std::sync::Arc;
 
 use crate::export::observer::FlowExport;
 use crate::metrics::{EngineCollector, Exposition, HostView};
+use crate::rtt::metrics::RttCollector;
+use crate::rtt::table::HandshakeTable;
+use crate::rtt::{Probe, RttShard};
 use crate::settings::{Accounting, Netflow, Settings, SettingsError};
 use crate::shard::worker::Worker;
 use crate::shard::{Shard, ShardOrigin, Tables};
@@ -32,6 +35,8 @@ pub struct Engine {
     export: Option<FlowExport>,
     shards: Vec<Arc<Shard>>,
     collector: Option<Arc<EngineCollector>>,
+    /// `[tcp_rtt]`: the shared handshake table and each worker's histograms.
+    rtt: Option<(Arc<HandshakeTable>, Vec<Arc<RttShard>>)>,
 }
 
 /// Why the engine could not be built.
@@ -72,6 +77,11 @@ impl Engine {
             export: None,
             shards: Vec::new(),
             collector: None,
+            rtt: settings.tcp_rtt.enabled.then(|| {
+                let t = &settings.tcp_rtt;
+                let table = HandshakeTable::new(t.max_pending, t.timeout.as_nanos() as u64);
+                (Arc::new(table), Vec::new())
+            }),
         })
     }
 
@@ -129,6 +139,11 @@ impl Engine {
             let name = format!("{interface}/{queue}");
             worker = worker.with_observer(Box::new(x.observer(&name, ifindex as u16)));
         }
+        if let Some((table, shards)) = self.rtt.as_mut() {
+            let shard = Arc::new(RttShard::default());
+            shards.push(shard.clone());
+            worker = worker.with_rtt(Probe::new(table.clone(), shard));
+        }
         Ok(worker)
     }
 
@@ -143,9 +158,16 @@ impl Engine {
             })
             .clone();
         let exposition = Exposition::new();
-        exposition.register_engine(collector);
+        exposition.register_engine(collector.clone());
         if let Some(x) = &self.export {
             exposition.register(Box::new(x.metrics()));
+        }
+        if let Some((table, shards)) = &self.rtt {
+            exposition.register(Box::new(RttCollector::new(
+                shards.clone(),
+                table.clone(),
+                collector,
+            )));
         }
         exposition
     }

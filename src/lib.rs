@@ -38,6 +38,7 @@ pub mod memory;
 pub mod metrics;
 pub mod prefix;
 pub mod privileges;
+pub mod rtt;
 pub mod settings;
 pub mod shard;
 pub mod wire;

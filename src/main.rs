@@ -63,6 +63,11 @@ enum Command {
         /// Value of the `interface` label.
         #[arg(long, default_value = "replay", value_name = "NAME")]
         interface_name: String,
+        /// Replay each file as its own interface, named after the file
+        /// (its name without extension), all at once, each with --workers
+        /// workers: e.g. the two fibres of an optical tap.
+        #[arg(long)]
+        interface_per_file: bool,
     },
     /// Validate the configuration and exit (status 2 when it is wrong).
     CheckConfig,
@@ -100,7 +105,14 @@ fn main() -> ExitCode {
             files,
             workers,
             interface_name,
-        } => cmd_replay(&settings, files, workers, &interface_name),
+            interface_per_file,
+        } => cmd_replay(
+            &settings,
+            files,
+            workers,
+            &interface_name,
+            interface_per_file,
+        ),
         Command::Run => xdpacct::daemon::run(settings, overrides),
     };
     match result {
@@ -132,6 +144,7 @@ fn cmd_replay(
     files: Vec<PathBuf>,
     workers: usize,
     iface: &str,
+    interface_per_file: bool,
 ) -> anyhow::Result<()> {
     if workers == 0 || workers > 256 {
         return Err(xdpacct::StartupError("--workers must be between 1 and 256".into()).into());
@@ -150,29 +163,74 @@ fn cmd_replay(
     }
 
     let started = Instant::now();
-    let mut shards = Vec::with_capacity(workers);
-    for i in 0..workers {
-        shards.push(engine.add_queue(iface, i as u32, 1).map_err(startup)?);
+    // One interface of all files, or one per file (read concurrently).
+    let groups: Vec<(String, Vec<PathBuf>)> = if interface_per_file {
+        files
+            .into_iter()
+            .map(|f| {
+                let name = f
+                    .file_stem()
+                    .map_or_else(|| iface.to_string(), |s| s.to_string_lossy().into_owned());
+                (name, vec![f])
+            })
+            .collect()
+    } else {
+        vec![(iface.to_string(), files)]
+    };
+    // Every shard is built before any thread starts: one that does not fit
+    // in memory is a start-up error, not an abort.
+    let mut planned = Vec::with_capacity(groups.len());
+    for (g, (name, files)) in groups.into_iter().enumerate() {
+        let mut group = Vec::with_capacity(workers);
+        for i in 0..workers {
+            group.push(
+                engine
+                    .add_queue(&name, i as u32, g as u32 + 1)
+                    .map_err(startup)?,
+            );
+        }
+        planned.push((files, group));
     }
-    let (reader, queues) = replay::replay(files, workers);
-    let handles: Vec<_> = queues
-        .into_iter()
-        .zip(shards)
-        .enumerate()
-        .map(|(i, (mut queue, mut worker))| {
+    let mut handles = Vec::new();
+    let mut readers = Vec::new();
+    for (g, (files, group)) in planned.into_iter().enumerate() {
+        let (reader, queues) = replay::replay(files, workers);
+        for (i, (mut queue, mut worker)) in queues.into_iter().zip(group).enumerate() {
             let stop = stop.clone();
-            std::thread::Builder::new()
-                .name(format!("xdpacct-w{i}"))
-                .spawn(move || worker.run(&mut queue, &stop))
-                .expect("spawning a worker thread")
+            handles.push(
+                std::thread::Builder::new()
+                    .name(format!("xdpacct-w{g}.{i}"))
+                    .spawn(move || worker.run(&mut queue, &stop))
+                    .expect("spawning a worker thread"),
+            );
+        }
+        readers.push(reader);
+    }
+    let last = readers.pop().expect("at least one file");
+    let others: Vec<_> = readers
+        .into_iter()
+        .map(|r| {
+            let stop = stop.clone();
+            std::thread::spawn(move || r.run(&stop))
         })
         .collect();
-    let read = reader.run(&stop);
+    let mut reads = vec![last.run(&stop)];
+    for r in others {
+        reads.push(r.join().map_err(|_| anyhow::anyhow!("a reader panicked"))?);
+    }
     for h in handles {
         h.join()
             .map_err(|_| anyhow::anyhow!("a worker panicked"))??;
     }
-    let stats = read.map_err(|e| xdpacct::StartupError(e.to_string()))?;
+    let mut stats = replay::ReplayStats::default();
+    for read in reads {
+        let s = read.map_err(|e| xdpacct::StartupError(e.to_string()))?;
+        stats.frames += s.frames;
+        stats.bytes += s.bytes;
+        stats.skipped += s.skipped;
+        stats.unread_bytes += s.unread_bytes;
+        stats.damaged.extend(s.damaged);
+    }
     let secs = started.elapsed().as_secs_f64();
 
     // Workers flushed their flow caches at end of input; send what is queued.

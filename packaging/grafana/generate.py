@@ -34,7 +34,7 @@ def requires(panel_types):
         {"type": "datasource", "id": "prometheus", "name": "Prometheus", "version": "1.0.0"},
     ]
     names = {"timeseries": "Time series", "stat": "Stat", "table": "Table",
-             "bargauge": "Bar gauge", "row": "Row"}
+             "bargauge": "Bar gauge", "heatmap": "Heatmap", "row": "Row"}
     for t in sorted(panel_types):
         if t != "row":
             r.append({"type": "panel", "id": t, "name": names[t], "version": ""})
@@ -152,6 +152,15 @@ def dashboard(uid_hint, title, description, tags, layout, variables, time_from="
         "templating": {"list": variables},
         "panels": layout.panels,
     }
+
+
+def rtt_heatmap(title, expr, description):
+    """A heatmap of an RTT histogram's buckets (seconds)."""
+    return ("heatmap", title, [target(expr, "{{le}}", fmt="heatmap")],
+            dict(w=12, h=9, unit="s", description=description,
+                 options={"calculate": False, "yAxis": {"unit": "s"},
+                          "cellGap": 1, "color": {"mode": "scheme", "scheme": "Spectral"},
+                          "tooltip": {"show": True, "yHistogram": True}}))
 
 
 def overview():
@@ -302,6 +311,20 @@ def billing():
     L.add("timeseries", "Host packets per second", [
         target(f'topk(20, host:xdpacct_host_packets:rate5m{{{hsel}}})', "{{ip}} {{direction}}")],
         w=24, h=8, unit="pps", options=ts_options())
+    L.row("TCP round-trip times (handshakes seen on the tap; [tcp_rtt])")
+    for leg, what in (("internal", "tap to the customer's hosts"),
+                      ("external", "tap to the remote hosts")):
+        t, title, targets, kw = rtt_heatmap(
+            f"Handshake RTT, {leg} leg ({what})",
+            f'sum by (le) (increase(xdpacct_tcp_handshake_rtt_seconds_bucket{{customer=~"$customer", leg="{leg}"}}[$__rate_interval]))',
+            f"Handshakes per RTT bucket, {leg} leg: SYN to SYN/ACK or SYN/ACK to ACK as seen on the tap.")
+        L.add(t, title, targets, **kw)
+    L.add("timeseries", "Median handshake RTT per customer and leg", [
+        target('histogram_quantile(0.5, sum by (customer, leg, le) '
+               '(rate(xdpacct_tcp_handshake_rtt_seconds_bucket{customer=~"$customer"}[$__rate_interval])))',
+               "{{customer}} {{leg}}")],
+        w=24, h=8, unit="s", options=ts_options(),
+        description="Is it our network (internal leg) or theirs (external leg)?")
     variables = [
         query_var("customer", "Customer", "label_values(xdpacct_customer_bytes_total, customer)"),
         query_var("host", "Host", 'label_values(xdpacct_host_bytes_total{customer=~"$customer"}, ip)'),
@@ -339,8 +362,36 @@ def peering():
         target(f'topk(10, sum by (peer_as, peer_as_name) (rate(xdpacct_as_packets_total{{{sel}}}[$__rate_interval])))',
                "AS{{peer_as}} {{peer_as_name}}")],
         w=24, h=9, unit="pps", options=ts_options())
+    L.row("TCP round-trip times per peer AS (external leg; [tcp_rtt])")
+    t, title, targets, kw = rtt_heatmap(
+        "Handshake RTT to the remote hosts, all peer ASes",
+        'sum by (le) (increase(xdpacct_as_tcp_rtt_seconds_bucket[$__rate_interval]))',
+        "Handshakes per RTT bucket, tap to the remote host (SYN to SYN/ACK for outbound connections, SYN/ACK to ACK for inbound ones).")
+    L.add(t, title, targets, **kw)
+    t, title, targets, kw = rtt_heatmap(
+        "Handshake RTT to the remote hosts, selected peer AS",
+        'sum by (le) (increase(xdpacct_as_tcp_rtt_seconds_bucket{peer_as=~"$peer_as"}[$__rate_interval]))',
+        "The same for the peer ASes chosen above (other: ASes without their own series).")
+    L.add(t, title, targets, **kw)
+    L.add("table", "Median and 95th percentile handshake RTT per peer AS (selected range)", [
+        target('histogram_quantile(0.5, sum by (peer_as, peer_as_name, le) (increase(xdpacct_as_tcp_rtt_seconds_bucket[$__range])))',
+               "", ref="A", instant=True, fmt="table"),
+        target('histogram_quantile(0.95, sum by (peer_as, peer_as_name, le) (increase(xdpacct_as_tcp_rtt_seconds_bucket[$__range])))',
+               "", ref="B", instant=True, fmt="table"),
+        target('sum by (peer_as, peer_as_name) (increase(xdpacct_as_tcp_rtt_seconds_count[$__range]))',
+               "", ref="C", instant=True, fmt="table")],
+        w=24, h=10, unit="s",
+        transformations=[
+            {"id": "merge", "options": {}},
+            {"id": "organize", "options": {
+                "excludeByName": {"Time": True},
+                "renameByName": {"Value #A": "median", "Value #B": "p95", "Value #C": "handshakes"}}}],
+        field_config={"overrides": [{"matcher": {"id": "byName", "options": "handshakes"},
+                                     "properties": [{"id": "unit", "value": "short"}]}]},
+        options={"sortBy": [{"displayName": "handshakes", "desc": True}]})
     variables = [
         query_var("direction", "Direction", "label_values(xdpacct_as_bytes_total, direction)"),
+        query_var("peer_as", "Peer AS", "label_values(xdpacct_as_tcp_rtt_seconds_count, peer_as)"),
     ]
     return dashboard("xdpacct-peering", "xdpacct / Peering (AS)",
                      "Traffic per peer AS: who to peer with, and how much each peer carries.",

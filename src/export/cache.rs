@@ -658,6 +658,8 @@ mod tests {
             src_port: sport,
             dst_port: 443,
             tcp_flags: flags,
+            tcp_seq: 0,
+            tcp_ack: 0,
             later_fragment: false,
             has_l4: true,
         }

@@ -440,12 +440,46 @@ pub const INTERFACE_UP: Family = Family::new(
     &["interface"],
 );
 
+// TCP handshake round-trip times (`rtt/`): counted by the worker that sees
+// a handshake's last frame, summed over the workers at scrape.
+
+/// Legs of measured handshakes per configured range of the local host.
+pub const TCP_HANDSHAKE_RTT: Family = Family::new(
+    "xdpacct_tcp_handshake_rtt_seconds",
+    "TCP handshake legs seen from the tap, per range of the local host: leg internal is tap to the local host, external tap to the remote one.",
+    H,
+    &["leg"],
+)
+.with_config_labels(Ranges);
+/// The external leg per remote AS (ASes without their own AS series: other).
+pub const AS_TCP_RTT: Family = Family::new(
+    "xdpacct_as_tcp_rtt_seconds",
+    "External leg (tap to the remote host) of TCP handshakes, per remote AS (other: ASes without their own xdpacct_as_* series and addresses without AS).",
+    H,
+    &["peer_as", "peer_as_name"],
+);
+/// Handshakes by how they ended.
+pub const TCP_HANDSHAKES: Family = Family::new(
+    "xdpacct_tcp_handshakes_total",
+    "TCP handshakes by outcome: measured, ambiguous (SYN or SYN/ACK retransmitted), out_of_order (frame times disagree), overflowed (no room in the table), timed_out (not completed within tcp_rtt.timeout).",
+    C,
+    &["outcome"],
+);
+/// Scanned at scrape.
+pub const TCP_HANDSHAKES_PENDING: Family = Family::new(
+    "xdpacct_tcp_handshakes_pending",
+    "TCP handshakes waiting for their SYN/ACK or ACK in the shared table.",
+    G,
+    &[],
+);
+
 /// Every family, in page order: sorted by name, then the families written
 /// as text after the others (customers, then hosts).
-pub const ALL: [&Family; 34] = [
+pub const ALL: [&Family; 38] = [
     &AS_BYTES,
     &AS_PACKETS,
     &AS_SERIES_FOLDED,
+    &AS_TCP_RTT,
     &BUILD_INFO,
     &CAPTURE_RESTARTS,
     &FLOW_CACHE_FLOWS,
@@ -472,6 +506,9 @@ pub const ALL: [&Family; 34] = [
     &QUEUE_FRAMES_RECEIVED,
     &QUEUE_FRAMES_SEEN,
     &QUEUE_INVALID_DESCS,
+    &TCP_HANDSHAKE_RTT,
+    &TCP_HANDSHAKES_PENDING,
+    &TCP_HANDSHAKES,
     &CUSTOMER_PACKETS,
     &CUSTOMER_BYTES,
     &HOST_SERIES_FOLDED,
@@ -540,7 +577,10 @@ mod tests {
                 );
             }
             if f.kind == Kind::Histogram {
-                assert!(n.ends_with("_bytes"), "{n}: a histogram names its unit");
+                assert!(
+                    n.ends_with("_bytes") || n.ends_with("_seconds"),
+                    "{n}: a histogram names its unit"
+                );
                 assert!(!f.labels.contains(&"le"), "{n}: le is the histogram's own");
             }
             for suffix in ["_bucket", "_sum", "_count", "_created"] {
@@ -579,9 +619,11 @@ mod tests {
         let (protos, text) = ALL.split_at(ALL.len() - TEXT_FAMILIES.len());
         assert!(protos.windows(2).all(|w| w[0].name < w[1].name));
         assert_eq!(text, TEXT_FAMILIES);
+        // Range-labelled families are written as text, except the RTT
+        // histogram (one series per range and leg, not per host).
         assert!(protos
             .iter()
-            .all(|f| f.config_labels != ConfigLabels::Ranges));
+            .all(|f| f.config_labels != ConfigLabels::Ranges || *f == &TCP_HANDSHAKE_RTT));
     }
 
     #[test]

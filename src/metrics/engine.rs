@@ -104,6 +104,13 @@ impl EngineCollector {
         }
     }
 
+    /// For each of `asns`: does it have its own `xdpacct_as_*` series (as
+    /// of this collector's last scrape)?
+    pub fn as_shown(&self, asns: &[u32]) -> Vec<bool> {
+        let fold = self.as_fold.lock().expect("as fold");
+        asns.iter().map(|a| fold.is_chosen(a)).collect()
+    }
+
     pub fn shards(&self) -> Vec<Arc<Shard>> {
         self.shards.read().expect("shards lock").clone()
     }

@@ -28,6 +28,11 @@ pub struct Folded<K> {
 }
 
 impl<K: Copy + Eq + Hash + Ord> Fold<K> {
+    /// True when `k` has its own series (it keeps it until restart).
+    pub fn is_chosen(&self, k: &K) -> bool {
+        self.chosen.contains_key(k)
+    }
+
     pub fn apply(&mut self, totals: &HashMap<K, Counts>, max: usize) -> Folded<K> {
         if self.chosen.len() < max {
             let mut candidates: Vec<(&K, &Counts)> = totals

@@ -10,6 +10,7 @@
 
 mod net;
 pub mod raw;
+pub mod tcp_rtt;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -89,6 +90,8 @@ pub struct Settings {
     pub metrics: Metrics,
     /// `None` when no collector is configured (export off).
     pub netflow: Option<Netflow>,
+    /// `[tcp_rtt]`: handshake round-trip times.
+    pub tcp_rtt: tcp_rtt::TcpRtt,
 }
 
 /// `[capture]`.
@@ -353,6 +356,7 @@ impl Settings {
             accounting: Accounting::from_raw(&raw.accounting, origin)?,
             metrics: v.metrics(&raw.metrics)?,
             netflow: v.netflow(&raw.netflow)?,
+            tcp_rtt: tcp_rtt::TcpRtt::from_raw(&raw.tcp_rtt, origin)?,
         })
     }
 }

@@ -16,6 +16,7 @@ pub struct Config {
     pub accounting: AccountingConfig,
     pub metrics: MetricsConfig,
     pub netflow: NetflowConfig,
+    pub tcp_rtt: super::tcp_rtt::TcpRttConfig,
 }
 
 /// `[capture]`. The backend's own keys (`xdp_mode` … `fill_ring` for

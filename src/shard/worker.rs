@@ -32,6 +32,8 @@ pub struct Worker {
     remote6_at: Vec<usize>,
     remote6_asn: Vec<Option<u32>>,
     observer: Option<Box<dyn FrameObserver>>,
+    /// Handshake RTT (`[tcp_rtt]`), called for every frame.
+    rtt: Option<crate::rtt::Probe>,
 }
 
 /// A frame parsed out of the ring, waiting for its tables.
@@ -39,6 +41,7 @@ pub struct Worker {
 struct Staged {
     facts: FrameFacts,
     wire_len: u32,
+    timestamp_ns: u64,
     resolved: Resolved,
 }
 
@@ -54,7 +57,13 @@ impl Worker {
             remote6_at: Vec::with_capacity(batch),
             remote6_asn: Vec::with_capacity(batch),
             observer: None,
+            rtt: None,
         }
+    }
+
+    pub fn with_rtt(mut self, probe: crate::rtt::Probe) -> Self {
+        self.rtt = Some(probe);
+        self
     }
 
     pub fn with_observer(mut self, observer: Box<dyn FrameObserver>) -> Self {
@@ -95,6 +104,7 @@ impl Worker {
                 remote6_asn,
                 observer,
                 batch,
+                rtt,
             } = self;
             if let Some(obs) = observer.as_deref_mut() {
                 obs.begin_batch(now_ms());
@@ -111,6 +121,9 @@ impl Worker {
                     if let Some(obs) = observer.as_deref_mut() {
                         obs.observe(facts, bytes, dir);
                     }
+                    if let Some(p) = rtt.as_mut() {
+                        p.observe(facts, frame.timestamp_ns, &hosts.tables);
+                    }
                     return;
                 }
                 let mut facts = FrameFacts::default();
@@ -123,6 +136,7 @@ impl Worker {
                 staged.push(Staged {
                     facts,
                     wire_len: frame.wire_len,
+                    timestamp_ns: frame.timestamp_ns,
                     resolved: Resolved::default(),
                 });
             });
@@ -162,9 +176,15 @@ impl Worker {
                 if let Some(obs) = observer.as_deref_mut() {
                     obs.observe(&st.facts, bytes, dir);
                 }
+                if let Some(p) = rtt.as_mut() {
+                    p.observe(&st.facts, st.timestamp_ns, &hosts.tables);
+                }
             }
             if let Some(obs) = observer.as_deref_mut() {
                 obs.end_batch();
+            }
+            if let Some(p) = rtt.as_mut() {
+                p.end_batch();
             }
             match polled {
                 Ok(_) => {}

@@ -146,6 +146,10 @@ pub struct FrameFacts {
     /// TCP flags (FIN 0x01, SYN 0x02, RST 0x04, PSH 0x08, ACK 0x10, URG 0x20,
     /// ECE 0x40, CWR 0x80); 0 for other protocols.
     pub tcp_flags: u8,
+    /// TCP sequence number; 0 for other protocols (handshake RTT, src/rtt).
+    pub tcp_seq: u32,
+    /// TCP acknowledgment number; 0 for other protocols.
+    pub tcp_ack: u32,
     /// True for a non-first IP fragment (no transport header in it).
     pub later_fragment: bool,
     /// True when the transport header (ports, flags, ICMP type) was read.

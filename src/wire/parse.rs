@@ -555,6 +555,8 @@ fn parse_l4(
             out.src_port = tcp.src_port();
             out.dst_port = tcp.dst_port();
             out.tcp_flags = tcp.flags().0;
+            out.tcp_seq = tcp.seq_number();
+            out.tcp_ack = tcp.ack_number();
         }
         ip_proto::UDP | ip_proto::UDPLITE => {
             let udp = UdpPacket::new_checked(l4).map_err(|_| short)?;
@@ -642,7 +644,7 @@ pub(crate) mod tests {
         let mut h = cat(&[
             &be(src),
             &be(dst),
-            &[0, 0, 0, 1, 0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0],
+            &[0, 0, 0, 0, 0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0],
         ]);
         h.truncate(20);
         h
@@ -755,6 +757,8 @@ pub(crate) mod tests {
             src_port: 0xa5a5,
             dst_port: 0xa5a5,
             tcp_flags: 0xa5,
+            tcp_seq: 0xa5a5_a5a5,
+            tcp_ack: 0xa5a5_a5a5,
             later_fragment: true,
             has_l4: true,
         }
@@ -1139,7 +1143,10 @@ pub(crate) mod tests {
         check(
             &V4_TCP_SYN_PADDED,
             Ok(()),
-            l4(v4(6, 40), 40000, 80, flags::SYN),
+            FrameFacts {
+                tcp_seq: 1,
+                ..l4(v4(6, 40), 40000, 80, flags::SYN)
+            },
         );
     }
 
