@@ -8,6 +8,7 @@
 //! the accounting, capture and export code depend on the settings, never
 //! the reverse. Not on the hot path; allocates freely.
 
+pub mod collector;
 mod net;
 pub mod raw;
 
@@ -77,6 +78,8 @@ pub struct Settings {
     pub metrics: Metrics,
     /// `None` when no collector is configured (export off).
     pub netflow: Option<Netflow>,
+    /// `[collector]` (flow input); `None` when the section is absent.
+    pub collector: Option<collector::Collector>,
 }
 
 /// `[capture]`.
@@ -287,7 +290,7 @@ impl Settings {
         // Only the config sections: other XDPACCT_* variables (XDPACCT_CONFIG,
         // a test switch, a wrapper's setting) are not config keys.
         fig = fig.merge(Env::prefixed("XDPACCT_").split("__").filter(|k| {
-            ["capture", "accounting", "metrics", "netflow"]
+            ["capture", "accounting", "metrics", "netflow", "collector"]
                 .iter()
                 .any(|s| k.as_str().to_ascii_lowercase().starts_with(s))
         }));
@@ -341,6 +344,7 @@ impl Settings {
             accounting: Accounting::from_raw(&raw.accounting, origin)?,
             metrics: v.metrics(&raw.metrics)?,
             netflow: v.netflow(&raw.netflow)?,
+            collector: collector::Collector::from_raw(raw.collector.as_ref(), origin)?,
         })
     }
 }

@@ -16,6 +16,7 @@ pub struct Config {
     pub accounting: AccountingConfig,
     pub metrics: MetricsConfig,
     pub netflow: NetflowConfig,
+    pub collector: Option<super::collector::CollectorConfig>,
 }
 
 /// `[capture]`. The backend's own keys (`xdp_mode` … `fill_ring` for
