@@ -16,6 +16,8 @@
 
 use std::sync::Arc;
 
+use crate::collector::input::{CollectorMetrics, FlowInput, Published};
+use crate::collector::CollectorConfig;
 use crate::export::observer::FlowExport;
 use crate::metrics::{EngineCollector, Exposition, HostView};
 use crate::settings::{Accounting, Netflow, Settings, SettingsError};
@@ -32,6 +34,9 @@ pub struct Engine {
     export: Option<FlowExport>,
     shards: Vec<Arc<Shard>>,
     collector: Option<Arc<EngineCollector>>,
+    /// `[collector]`, and what each flow input publishes for the scrape.
+    flow: Option<crate::settings::collector::Collector>,
+    flow_published: Vec<Arc<Published>>,
 }
 
 /// Why the engine could not be built.
@@ -64,6 +69,8 @@ impl Engine {
             export: None,
             shards: Vec::new(),
             collector: None,
+            flow: settings.collector.clone(),
+            flow_published: Vec::new(),
         })
     }
 
@@ -106,6 +113,36 @@ impl Engine {
         worker
     }
 
+    /// A flow-fed shard and the collector that fills it, for one receiver
+    /// thread of `listen` (or a replay worker: `listen` empty). `None`
+    /// without `[collector]`. Flow records count into the same tables as
+    /// captured frames; the shard's interfaces are the exporters'
+    /// (`<exporter>:<ifname or ifIndex>`).
+    pub fn add_flow_input(&mut self, listen: &str, thread: u32) -> Option<FlowInput> {
+        debug_assert!(self.collector.is_none(), "add_flow_input after exposition");
+        let settings = self.flow.as_ref()?;
+        let shard = Arc::new(Shard::new_flow(
+            ShardOrigin {
+                interface: format!("collector:{listen}").into(),
+                queue: thread,
+            },
+            self.tables.clone(),
+            settings.max_interfaces,
+        ));
+        self.shards.push(shard.clone());
+        let cfg = CollectorConfig::from_settings(settings);
+        // The settings checked everything `Collector::new` checks.
+        let input = FlowInput::new(cfg, shard, listen.to_string())
+            .unwrap_or_else(|e| panic!("[collector] settings passed validation: {e}"));
+        self.flow_published.push(input.published());
+        Some(input)
+    }
+
+    /// `[collector]`, when configured.
+    pub fn flow_settings(&self) -> Option<&crate::settings::collector::Collector> {
+        self.flow.as_ref()
+    }
+
     /// The page: build info, the shards' counters, flow export's own
     /// counters. Call after the last `add_queue`; the caller registers what
     /// else it has (capture and supervision counters).
@@ -120,6 +157,9 @@ impl Engine {
         exposition.register_engine(collector);
         if let Some(x) = &self.export {
             exposition.register(Box::new(x.metrics()));
+        }
+        if self.flow.is_some() {
+            exposition.register(Box::new(CollectorMetrics::new(self.flow_published.clone())));
         }
         exposition
     }

@@ -73,6 +73,7 @@
 //! entry, never per record.
 
 mod exporters;
+pub mod input;
 mod ipfix;
 mod netflow5;
 mod netflow9;
@@ -296,6 +297,22 @@ impl DropReason {
         DropReason::CounterLimit,
     ];
     pub const COUNT: usize = Self::ALL.len();
+
+    /// A fault of the datagram itself (`xdpacct_collector_malformed_total`),
+    /// not a policy, a cap or a timeout (`xdpacct_collector_dropped_total`).
+    pub const fn is_malformed(self) -> bool {
+        matches!(
+            self,
+            DropReason::UnknownVersion
+                | DropReason::Truncated
+                | DropReason::BadLength
+                | DropReason::BadTemplate
+                | DropReason::BadRecord
+                | DropReason::UnsupportedSample
+                | DropReason::BadSample
+                | DropReason::ReservedSet
+        )
+    }
 
     /// The `reason` label value.
     pub const fn as_str(self) -> &'static str {
@@ -526,7 +543,9 @@ impl Collector {
             return;
         };
         self.stats.datagrams[proto as usize] += 1;
-        self.exporters.get_mut(ex).stats.datagrams += 1;
+        let es = &mut self.exporters.get_mut(ex).stats;
+        es.datagrams += 1;
+        es.datagrams_by_protocol[proto as usize] += 1;
         match proto {
             FlowProtocol::NetflowV5 => self.netflow5(ex, data, out),
             FlowProtocol::NetflowV9 => self.netflow9(ex, now, data, out),
@@ -654,6 +673,7 @@ impl Collector {
         self.stats.records[proto as usize] += 1;
         let e = self.exporters.get_mut(rec.exporter);
         e.stats.records += 1;
+        e.stats.records_by_protocol[proto as usize] += 1;
         e.stats.rate_in_use = rec.sampling_rate;
         out(rec);
     }

@@ -1,0 +1,348 @@
+//! Flow input end to end: real exporters send to `xdpacct run`'s
+//! collector on 127.0.0.1 (a collector-only appliance: no capture
+//! interface), and the per-host counters on its /metrics page must equal
+//! the truth of the generator that wrote the capture the exporters read
+//! (tests/data/gen_flows.py: gen_traffic.py's traffic in plain Ethernet).
+//!
+//! - softflowd (Debian) exports NetFlow v5, v9 and IPFIX: per-host in/out
+//!   packets and l3 bytes equal the truth.
+//! - xdpacct's own IPFIX exporter (`xdpacct replay` with `[netflow]`) into
+//!   the collector: every host round-trips exactly.
+//! - `xdpacct replay` of a capture of exporter datagrams counts what the
+//!   collector would.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{parse_exposition, sum, xdpacct, Sample};
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .unwrap()
+}
+
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut page = String::new();
+    s.read_to_string(&mut page).ok()?;
+    if !page.contains(" 200 ") {
+        return None;
+    }
+    Some(
+        page.split_once("\r\n\r\n")
+            .map_or(page.as_str(), |(_, b)| b)
+            .to_string(),
+    )
+}
+
+/// A generated capture (plain Ethernet) and its truth.
+fn generate(dir: &Path, packets: u32, seed: u32) -> (PathBuf, PathBuf) {
+    let pcap = dir.join(format!("flows-{seed}.pcap"));
+    let truth = dir.join(format!("flows-{seed}.truth.json"));
+    let out = Command::new("python3")
+        .arg(common::data_dir().join("gen_flows.py"))
+        .arg(&pcap)
+        .args(["--packets", &packets.to_string(), "--seed", &seed.to_string()])
+        .arg("--truth")
+        .arg(&truth)
+        .output()
+        .expect("python3 runs tests/data/gen_flows.py");
+    assert!(
+        out.status.success(),
+        "gen_flows.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (pcap, truth)
+}
+
+fn truth_packets(truth: &Path) -> u64 {
+    let t: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(truth).unwrap()).unwrap();
+    t["totals"]["packets"].as_u64().unwrap()
+}
+
+/// The synthetic data set's accounting plus a `[collector]` on `udp`.
+fn config(dir: &Path, bytes: &str, udp: u16, http: u16, extra: &str) -> PathBuf {
+    let base = std::fs::read_to_string(common::synthetic_config(dir, bytes)).unwrap();
+    let path = dir.join(format!("collector-{bytes}-{udp}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            "{base}\n[metrics]\nlisten = \"127.0.0.1:{http}\"\n\n[collector]\nlisten = [\"127.0.0.1:{udp}\"]\n{extra}\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// `xdpacct run` as a collector-only appliance; killed on drop.
+struct Appliance {
+    child: Child,
+    http: u16,
+}
+
+impl Appliance {
+    fn start(cfg: &Path, http: u16) -> Appliance {
+        let child = xdpacct()
+            .arg("--config")
+            .arg(cfg)
+            .arg("run")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut a = Appliance { child, http };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while http_get(http, "/metrics").is_none() {
+            if let Some(st) = a.child.try_wait().unwrap() {
+                let mut err = String::new();
+                a.child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
+                panic!("xdpacct run exited ({st}): {err}");
+            }
+            assert!(Instant::now() < deadline, "xdpacct run did not serve /metrics");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        a
+    }
+
+    fn page(&self) -> Vec<Sample> {
+        parse_exposition(&http_get(self.http, "/metrics").expect("/metrics"))
+    }
+
+    /// The page once the host packets reach `want` and stop moving (or
+    /// after `secs`).
+    fn settled(&self, want: u64, secs: u64) -> Vec<Sample> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let mut last = (u64::MAX, Instant::now());
+        loop {
+            let page = self.page();
+            let got = host_packets(&page);
+            if got != last.0 {
+                last = (got, Instant::now());
+            }
+            let quiet = last.1.elapsed() > Duration::from_millis(700);
+            if (got >= want && quiet) || Instant::now() > deadline {
+                return page;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Appliance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Per-host in/out packets and bytes against the truth, for the hosts
+/// `keep` selects (NetFlow v5 carries IPv4 only); hosts not selected must
+/// have nothing.
+fn assert_hosts(page: &[Sample], truth: &Path, bytes: &str, keep: impl Fn(&str) -> bool) {
+    let t: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(truth).unwrap()).unwrap();
+    let got = common::host_table(page);
+    let mut want: HashMap<(String, String), (u64, u64)> = HashMap::new();
+    for (addr, h) in t["hosts"].as_object().unwrap() {
+        if !keep(addr) {
+            continue;
+        }
+        for dir in ["in", "out"] {
+            let e = want
+                .entry((common::host_label(addr), dir.to_string()))
+                .or_default();
+            e.0 += h[format!("{dir}_packets")].as_u64().unwrap();
+            e.1 += h[format!("{dir}_{bytes}_bytes")].as_u64().unwrap();
+        }
+    }
+    assert!(want.len() > 20, "the truth has hosts");
+    for (key, w) in &want {
+        assert_eq!(got.get(key), Some(w), "host {key:?}: metrics vs truth");
+    }
+    for (key, g) in &got {
+        if !want.contains_key(key) {
+            assert_eq!(*g, (0, 0), "host {key:?} is not in the truth but counted");
+        }
+    }
+}
+
+/// Packets of the hosts `keep` selects, from the truth.
+fn truth_packets_of(truth: &Path, keep: impl Fn(&str) -> bool) -> u64 {
+    let t: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(truth).unwrap()).unwrap();
+    t["hosts"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(a, _)| keep(a))
+        .map(|(_, h)| h["in_packets"].as_u64().unwrap() + h["out_packets"].as_u64().unwrap())
+        .sum()
+}
+
+fn host_packets(page: &[Sample]) -> u64 {
+    sum(page, "xdpacct_host_packets_total", &[]) as u64
+}
+
+fn softflowd(pcap: &Path, udp: u16, version: &str, dir: &Path) {
+    let out = Command::new("softflowd")
+        .args(["-r"])
+        .arg(pcap)
+        .args(["-n", &format!("127.0.0.1:{udp}"), "-v", version, "-d"])
+        // No control socket: with one, softflowd keeps running after EOF.
+        .args(["-c", "none", "-6", "-p"])
+        .arg(dir.join(format!("softflowd-{version}.pid")))
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "softflowd -v {version}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn through_run_softflowd(version: &str) {
+    if !common::require_tool("softflowd through xdpacct run", "softflowd") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (pcap, truth) = generate(dir.path(), 3000, 11);
+    let (udp, http) = (free_udp_port(), free_tcp_port());
+    let cfg = config(dir.path(), "l3", udp, http, "");
+    let app = Appliance::start(&cfg, http);
+    softflowd(&pcap, udp, version, dir.path());
+    // NetFlow v5 has no IPv6.
+    let keep = |a: &str| version != "5" || !a.contains(':');
+    let want = truth_packets_of(&truth, keep);
+    let page = app.settled(want, 20);
+    assert_hosts(&page, &truth, "l3", keep);
+    // Loss and faults are visible, and there were none.
+    assert_eq!(sum(&page, "xdpacct_collector_malformed_total", &[]), 0.0);
+    assert_eq!(sum(&page, "xdpacct_collector_dropped_total", &[]), 0.0);
+    assert_eq!(sum(&page, "xdpacct_collector_sequence_gaps_total", &[]), 0.0);
+    assert_eq!(sum(&page, "xdpacct_collector_socket_drops_total", &[]), 0.0);
+    let proto = match version {
+        "5" => "netflow_v5",
+        "9" => "netflow_v9",
+        _ => "ipfix",
+    };
+    assert!(sum(&page, "xdpacct_collector_records_total", &[("protocol", proto)]) > 0.0);
+    assert_eq!(
+        sum(&page, "xdpacct_collector_sampling_rate", &[]),
+        1.0,
+        "one exporter, unsampled"
+    );
+    // The flow-fed interface series carry `<exporter>:<ifIndex>` and sum
+    // to the hosts' packets (every frame has exactly one local host, and
+    // in/out are the only directions here).
+    let ifaces: Vec<&Sample> = page
+        .iter()
+        .filter(|s| s.name == "xdpacct_interface_packets_total")
+        .collect();
+    assert!(ifaces
+        .iter()
+        .all(|s| s.labels["interface"].starts_with("127.0.0.1:")));
+    let iface_total: f64 = ifaces.iter().map(|s| s.value).sum();
+    assert_eq!(iface_total as u64, want);
+}
+
+#[test]
+fn softflowd_netflow_v5_through_run() {
+    through_run_softflowd("5");
+}
+
+#[test]
+fn softflowd_netflow_v9_through_run() {
+    through_run_softflowd("9");
+}
+
+#[test]
+fn softflowd_ipfix_through_run() {
+    through_run_softflowd("10");
+}
+
+/// Configured exporter names and interface names make the label, and
+/// datagrams from a source outside `allowed_exporters` are dropped and
+/// counted.
+#[test]
+fn exporter_names_and_the_allowed_list() {
+    if !common::require_tool("collector exporter names", "softflowd") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (pcap, truth) = generate(dir.path(), 500, 12);
+    let (udp, http) = (free_udp_port(), free_tcp_port());
+    let cfg = config(
+        dir.path(),
+        "l3",
+        udp,
+        http,
+        "allowed_exporters = [\"192.0.2.0/24\"]\n\
+         [[collector.exporters]]\naddress = \"127.0.0.1\"\nname = \"edge1\"\ninterfaces = { 0 = \"pcap\" }\n",
+    );
+    let app = Appliance::start(&cfg, http);
+    // A stranger: 127.0.0.2 is neither configured nor allowed.
+    let stranger = UdpSocket::bind("127.0.0.2:0").unwrap();
+    stranger
+        .send_to(&[0, 9, 0, 0], ("127.0.0.1", udp))
+        .unwrap();
+    softflowd(&pcap, udp, "9", dir.path());
+    let page = app.settled(truth_packets(&truth), 20);
+    common::assert_hosts_match_truth(&page, &truth, "l3");
+    let labels: std::collections::BTreeSet<&str> = page
+        .iter()
+        .filter(|s| s.name == "xdpacct_interface_packets_total")
+        .map(|s| s.labels["interface"].as_str())
+        .collect();
+    assert_eq!(labels.into_iter().collect::<Vec<_>>(), ["edge1:pcap"]);
+    assert_eq!(
+        sum(&page, "xdpacct_collector_dropped_total", &[("reason", "not_allowed")]),
+        1.0
+    );
+    assert!(sum(&page, "xdpacct_collector_datagrams_total", &[("exporter", "edge1")]) > 0.0);
+}
+
+/// `xdpacct run` with neither interfaces nor `[collector]` still refuses
+/// to start, naming what to set.
+#[test]
+fn nothing_to_count_is_a_startup_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = common::synthetic_config(dir.path(), "l3");
+    let out = xdpacct()
+        .arg("--config")
+        .arg(&cfg)
+        .arg("run")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("capture.interfaces") && err.contains("[collector]"), "{err}");
+}
