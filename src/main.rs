@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use xdpacct::capture::replay;
+use xdpacct::collector::replay::Tap;
 use xdpacct::engine::Engine;
 use xdpacct::settings::{CliOverrides, Settings};
 
@@ -156,10 +157,19 @@ fn cmd_replay(
         .enumerate()
         .map(|(i, mut queue)| {
             let mut worker = engine.add_queue(iface, i as u32, 1);
+            // With [collector], datagrams to its listen ports are decoded
+            // as flows (README "Flow input") instead of counted as frames.
+            let flow = engine.add_flow_input("", i as u32);
+            let listen = engine
+                .flow_settings()
+                .map_or_else(Vec::new, |c| c.listen.clone());
             let stop = stop.clone();
             std::thread::Builder::new()
                 .name(format!("xdpacct-w{i}"))
-                .spawn(move || worker.run(&mut queue, &stop))
+                .spawn(move || match flow {
+                    Some(input) => worker.run(&mut Tap::new(queue, input, listen), &stop),
+                    None => worker.run(&mut queue, &stop),
+                })
                 .expect("spawning a worker thread")
         })
         .collect();

@@ -21,6 +21,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{parse_exposition, sum, xdpacct, Sample};
+use xdpacct::collector::socket::Receiver;
 
 fn free_udp_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0")
@@ -345,4 +346,141 @@ fn nothing_to_count_is_a_startup_error() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("capture.interfaces") && err.contains("[collector]"), "{err}");
+}
+
+/// softflowd's datagrams, received by the test itself, each wrapped in an
+/// Ethernet/IPv4/UDP frame to port 2055 and written to a pcap: the capture
+/// an operator would take in front of a collector.
+fn capture_softflowd(pcap_in: &Path, version: &str, dir: &Path) -> PathBuf {
+    // The collector's own receiver: an 8 MiB buffer (SO_RCVBUFFORCE as
+    // root), and it counts what the kernel drops.
+    let mut rx = Receiver::bind("127.0.0.1:0".parse().unwrap(), false).unwrap();
+    rx.set_timeout(Some(Duration::from_millis(300))).unwrap();
+    let port = rx.local_addr().port();
+    let dir2 = dir.to_path_buf();
+    let pcap_in = pcap_in.to_path_buf();
+    let version2 = version.to_string();
+    let sender = std::thread::spawn(move || softflowd(&pcap_in, port, &version2, &dir2));
+    let out = dir.join(format!("exported-{version}.pcap"));
+    let header = pcap_file::pcap::PcapHeader {
+        datalink: pcap_file::DataLink::ETHERNET,
+        ..Default::default()
+    };
+    let mut w =
+        pcap_file::pcap::PcapWriter::with_header(std::fs::File::create(&out).unwrap(), header)
+            .unwrap();
+    let mut n = 0u64;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = rx
+            .recv_batch(|from, d| {
+                let mut f = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00];
+                let total = (20 + 8 + d.len()) as u16;
+                f.extend_from_slice(&[0x45, 0]);
+                f.extend_from_slice(&total.to_be_bytes());
+                f.extend_from_slice(&[0, 0, 0x40, 0, 64, 17, 0, 0]);
+                f.extend_from_slice(&[192, 0, 2, 9, 192, 0, 2, 10]);
+                f.extend_from_slice(&from.port().to_be_bytes());
+                f.extend_from_slice(&2055u16.to_be_bytes());
+                f.extend_from_slice(&((8 + d.len()) as u16).to_be_bytes());
+                f.extend_from_slice(&[0, 0]);
+                f.extend_from_slice(d);
+                let ts = Duration::from_millis(1_700_000_000_000 + n);
+                w.write_packet(&pcap_file::pcap::PcapPacket::new(ts, f.len() as u32, &f))
+                    .unwrap();
+                n += 1;
+            })
+            .unwrap();
+        if got == 0 && sender.is_finished() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "softflowd did not finish");
+    }
+    sender.join().unwrap();
+    assert!(n > 0, "softflowd sent nothing");
+    assert_eq!(rx.stats().kernel_drops, 0, "the capture of flows lost datagrams");
+    out
+}
+
+/// `xdpacct replay` of a capture of exporter datagrams counts the flows
+/// as the collector would: per host, equal to the generator's truth.
+#[test]
+fn replay_of_a_capture_of_flows_counts_them() {
+    if !common::require_tool("replay of captured flows", "softflowd") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (pcap, truth) = generate(dir.path(), 3000, 13);
+    let flows = capture_softflowd(&pcap, "10", dir.path());
+    let base = std::fs::read_to_string(common::synthetic_config(dir.path(), "l3")).unwrap();
+    let cfg = dir.path().join("replay-collector.toml");
+    std::fs::write(
+        &cfg,
+        format!("{base}\n[collector]\nlisten = [\"0.0.0.0:2055\"]\n[[collector.exporters]]\naddress = \"192.0.2.9\"\nname = \"r1\"\n"),
+    )
+    .unwrap();
+    for workers in ["1", "2"] {
+        let out = xdpacct()
+            .arg("--config")
+            .arg(&cfg)
+            .args(["replay", "--workers", workers])
+            .arg(&flows)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let page = parse_exposition(&String::from_utf8_lossy(&out.stdout));
+        assert_eq!(
+            sum(&page, "xdpacct_collector_sequence_gaps_total", &[]),
+            0.0,
+            "--workers {workers}: {}",
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| l.starts_with("xdpacct_collector"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        assert_hosts(&page, &truth, "l3", |_| true);
+        assert!(
+            sum(&page, "xdpacct_collector_records_total", &[("exporter", "r1"), ("protocol", "ipfix")]) > 0.0
+        );
+        // The datagrams themselves are not counted as captured traffic.
+        assert_eq!(sum(&page, "xdpacct_interface_packets_total", &[("interface", "replay")]), 0.0);
+        assert_eq!(sum(&page, "xdpacct_collector_sequence_gaps_total", &[]), 0.0);
+    }
+}
+
+/// xdpacct's own IPFIX export (`replay` with `[netflow]`) into the
+/// collector of a second xdpacct: every host of the generator's full
+/// traffic (every encapsulation) round-trips exactly.
+#[test]
+fn own_ipfix_export_round_trips_every_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pcap, truth) = common::generate(dir.path(), 20_000, 21, 65535);
+    let (udp, http) = (free_udp_port(), free_tcp_port());
+    let cfg = config(dir.path(), "l3", udp, http, "");
+    let app = Appliance::start(&cfg, http);
+    let base = std::fs::read_to_string(common::synthetic_config(dir.path(), "l3")).unwrap();
+    let exp = dir.path().join("exporter.toml");
+    std::fs::write(
+        &exp,
+        format!("{base}\n[netflow]\ncollectors = [\"127.0.0.1:{udp}\"]\nversion = 10\n"),
+    )
+    .unwrap();
+    let out = xdpacct()
+        .arg("--config")
+        .arg(&exp)
+        .arg("replay")
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let page = app.settled(truth_packets(&truth), 20);
+    assert_eq!(sum(&page, "xdpacct_collector_socket_drops_total", &[]), 0.0);
+    assert_eq!(sum(&page, "xdpacct_collector_sequence_gaps_total", &[]), 0.0);
+    assert_hosts(&page, &truth, "l3", |_| true);
+    assert!(sum(&page, "xdpacct_collector_records_total", &[("protocol", "ipfix")]) > 0.0);
 }

@@ -77,6 +77,7 @@ pub mod input;
 mod ipfix;
 mod netflow5;
 mod netflow9;
+pub mod replay;
 mod sequence;
 mod sflow;
 #[allow(unsafe_code)] // listed in lib.rs
