@@ -251,6 +251,18 @@ fn through_run_softflowd(version: &str) {
     let want = truth_packets_of(&truth, keep);
     let page = app.settled(want, 20);
     assert_hosts(&page, &truth, "l3", keep);
+    // The flow input families the dashboards use are on the page.
+    for name in [
+        "xdpacct_collector_records_total",
+        "xdpacct_collector_sampling_rate",
+        "xdpacct_collector_records_default_rate_total",
+        "xdpacct_collector_sequence_gaps_total",
+        "xdpacct_collector_malformed_total",
+        "xdpacct_collector_dropped_total",
+        "xdpacct_collector_socket_drops_total",
+    ] {
+        assert!(page.iter().any(|s| s.name == name), "{name} is not on the page");
+    }
     // Loss and faults are visible, and there were none.
     assert_eq!(sum(&page, "xdpacct_collector_malformed_total", &[]), 0.0);
     assert_eq!(sum(&page, "xdpacct_collector_dropped_total", &[]), 0.0);
