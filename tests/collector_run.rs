@@ -66,7 +66,12 @@ fn generate_with(dir: &Path, packets: u32, seed: u32, args: &[&str]) -> (PathBuf
     let out = Command::new("python3")
         .arg(common::data_dir().join("gen_flows.py"))
         .arg(&pcap)
-        .args(["--packets", &packets.to_string(), "--seed", &seed.to_string()])
+        .args([
+            "--packets",
+            &packets.to_string(),
+            "--seed",
+            &seed.to_string(),
+        ])
         .args(args)
         .arg("--truth")
         .arg(&truth)
@@ -130,7 +135,10 @@ impl Appliance {
                     .unwrap();
                 panic!("xdpacct run exited ({st}): {err}");
             }
-            assert!(Instant::now() < deadline, "xdpacct run did not serve /metrics");
+            assert!(
+                Instant::now() < deadline,
+                "xdpacct run did not serve /metrics"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         a
@@ -261,19 +269,31 @@ fn through_run_softflowd(version: &str) {
         "xdpacct_collector_dropped_total",
         "xdpacct_collector_socket_drops_total",
     ] {
-        assert!(page.iter().any(|s| s.name == name), "{name} is not on the page");
+        assert!(
+            page.iter().any(|s| s.name == name),
+            "{name} is not on the page"
+        );
     }
     // Loss and faults are visible, and there were none.
     assert_eq!(sum(&page, "xdpacct_collector_malformed_total", &[]), 0.0);
     assert_eq!(sum(&page, "xdpacct_collector_dropped_total", &[]), 0.0);
-    assert_eq!(sum(&page, "xdpacct_collector_sequence_gaps_total", &[]), 0.0);
+    assert_eq!(
+        sum(&page, "xdpacct_collector_sequence_gaps_total", &[]),
+        0.0
+    );
     assert_eq!(sum(&page, "xdpacct_collector_socket_drops_total", &[]), 0.0);
     let proto = match version {
         "5" => "netflow_v5",
         "9" => "netflow_v9",
         _ => "ipfix",
     };
-    assert!(sum(&page, "xdpacct_collector_records_total", &[("protocol", proto)]) > 0.0);
+    assert!(
+        sum(
+            &page,
+            "xdpacct_collector_records_total",
+            &[("protocol", proto)]
+        ) > 0.0
+    );
     assert_eq!(
         sum(&page, "xdpacct_collector_sampling_rate", &[]),
         1.0,
@@ -330,9 +350,7 @@ fn exporter_names_and_the_allowed_list() {
     let app = Appliance::start(&cfg, http);
     // A stranger: 127.0.0.2 is neither configured nor allowed.
     let stranger = UdpSocket::bind("127.0.0.2:0").unwrap();
-    stranger
-        .send_to(&[0, 9, 0, 0], ("127.0.0.1", udp))
-        .unwrap();
+    stranger.send_to(&[0, 9, 0, 0], ("127.0.0.1", udp)).unwrap();
     softflowd(&pcap, udp, "9", dir.path());
     let page = app.settled(truth_packets(&truth), 20);
     common::assert_hosts_match_truth(&page, &truth, "l3");
@@ -343,10 +361,20 @@ fn exporter_names_and_the_allowed_list() {
         .collect();
     assert_eq!(labels.into_iter().collect::<Vec<_>>(), ["edge1:pcap"]);
     assert_eq!(
-        sum(&page, "xdpacct_collector_dropped_total", &[("reason", "not_allowed")]),
+        sum(
+            &page,
+            "xdpacct_collector_dropped_total",
+            &[("reason", "not_allowed")]
+        ),
         1.0
     );
-    assert!(sum(&page, "xdpacct_collector_datagrams_total", &[("exporter", "edge1")]) > 0.0);
+    assert!(
+        sum(
+            &page,
+            "xdpacct_collector_datagrams_total",
+            &[("exporter", "edge1")]
+        ) > 0.0
+    );
 }
 
 /// `xdpacct run` with neither interfaces nor `[collector]` still refuses
@@ -363,7 +391,10 @@ fn nothing_to_count_is_a_startup_error() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("capture.interfaces") && err.contains("[collector]"), "{err}");
+    assert!(
+        err.contains("capture.interfaces") && err.contains("[collector]"),
+        "{err}"
+    );
 }
 
 /// softflowd's datagrams, received by the test itself, each wrapped in an
@@ -416,7 +447,11 @@ fn capture_softflowd(pcap_in: &Path, version: &str, dir: &Path) -> PathBuf {
     }
     sender.join().unwrap();
     assert!(n > 0, "softflowd sent nothing");
-    assert_eq!(rx.stats().kernel_drops, 0, "the capture of flows lost datagrams");
+    assert_eq!(
+        rx.stats().kernel_drops,
+        0,
+        "the capture of flows lost datagrams"
+    );
     out
 }
 
@@ -463,11 +498,25 @@ fn replay_of_a_capture_of_flows_counts_them() {
         );
         assert_hosts(&page, &truth, "l3", |_| true);
         assert!(
-            sum(&page, "xdpacct_collector_records_total", &[("exporter", "r1"), ("protocol", "ipfix")]) > 0.0
+            sum(
+                &page,
+                "xdpacct_collector_records_total",
+                &[("exporter", "r1"), ("protocol", "ipfix")]
+            ) > 0.0
         );
         // The datagrams themselves are not counted as captured traffic.
-        assert_eq!(sum(&page, "xdpacct_interface_packets_total", &[("interface", "replay")]), 0.0);
-        assert_eq!(sum(&page, "xdpacct_collector_sequence_gaps_total", &[]), 0.0);
+        assert_eq!(
+            sum(
+                &page,
+                "xdpacct_interface_packets_total",
+                &[("interface", "replay")]
+            ),
+            0.0
+        );
+        assert_eq!(
+            sum(&page, "xdpacct_collector_sequence_gaps_total", &[]),
+            0.0
+        );
     }
 }
 
@@ -495,12 +544,25 @@ fn own_ipfix_export_round_trips_every_host() {
         .arg(&pcap)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let page = app.settled(truth_packets(&truth), 20);
     assert_eq!(sum(&page, "xdpacct_collector_socket_drops_total", &[]), 0.0);
-    assert_eq!(sum(&page, "xdpacct_collector_sequence_gaps_total", &[]), 0.0);
+    assert_eq!(
+        sum(&page, "xdpacct_collector_sequence_gaps_total", &[]),
+        0.0
+    );
     assert_hosts(&page, &truth, "l3", |_| true);
-    assert!(sum(&page, "xdpacct_collector_records_total", &[("protocol", "ipfix")]) > 0.0);
+    assert!(
+        sum(
+            &page,
+            "xdpacct_collector_records_total",
+            &[("protocol", "ipfix")]
+        ) > 0.0
+    );
 }
 
 /// Runs pmacctd on `pcap` with one plugin (`nfprobe` or `sfprobe`)
@@ -549,9 +611,18 @@ fn pmacct_nfprobe_netflow_v9_equals_the_truth() {
     let app = Appliance::start(&config(dir.path(), "l3", udp, http, ""), http);
     pmacctd(&pcap, "nfprobe", udp, "nfprobe_version: 9", dir.path());
     let page = app.settled(truth_packets(&truth), 20);
-    assert_eq!(sum(&page, "xdpacct_collector_sequence_gaps_total", &[]), 0.0);
+    assert_eq!(
+        sum(&page, "xdpacct_collector_sequence_gaps_total", &[]),
+        0.0
+    );
     assert_eq!(sum(&page, "xdpacct_collector_malformed_total", &[]), 0.0);
-    assert!(sum(&page, "xdpacct_collector_records_total", &[("protocol", "netflow_v9")]) > 0.0);
+    assert!(
+        sum(
+            &page,
+            "xdpacct_collector_records_total",
+            &[("protocol", "netflow_v9")]
+        ) > 0.0
+    );
     assert_hosts(&page, &truth, "l3", |_| true);
 }
 
@@ -568,8 +639,17 @@ fn pmacct_sfprobe_sflow_rate_1_equals_the_truth() {
     let app = Appliance::start(&config(dir.path(), "l2", udp, http, ""), http);
     pmacctd(&pcap, "sfprobe", udp, "sampling_rate: 1", dir.path());
     let page = app.settled(truth_packets(&truth), 20);
-    assert_eq!(sum(&page, "xdpacct_collector_sequence_gaps_total", &[]), 0.0);
-    assert!(sum(&page, "xdpacct_collector_records_total", &[("protocol", "sflow_v5")]) > 0.0);
+    assert_eq!(
+        sum(&page, "xdpacct_collector_sequence_gaps_total", &[]),
+        0.0
+    );
+    assert!(
+        sum(
+            &page,
+            "xdpacct_collector_records_total",
+            &[("protocol", "sflow_v5")]
+        ) > 0.0
+    );
     assert_eq!(sum(&page, "xdpacct_collector_sampling_rate", &[]), 1.0);
     assert_hosts(&page, &truth, "l2", |_| true);
 }
@@ -598,7 +678,13 @@ fn pmacct_sfprobe_sflow_sampled_is_renormalised() {
     let l2 = t["totals"]["l2_bytes"].as_u64().unwrap() as f64;
     let (udp, http) = (free_udp_port(), free_tcp_port());
     let app = Appliance::start(&config(dir.path(), "l2", udp, http, ""), http);
-    pmacctd(&pcap, "sfprobe", udp, &format!("sampling_rate: {N}"), dir.path());
+    pmacctd(
+        &pcap,
+        "sfprobe",
+        udp,
+        &format!("sampling_rate: {N}"),
+        dir.path(),
+    );
     let page = app.settled(frames as u64 * 8 / 10, 20);
     let n = N as f64;
     let p = 1.0 / n;
@@ -617,9 +703,15 @@ fn pmacct_sfprobe_sflow_sampled_is_renormalised() {
         5.0 * sd_bytes
     );
     assert_eq!(sum(&page, "xdpacct_collector_sampling_rate", &[]), n);
-    assert_eq!(sum(&page, "xdpacct_collector_records_default_rate_total", &[]), 0.0);
+    assert_eq!(
+        sum(&page, "xdpacct_collector_records_default_rate_total", &[]),
+        0.0
+    );
     // Every series is a multiple of the rate.
-    for s in page.iter().filter(|s| s.name == "xdpacct_host_packets_total") {
+    for s in page
+        .iter()
+        .filter(|s| s.name == "xdpacct_host_packets_total")
+    {
         assert_eq!(s.value as u64 % N, 0, "{:?}", s.labels);
     }
 }
@@ -638,7 +730,11 @@ fn tcpdump_captures_replay_through_the_collector() {
         .iter()
         .flat_map(|p| [format!("\"0.0.0.0:{p}\""), format!("\"[::]:{p}\"")])
         .collect();
-    std::fs::write(&cfg, format!("[collector]\nlisten = [{}]\n", listen.join(", "))).unwrap();
+    std::fs::write(
+        &cfg,
+        format!("[collector]\nlisten = [{}]\n", listen.join(", ")),
+    )
+    .unwrap();
     let mut files: Vec<_> = std::fs::read_dir(common::tcpdump_dir())
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -670,15 +766,35 @@ fn tcpdump_captures_replay_through_the_collector() {
             .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
             .expect("summary line");
         // Captured frames only (flow-fed interfaces count the flows).
-        let frames = sum(&page, "xdpacct_interface_packets_total", &[("interface", "replay")]);
+        let frames = sum(
+            &page,
+            "xdpacct_interface_packets_total",
+            &[("interface", "replay")],
+        );
         let datagrams = sum(&page, "xdpacct_collector_datagrams_total", &[])
-            + sum(&page, "xdpacct_collector_malformed_total", &[("reason", "unknown_version")])
-            + sum(&page, "xdpacct_collector_dropped_total", &[("reason", "not_allowed")])
-            + sum(&page, "xdpacct_collector_dropped_total", &[("reason", "too_many_exporters")]);
+            + sum(
+                &page,
+                "xdpacct_collector_malformed_total",
+                &[("reason", "unknown_version")],
+            )
+            + sum(
+                &page,
+                "xdpacct_collector_dropped_total",
+                &[("reason", "not_allowed")],
+            )
+            + sum(
+                &page,
+                "xdpacct_collector_dropped_total",
+                &[("reason", "too_many_exporters")],
+            );
         assert_eq!(frames + datagrams, read, "{}", file.display());
         diverted += datagrams;
         if file.ends_with("sflow_expanded.pcap") {
-            sflow = sum(&page, "xdpacct_collector_datagrams_total", &[("protocol", "sflow_v5")]);
+            sflow = sum(
+                &page,
+                "xdpacct_collector_datagrams_total",
+                &[("protocol", "sflow_v5")],
+            );
         }
     }
     assert!(sflow > 0.0, "sflow_expanded.pcap decodes as sFlow");
@@ -763,8 +879,14 @@ fn hostile_datagrams_are_counted_by_reason() {
     // Hostile: truncated header; a template claiming 65,535 fields; a
     // zero-length field; a set longer than the datagram; an unknown version.
     send(&[0, 9, 0, 1, 0, 0]);
-    send(&v9(next(), &[set(0, &template(300, &[(8, 4)], Some(65_535)))]));
-    send(&v9(next(), &[set(0, &template(301, &[(8, 0), (12, 4)], None))]));
+    send(&v9(
+        next(),
+        &[set(0, &template(300, &[(8, 4)], Some(65_535)))],
+    ));
+    send(&v9(
+        next(),
+        &[set(0, &template(301, &[(8, 0), (12, 4)], None))],
+    ));
     let mut long = v9(next(), &[set(256, &rec_b(8, 1, 1000))]);
     long[22..24].copy_from_slice(&500u16.to_be_bytes());
     send(&long);
@@ -772,16 +894,31 @@ fn hostile_datagrams_are_counted_by_reason() {
     let page = app.settled(11, 10);
     let host = |ip: &str, dir: &str| {
         (
-            sum(&page, "xdpacct_host_packets_total", &[("ip", ip), ("direction", dir)]) as u64,
-            sum(&page, "xdpacct_host_bytes_total", &[("ip", ip), ("direction", dir)]) as u64,
+            sum(
+                &page,
+                "xdpacct_host_packets_total",
+                &[("ip", ip), ("direction", dir)],
+            ) as u64,
+            sum(
+                &page,
+                "xdpacct_host_bytes_total",
+                &[("ip", ip), ("direction", dir)],
+            ) as u64,
         )
     };
     assert_eq!(host("198.51.100.7", "in"), (5, 500), "layout A");
-    assert_eq!(host("198.51.100.8", "out"), (6, 6000), "layout B under the same id");
+    assert_eq!(
+        host("198.51.100.8", "out"),
+        (6, 6000),
+        "layout B under the same id"
+    );
     assert_eq!(host_packets(&page), 11, "nothing else counted");
     let malformed = |r: &str| sum(&page, "xdpacct_collector_malformed_total", &[("reason", r)]);
     assert!(malformed("truncated") >= 1.0, "truncated header");
-    assert!(malformed("bad_template") + malformed("truncated") >= 2.0, "65,535 fields, zero length");
+    assert!(
+        malformed("bad_template") + malformed("truncated") >= 2.0,
+        "65,535 fields, zero length"
+    );
     assert!(malformed("bad_length") >= 1.0, "set past the end");
     assert_eq!(malformed("unknown_version"), 1.0);
     assert_eq!(

@@ -229,7 +229,10 @@ impl FlowInput {
     /// [`PUBLISH_INTERVAL`] and when idle.
     pub fn run(&mut self, rx: &mut Receiver, stop: &AtomicBool) {
         if let Err(e) = rx.set_timeout(Some(PUBLISH_INTERVAL)) {
-            tracing::warn!(listen = self.listen.as_str(), "collector socket timeout: {e}");
+            tracing::warn!(
+                listen = self.listen.as_str(),
+                "collector socket timeout: {e}"
+            );
         }
         while !stop.load(Relaxed) {
             let now = Instant::now();
@@ -261,7 +264,7 @@ impl FlowInput {
             if idle
                 || self
                     .last_publish
-                    .is_none_or(|t| now.duration_since(t) >= PUBLISH_INTERVAL)
+                    .map_or(true, |t| now.duration_since(t) >= PUBLISH_INTERVAL)
             {
                 self.publish(rx.stats());
                 self.last_publish = Some(now);
@@ -417,7 +420,8 @@ impl PromCollector for CollectorMetrics {
         let (mut ib, mut ip, mut ie, mut idisc, mut iup) = (vec![], vec![], vec![], vec![], vec![]);
         for s in &snaps {
             for (l, c) in &s.counters {
-                let with = |dir: &str| vec![label("interface", l.as_str()), label("direction", dir)];
+                let with =
+                    |dir: &str| vec![label("interface", l.as_str()), label("direction", dir)];
                 ib.push(counter(with("in"), c.in_octets));
                 ib.push(counter(with("out"), c.out_octets));
                 let pin = u64::from(c.in_ucast_pkts)

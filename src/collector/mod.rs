@@ -10,9 +10,9 @@
 //!   kernel drops (SO_RXQ_OVFL)          records scaled by their sampling rate
 //! ```
 //!
-//! - [`Collector::new`] takes a validated [`CollectorConfig`] (the lead maps
-//!   the `[collector]` TOML keys onto it; raw strings become typed values
-//!   there: [`IpPrefix`] parses with `FromStr`).
+//! - [`Collector::new`] takes a validated [`CollectorConfig`]
+//!   ([`CollectorConfig::from_settings`] maps the checked `[collector]`
+//!   settings, `crate::settings::collector`, onto it).
 //! - [`Collector::datagram`] decodes one UDP payload and hands every flow
 //!   record to the closure; nothing is allocated per record. The protocol is
 //!   recognised from the first bytes (v5: `00 05`, v9: `00 09`, IPFIX:
@@ -27,6 +27,11 @@
 //!   renders as `xdpacct_collector_*`.
 //! - [`Collector::interface_label`] writes the `interface` label of a
 //!   flow-fed series: `<exporter name>:<ifname or ifIndex>`.
+//! - [`input::FlowInput`] is what runs: a collector and the flow-fed shard
+//!   it counts into through `shard::worker::account_record` (the capture
+//!   path's resolve and count), driven by a receiver thread (`xdpacct
+//!   run`) or by [`replay::Tap`] (`xdpacct replay`); [`input::CollectorMetrics`]
+//!   renders `xdpacct_collector_*`.
 //!
 //! # Bytes: which layer is exact
 //!
@@ -434,7 +439,7 @@ impl Default for CollectorLimits {
     }
 }
 
-/// `[collector]` settings, already typed (the lead maps the TOML keys).
+/// `[collector]` settings, already typed ([`CollectorConfig::from_settings`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CollectorConfig {
     /// UDP addresses to listen on, e.g. `0.0.0.0:2055`, `[::]:6343`. The

@@ -55,14 +55,12 @@ impl<C: Capture> Capture for Tap<C> {
             datagrams,
         } = self;
         let now = Instant::now();
-        inner.poll(max, |frame| {
-            match exporter_datagram(frame.data, listen) {
-                Some((from, payload)) => {
-                    *datagrams += 1;
-                    input.datagram(from, now, payload);
-                }
-                None => f(frame),
+        inner.poll(max, |frame| match exporter_datagram(frame.data, listen) {
+            Some((from, payload)) => {
+                *datagrams += 1;
+                input.datagram(from, now, payload);
             }
+            None => f(frame),
         })
     }
 }

@@ -546,7 +546,10 @@ impl Collector for EngineCollector {
                     ppk.push(counter(labels.clone(), v.packets));
                     pby.push(counter(labels, v.bytes));
                 }
-                let labels = vec![label("interface", iface.as_str()), label("direction", d.as_str())];
+                let labels = vec![
+                    label("interface", iface.as_str()),
+                    label("direction", d.as_str()),
+                ];
                 pk.push(counter(labels.clone(), t.packets));
                 by.push(counter(labels, t.bytes));
             }

@@ -323,7 +323,14 @@ fn count(
         BytesMode::L3 => facts.ip_len as u64,
     };
     let direction = r.direction;
-    count_traffic(shard, hosts, r, proto_slot(&facts.addrs, facts.protocol), 1, bytes);
+    count_traffic(
+        shard,
+        hosts,
+        r,
+        proto_slot(&facts.addrs, facts.protocol),
+        1,
+        bytes,
+    );
 
     let bucket = SIZE_BUCKETS
         .iter()
