@@ -244,14 +244,45 @@ fn softflowd(pcap: &Path, udp: u16, version: &str, dir: &Path) {
     );
 }
 
+/// `promtool check metrics` accepts the page (no duplicate series, no lint).
+fn promtool_check(page: &str) {
+    if !common::require_tool("promtool check of the collector page", "promtool") {
+        return;
+    }
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(page.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn through_run_softflowd(version: &str) {
+    through_run_softflowd_with(version, "");
+}
+
+fn through_run_softflowd_with(version: &str, extra: &str) {
     if !common::require_tool("softflowd through xdpacct run", "softflowd") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let (pcap, truth) = generate(dir.path(), 3000, 11);
     let (udp, http) = (free_udp_port(), free_tcp_port());
-    let cfg = config(dir.path(), "l3", udp, http, "");
+    let cfg = config(dir.path(), "l3", udp, http, extra);
     let app = Appliance::start(&cfg, http);
     softflowd(&pcap, udp, version, dir.path());
     // NetFlow v5 has no IPv6.
@@ -311,6 +342,14 @@ fn through_run_softflowd(version: &str) {
         .all(|s| s.labels["interface"].starts_with("127.0.0.1:")));
     let iface_total: f64 = ifaces.iter().map(|s| s.value).sum();
     assert_eq!(iface_total as u64, want);
+    promtool_check(&http_get(app.http, "/metrics").unwrap());
+}
+
+/// Two receiver threads (SO_REUSEPORT sockets, a shard each) on one
+/// address: the same exact counts, and one series per label set.
+#[test]
+fn softflowd_ipfix_through_two_receiver_threads() {
+    through_run_softflowd_with("10", "threads = 2");
 }
 
 #[test]

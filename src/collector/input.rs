@@ -403,14 +403,18 @@ impl PromCollector for CollectorMetrics {
                 dropped.push(m);
             }
         }
-        let mut sock = vec![];
+        // Several receiver threads share a listen address: one series each.
+        let mut by_listen: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
         for s in snaps.iter().filter(|s| !s.listen.is_empty()) {
-            for (reason, v) in [
-                ("buffer_full", s.socket.kernel_drops),
-                ("truncated", s.socket.truncated),
-            ] {
+            let e = by_listen.entry(s.listen.as_str()).or_default();
+            e.0 += s.socket.kernel_drops;
+            e.1 += s.socket.truncated;
+        }
+        let mut sock = vec![];
+        for (listen, (full, truncated)) in by_listen {
+            for (reason, v) in [("buffer_full", full), ("truncated", truncated)] {
                 sock.push(counter(
-                    vec![label("listen", s.listen.as_str()), label("reason", reason)],
+                    vec![label("listen", listen), label("reason", reason)],
                     v,
                 ));
             }
@@ -418,29 +422,36 @@ impl PromCollector for CollectorMetrics {
         let templates = snaps.iter().map(|s| s.stats.templates_active).sum::<u64>();
         let known = snaps.iter().map(|s| s.stats.exporters_active).sum::<u64>();
         let (mut ib, mut ip, mut ie, mut idisc, mut iup) = (vec![], vec![], vec![], vec![], vec![]);
+        // One entry per interface: the latest sample if two threads saw it.
+        let mut counters: BTreeMap<&str, &InterfaceCounters> = BTreeMap::new();
         for s in &snaps {
             for (l, c) in &s.counters {
-                let with =
-                    |dir: &str| vec![label("interface", l.as_str()), label("direction", dir)];
-                ib.push(counter(with("in"), c.in_octets));
-                ib.push(counter(with("out"), c.out_octets));
-                let pin = u64::from(c.in_ucast_pkts)
-                    + u64::from(c.in_multicast_pkts)
-                    + u64::from(c.in_broadcast_pkts);
-                let pout = u64::from(c.out_ucast_pkts)
-                    + u64::from(c.out_multicast_pkts)
-                    + u64::from(c.out_broadcast_pkts);
-                ip.push(counter(with("in"), pin));
-                ip.push(counter(with("out"), pout));
-                ie.push(counter(with("in"), u64::from(c.in_errors)));
-                ie.push(counter(with("out"), u64::from(c.out_errors)));
-                idisc.push(counter(with("in"), u64::from(c.in_discards)));
-                idisc.push(counter(with("out"), u64::from(c.out_discards)));
-                iup.push(gauge(
-                    vec![label("interface", l.as_str())],
-                    f64::from(u8::from(c.if_status & 2 != 0)),
-                ));
+                let e = counters.entry(l.as_str()).or_insert(c);
+                if c.samples > e.samples {
+                    *e = c;
+                }
             }
+        }
+        for (l, c) in counters {
+            let with = |dir: &str| vec![label("interface", l), label("direction", dir)];
+            ib.push(counter(with("in"), c.in_octets));
+            ib.push(counter(with("out"), c.out_octets));
+            let pin = u64::from(c.in_ucast_pkts)
+                + u64::from(c.in_multicast_pkts)
+                + u64::from(c.in_broadcast_pkts);
+            let pout = u64::from(c.out_ucast_pkts)
+                + u64::from(c.out_multicast_pkts)
+                + u64::from(c.out_broadcast_pkts);
+            ip.push(counter(with("in"), pin));
+            ip.push(counter(with("out"), pout));
+            ie.push(counter(with("in"), u64::from(c.in_errors)));
+            ie.push(counter(with("out"), u64::from(c.out_errors)));
+            idisc.push(counter(with("in"), u64::from(c.in_discards)));
+            idisc.push(counter(with("out"), u64::from(c.out_discards)));
+            iup.push(gauge(
+                vec![label("interface", l)],
+                f64::from(u8::from(c.if_status & 2 != 0)),
+            ));
         }
         vec![
             cat::COLLECTOR_DATAGRAMS.family(dg),
