@@ -472,3 +472,108 @@ impl PromCollector for CollectorMetrics {
         ]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::Accounting;
+    use crate::shard::{ShardOrigin, Tables};
+
+    fn input(cfg: CollectorConfig) -> FlowInput {
+        let acct = Accounting::from_raw(&Default::default(), "test").unwrap();
+        let tables = Arc::new(Tables::build(&acct, "test", None).unwrap());
+        let shard = Arc::new(Shard::new_flow(
+            ShardOrigin {
+                interface: "collector:test".into(),
+                queue: 0,
+            },
+            tables,
+            16,
+        ));
+        FlowInput::new(cfg, shard, "127.0.0.1:6343".into()).unwrap()
+    }
+
+    /// sFlow v5 datagram with one counter sample: generic interface
+    /// counters of ifIndex 4 (in 123456789 octets, out 777; oper up).
+    fn counter_datagram() -> Vec<u8> {
+        let mut g = Vec::new();
+        for v in [4u32, 6] {
+            g.extend_from_slice(&v.to_be_bytes());
+        }
+        g.extend_from_slice(&10_000_000_000u64.to_be_bytes());
+        for v in [1u32, 3] {
+            g.extend_from_slice(&v.to_be_bytes());
+        }
+        g.extend_from_slice(&123_456_789u64.to_be_bytes());
+        for v in [1000u32, 20, 3, 4, 5, 6] {
+            g.extend_from_slice(&v.to_be_bytes());
+        }
+        g.extend_from_slice(&777u64.to_be_bytes());
+        for v in [2000u32, 30, 7, 8, 9, 0] {
+            g.extend_from_slice(&v.to_be_bytes());
+        }
+        assert_eq!(g.len(), 88);
+        let mut sample = Vec::new();
+        for v in [5u32, 4, 1, 1, g.len() as u32] {
+            sample.extend_from_slice(&v.to_be_bytes());
+        }
+        sample.extend_from_slice(&g);
+        let mut d = Vec::new();
+        for v in [5u32, 1, 0xc000_0201, 0, 1, 1000, 1, 2, sample.len() as u32] {
+            d.extend_from_slice(&v.to_be_bytes());
+        }
+        d.extend_from_slice(&sample);
+        d
+    }
+
+    #[test]
+    fn sflow_counter_samples_become_interface_metrics() {
+        let mut cfg = CollectorConfig::default();
+        cfg.exporters.push(ExporterConfig {
+            address: "192.0.2.1".parse().unwrap(),
+            name: "edge1".into(),
+            sampling_rate: None,
+            interfaces: [(4, "xe-0/0/4".to_string())].into(),
+        });
+        let mut fi = input(cfg);
+        fi.datagram(
+            "192.0.2.1:6343".parse().unwrap(),
+            Instant::now(),
+            &counter_datagram(),
+        );
+        fi.publish(ReceiverStats::default());
+        let m = CollectorMetrics::new(vec![fi.published()]);
+        let fams = m.collect();
+        let find = |name: &str| {
+            fams.iter()
+                .find(|f| f.name() == name)
+                .unwrap_or_else(|| panic!("{name}"))
+        };
+        let bytes = find("xdpacct_collector_sflow_interface_bytes_total");
+        let got: Vec<(String, String, f64)> = bytes
+            .get_metric()
+            .iter()
+            .map(|m| {
+                (
+                    m.get_label()[0].value().to_string(),
+                    m.get_label()[1].value().to_string(),
+                    m.get_counter().get_value(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("edge1:xe-0/0/4".into(), "in".into(), 123_456_789.0),
+                ("edge1:xe-0/0/4".into(), "out".into(), 777.0),
+            ]
+        );
+        let up = find("xdpacct_collector_sflow_interface_up");
+        assert_eq!(up.get_metric()[0].get_gauge().get_value(), 1.0);
+        let packets = find("xdpacct_collector_sflow_interface_packets_total");
+        assert_eq!(packets.get_metric()[0].get_counter().get_value(), 1023.0);
+        let dg = find("xdpacct_collector_datagrams_total");
+        assert_eq!(dg.get_metric()[0].get_counter().get_value(), 1.0);
+        assert_eq!(dg.get_metric()[0].get_label()[1].value(), "sflow_v5");
+    }
+}
