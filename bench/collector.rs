@@ -1,15 +1,48 @@
 //! Flow input benches: records (NetFlow v9, IPFIX) and samples (sFlow v5)
-//! decoded per second per core by `collector::Collector::datagram`, on
-//! MTU-sized datagrams whose templates are already known.
+//! per second per core, on MTU-sized datagrams whose templates are already
+//! known: `*_decoded` by `collector::Collector::datagram` alone,
+//! `*_counted` decoded and counted through the shard path
+//! (`collector::input::FlowInput::datagram`: resolve, hosts, customers,
+//! protocol, the flow interface), as `xdpacct run` does.
 //!
-//! `cargo bench --bench collector -- --warm-up-time 1 --measurement-time 3`
+//! `cargo bench --profile ci --bench collector -- --warm-up-time 1 --measurement-time 3`
 
 use std::hint::black_box;
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use std::sync::Arc;
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use xdpacct::collector::input::FlowInput;
 use xdpacct::collector::{Collector, CollectorConfig, FlowRecord};
+use xdpacct::settings::raw::{AccountingConfig, RangeConfig};
+use xdpacct::settings::Accounting;
+use xdpacct::shard::{Shard, ShardOrigin, Tables};
+
+/// A flow-fed shard: the records' local side (198.51.100.0/24) is one
+/// labelled range, the remote side (203.0.113.0/24) is not local.
+fn flow_shard() -> Arc<Shard> {
+    let acct = AccountingConfig {
+        local_networks: vec!["198.51.100.0/24".into()],
+        ranges: vec![RangeConfig {
+            prefix: Some("198.51.100.0/24".into()),
+            labels: [("customer".to_string(), "c1".to_string())].into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let acct = Accounting::from_raw(&acct, "bench").unwrap();
+    let tables = Arc::new(Tables::build(&acct, "bench", None).unwrap());
+    Arc::new(Shard::new_flow(
+        ShardOrigin {
+            interface: "collector:bench".into(),
+            queue: 0,
+        },
+        tables,
+        4096,
+    ))
+}
 
 fn put16(v: &mut Vec<u8>, x: u16) {
     v.extend_from_slice(&x.to_be_bytes());
@@ -197,7 +230,7 @@ fn bench(c: &mut Criterion) {
         col.datagram(from, now, &steady, &mut |_: &FlowRecord| n += 1);
         assert_eq!(n, 2 * per, "{name}: the bench datagrams decode");
         g.throughput(Throughput::Elements(per));
-        g.bench_function(name, |b| {
+        g.bench_function(format!("{name}_decoded"), |b| {
             b.iter(|| {
                 let mut bytes = 0u64;
                 col.datagram(from, now, black_box(&steady), &mut |r: &FlowRecord| {
@@ -205,6 +238,21 @@ fn bench(c: &mut Criterion) {
                 });
                 black_box(bytes)
             })
+        });
+
+        let shard = flow_shard();
+        let mut input =
+            FlowInput::new(CollectorConfig::default(), shard.clone(), "bench".into()).unwrap();
+        input.datagram(from, now, &first);
+        input.datagram(from, now, &steady);
+        let counted = shard.snapshot().traffic.total().packets;
+        assert!(counted > 0, "{name}: the bench records are counted");
+        assert!(
+            shard.hosts().counts().any(|c| !c.is_zero()),
+            "{name}: into host slots"
+        );
+        g.bench_function(format!("{name}_counted"), |b| {
+            b.iter(|| input.datagram(from, now, black_box(&steady)))
         });
     }
     g.finish();

@@ -40,6 +40,19 @@ pub const CONTRACT: &[&str] = &[
     "up",
 ];
 
+/// Flow input families the dashboards may use too (the overview's exporter
+/// panels). Part of the contract, but on the page only with `[collector]`
+/// and an exporter sending, so the live capture test does not look for them.
+pub const CONTRACT_FLOW_INPUT: &[&str] = &[
+    "xdpacct_collector_records_total",
+    "xdpacct_collector_sampling_rate",
+    "xdpacct_collector_records_default_rate_total",
+    "xdpacct_collector_sequence_gaps_total",
+    "xdpacct_collector_malformed_total",
+    "xdpacct_collector_dropped_total",
+    "xdpacct_collector_socket_drops_total",
+];
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -124,7 +137,11 @@ pub fn recorded(path: &Path) -> BTreeSet<String> {
 
 /// Every name the dashboards and rules may select.
 pub fn allowed_names() -> BTreeSet<String> {
-    let mut s: BTreeSet<String> = CONTRACT.iter().map(|s| s.to_string()).collect();
+    let mut s: BTreeSet<String> = CONTRACT
+        .iter()
+        .chain(CONTRACT_FLOW_INPUT)
+        .map(|s| s.to_string())
+        .collect();
     s.extend(recorded(&rules_path()));
     s
 }

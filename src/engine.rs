@@ -16,6 +16,8 @@
 
 use std::sync::Arc;
 
+use crate::collector::input::{CollectorMetrics, FlowInput, Published};
+use crate::collector::CollectorConfig;
 use crate::export::observer::FlowExport;
 use crate::metrics::{EngineCollector, Exposition, HostView};
 use crate::rtt::metrics::RttCollector;
@@ -37,6 +39,9 @@ pub struct Engine {
     collector: Option<Arc<EngineCollector>>,
     /// `[tcp_rtt]`: the shared handshake table and each worker's histograms.
     rtt: Option<(Arc<HandshakeTable>, Vec<Arc<RttShard>>)>,
+    /// `[collector]`, and what each flow input publishes for the scrape.
+    flow: Option<crate::settings::collector::Collector>,
+    flow_published: Vec<Arc<Published>>,
 }
 
 /// Why the engine could not be built.
@@ -82,6 +87,8 @@ impl Engine {
                 let table = HandshakeTable::new(t.max_pending, t.timeout.as_nanos() as u64);
                 (Arc::new(table), Vec::new())
             }),
+            flow: settings.collector.clone(),
+            flow_published: Vec::new(),
         })
     }
 
@@ -147,6 +154,36 @@ impl Engine {
         Ok(worker)
     }
 
+    /// A flow-fed shard and the collector that fills it, for one receiver
+    /// thread of `listen` (or a replay worker: `listen` empty). `None`
+    /// without `[collector]`. Flow records count into the same tables as
+    /// captured frames; the shard's interfaces are the exporters'
+    /// (`<exporter>:<ifname or ifIndex>`).
+    pub fn add_flow_input(&mut self, listen: &str, thread: u32) -> Option<FlowInput> {
+        debug_assert!(self.collector.is_none(), "add_flow_input after exposition");
+        let settings = self.flow.as_ref()?;
+        let shard = Arc::new(Shard::new_flow(
+            ShardOrigin {
+                interface: format!("collector:{listen}").into(),
+                queue: thread,
+            },
+            self.tables.clone(),
+            settings.max_interfaces,
+        ));
+        self.shards.push(shard.clone());
+        let cfg = CollectorConfig::from_settings(settings);
+        // The settings checked everything `Collector::new` checks.
+        let input = FlowInput::new(cfg, shard, listen.to_string())
+            .unwrap_or_else(|e| panic!("[collector] settings passed validation: {e}"));
+        self.flow_published.push(input.published());
+        Some(input)
+    }
+
+    /// `[collector]`, when configured.
+    pub fn flow_settings(&self) -> Option<&crate::settings::collector::Collector> {
+        self.flow.as_ref()
+    }
+
     /// The page: build info, the shards' counters, flow export's own
     /// counters. Call after the last `add_queue`; the caller registers what
     /// else it has (capture and supervision counters).
@@ -168,6 +205,9 @@ impl Engine {
                 table.clone(),
                 collector,
             )));
+        }
+        if self.flow.is_some() {
+            exposition.register(Box::new(CollectorMetrics::new(self.flow_published.clone())));
         }
         exposition
     }

@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use xdpacct::capture::replay;
+use xdpacct::collector::replay::Tap;
 use xdpacct::engine::Engine;
 use xdpacct::settings::{CliOverrides, Settings};
 
@@ -183,24 +184,33 @@ fn cmd_replay(
     for (g, (name, files)) in groups.into_iter().enumerate() {
         let mut group = Vec::with_capacity(workers);
         for i in 0..workers {
-            group.push(
-                engine
-                    .add_queue(&name, i as u32, g as u32 + 1)
-                    .map_err(startup)?,
-            );
+            let worker = engine
+                .add_queue(&name, i as u32, g as u32 + 1)
+                .map_err(startup)?;
+            // With [collector], datagrams to its listen ports are decoded
+            // as flows (README "Flow input") instead of counted as frames.
+            let flow = engine.add_flow_input("", (g * workers + i) as u32);
+            group.push((worker, flow));
         }
         planned.push((files, group));
     }
+    let listen = engine
+        .flow_settings()
+        .map_or_else(Vec::new, |c| c.listen.clone());
     let mut handles = Vec::new();
     let mut readers = Vec::new();
     for (g, (files, group)) in planned.into_iter().enumerate() {
         let (reader, queues) = replay::replay(files, workers);
-        for (i, (mut queue, mut worker)) in queues.into_iter().zip(group).enumerate() {
+        for (i, (mut queue, (mut worker, flow))) in queues.into_iter().zip(group).enumerate() {
             let stop = stop.clone();
+            let listen = listen.clone();
             handles.push(
                 std::thread::Builder::new()
                     .name(format!("xdpacct-w{g}.{i}"))
-                    .spawn(move || worker.run(&mut queue, &stop))
+                    .spawn(move || match flow {
+                        Some(input) => worker.run(&mut Tap::new(queue, input, listen), &stop),
+                        None => worker.run(&mut queue, &stop),
+                    })
                     .expect("spawning a worker thread"),
             );
         }

@@ -249,6 +249,30 @@ def overview():
                "dropped {{reason}}", ref="B")],
         unit="short", options=ts_options(),
         description="NetFlow v9 / IPFIX records per second sent to the collectors, and records dropped.")
+    L.row("Flow input (exporters)")
+    L.add("timeseries", "Flow records per exporter", [
+        target('sum by (exporter, protocol) (rate(xdpacct_collector_records_total{instance=~"$instance"}[$__rate_interval]))',
+               "{{exporter}} {{protocol}}")],
+        w=8, unit="short", options=ts_options(),
+        description="NetFlow / IPFIX records and sFlow flow samples per second received from each router and counted.")
+    L.add("timeseries", "Sampling rate in use", [
+        target('max by (exporter) (xdpacct_collector_sampling_rate{instance=~"$instance"})',
+               "{{exporter}}", ref="A"),
+        target('sum by (exporter) (rate(xdpacct_collector_records_default_rate_total{instance=~"$instance"}[$__rate_interval]))',
+               "{{exporter}} records with no rate (/s)", ref="B")],
+        w=8, unit="short", options=ts_options(),
+        description="1 in N: the rate of each exporter's last record; records that carried no rate were scaled by collector.default_sampling_rate.")
+    L.add("timeseries", "Sequence gaps and drops", [
+        target('sum by (exporter, unit) (rate(xdpacct_collector_sequence_gaps_total{instance=~"$instance"}[$__rate_interval]))',
+               "{{exporter}} lost {{unit}}", ref="A"),
+        target('sum by (reason) (rate(xdpacct_collector_malformed_total{instance=~"$instance"}[$__rate_interval]))',
+               "malformed {{reason}}", ref="B"),
+        target('sum by (reason) (rate(xdpacct_collector_dropped_total{instance=~"$instance"}[$__rate_interval]))',
+               "dropped {{reason}}", ref="C"),
+        target('sum by (reason) (rate(xdpacct_collector_socket_drops_total{instance=~"$instance"}[$__rate_interval]))',
+               "socket {{reason}}", ref="D")],
+        w=8, unit="short", options=ts_options(),
+        description="Datagrams or records lost between router and collector (sequence numbers), and what the collector could not decode or refused, per second.")
     variables = [
         query_var("instance", "Appliance", "label_values(xdpacct_build_info, instance)"),
         query_var("interface", "Interface",

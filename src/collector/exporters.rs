@@ -123,6 +123,9 @@ pub struct ExporterStats {
     pub records_default_rate: u64,
     /// Gauge: the sampling rate of the last record.
     pub rate_in_use: u32,
+    /// `datagrams` and `records` by `FlowProtocol` (indexed by `as u8`).
+    pub datagrams_by_protocol: [u64; super::FlowProtocol::COUNT],
+    pub records_by_protocol: [u64; super::FlowProtocol::COUNT],
     /// Gauge: templates this exporter has now.
     pub templates: u32,
     /// Gauge: bytes held for templates now.

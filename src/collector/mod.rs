@@ -10,9 +10,9 @@
 //!   kernel drops (SO_RXQ_OVFL)          records scaled by their sampling rate
 //! ```
 //!
-//! - [`Collector::new`] takes a validated [`CollectorConfig`] (the lead maps
-//!   the `[collector]` TOML keys onto it; raw strings become typed values
-//!   there: [`IpPrefix`] parses with `FromStr`).
+//! - [`Collector::new`] takes a validated [`CollectorConfig`]
+//!   ([`CollectorConfig::from_settings`] maps the checked `[collector]`
+//!   settings, `crate::settings::collector`, onto it).
 //! - [`Collector::datagram`] decodes one UDP payload and hands every flow
 //!   record to the closure; nothing is allocated per record. The protocol is
 //!   recognised from the first bytes (v5: `00 05`, v9: `00 09`, IPFIX:
@@ -27,6 +27,11 @@
 //!   renders as `xdpacct_collector_*`.
 //! - [`Collector::interface_label`] writes the `interface` label of a
 //!   flow-fed series: `<exporter name>:<ifname or ifIndex>`.
+//! - [`input::FlowInput`] is what runs: a collector and the flow-fed shard
+//!   it counts into through `shard::worker::account_record` (the capture
+//!   path's resolve and count), driven by a receiver thread (`xdpacct
+//!   run`) or by [`replay::Tap`] (`xdpacct replay`); [`input::CollectorMetrics`]
+//!   renders `xdpacct_collector_*`.
 //!
 //! # Bytes: which layer is exact
 //!
@@ -73,9 +78,11 @@
 //! entry, never per record.
 
 mod exporters;
+pub mod input;
 mod ipfix;
 mod netflow5;
 mod netflow9;
+pub mod replay;
 mod sequence;
 mod sflow;
 #[allow(unsafe_code)] // listed in lib.rs
@@ -297,6 +304,22 @@ impl DropReason {
     ];
     pub const COUNT: usize = Self::ALL.len();
 
+    /// A fault of the datagram itself (`xdpacct_collector_malformed_total`),
+    /// not a policy, a cap or a timeout (`xdpacct_collector_dropped_total`).
+    pub const fn is_malformed(self) -> bool {
+        matches!(
+            self,
+            DropReason::UnknownVersion
+                | DropReason::Truncated
+                | DropReason::BadLength
+                | DropReason::BadTemplate
+                | DropReason::BadRecord
+                | DropReason::UnsupportedSample
+                | DropReason::BadSample
+                | DropReason::ReservedSet
+        )
+    }
+
     /// The `reason` label value.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -416,7 +439,7 @@ impl Default for CollectorLimits {
     }
 }
 
-/// `[collector]` settings, already typed (the lead maps the TOML keys).
+/// `[collector]` settings, already typed ([`CollectorConfig::from_settings`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CollectorConfig {
     /// UDP addresses to listen on, e.g. `0.0.0.0:2055`, `[::]:6343`. The
@@ -526,7 +549,9 @@ impl Collector {
             return;
         };
         self.stats.datagrams[proto as usize] += 1;
-        self.exporters.get_mut(ex).stats.datagrams += 1;
+        let es = &mut self.exporters.get_mut(ex).stats;
+        es.datagrams += 1;
+        es.datagrams_by_protocol[proto as usize] += 1;
         match proto {
             FlowProtocol::NetflowV5 => self.netflow5(ex, data, out),
             FlowProtocol::NetflowV9 => self.netflow9(ex, now, data, out),
@@ -654,6 +679,7 @@ impl Collector {
         self.stats.records[proto as usize] += 1;
         let e = self.exporters.get_mut(rec.exporter);
         e.stats.records += 1;
+        e.stats.records_by_protocol[proto as usize] += 1;
         e.stats.rate_in_use = rec.sampling_rate;
         out(rec);
     }

@@ -119,8 +119,12 @@ impl Receiver {
             setsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1).map_err(err)?;
         }
         setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_RXQ_OVFL, 1).map_err(err)?;
-        // Best effort: a smaller buffer still works.
-        let _ = setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, RCVBUF);
+        // Best effort: SO_RCVBUFFORCE passes net.core.rmem_max (it needs
+        // CAP_NET_ADMIN, which the daemon has while it binds); else
+        // SO_RCVBUF, capped by rmem_max. A smaller buffer still works.
+        if setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, RCVBUF).is_err() {
+            let _ = setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, RCVBUF);
+        }
         let r = match addr {
             SocketAddr::V4(a) => {
                 // SAFETY: sockaddr_in is plain data; zeroed is a valid value.

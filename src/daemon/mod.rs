@@ -37,6 +37,8 @@ use prometheus::{IntCounterVec, IntGaugeVec};
 use crate::capture::live::{self, LiveQueue};
 use crate::capture::stats::{CaptureCollector, QueueStats, QueueStatsSource};
 use crate::capture::CaptureError;
+use crate::collector::input::FlowInput;
+use crate::collector::socket::Receiver;
 use crate::engine::Engine;
 use crate::metrics::catalogue;
 use crate::metrics::server::{MetricsListener, ServerOptions};
@@ -365,13 +367,53 @@ impl LinkMetrics {
     }
 }
 
+/// Binds every `collector.listen` address `collector.threads` times
+/// (`SO_REUSEPORT` when more than one): (thread index, socket).
+fn bind_collector(
+    fc: &settings::collector::Collector,
+) -> Result<Vec<(u32, Receiver)>, crate::collector::socket::SocketError> {
+    let mut out = Vec::new();
+    for &addr in &fc.listen {
+        let reuse = fc.threads > 1;
+        let first = Receiver::bind(addr, reuse)?;
+        // Port 0: the others share the port the kernel chose.
+        let bound = first.local_addr();
+        out.push((0, first));
+        for t in 1..fc.threads {
+            out.push((t as u32, Receiver::bind(bound, true)?));
+        }
+        tracing::info!(listen = %bound, threads = fc.threads, "collector listening");
+    }
+    Ok(out)
+}
+
+/// Starts a receiver thread: recvmmsg batches into its collector and shard.
+fn spawn_flow_input(
+    mut input: FlowInput,
+    mut rx: Receiver,
+    core: Option<core_affinity::CoreId>,
+    stop: &Arc<AtomicBool>,
+) -> anyhow::Result<JoinHandle<()>> {
+    let stop = stop.clone();
+    let name = format!("xdpacct-flow-{}", input.shard().origin().queue);
+    std::thread::Builder::new()
+        .name(name)
+        .spawn(move || {
+            if let Some(core) = core {
+                core_affinity::set_for_current(core);
+            }
+            input.run(&mut rx, &stop);
+        })
+        .context("spawning a collector thread")
+}
+
 /// Runs until SIGTERM/SIGINT. `cli` is kept to re-read the settings on SIGHUP.
 pub fn run(settings: Settings, cli: CliOverrides) -> anyhow::Result<()> {
     let origin = settings.origin.clone();
     let c = &settings.capture;
-    if c.interfaces.is_empty() {
+    if c.interfaces.is_empty() && settings.collector.is_none() {
         return Err(StartupError(format!(
-            "{origin}: capture.interfaces: no interface to capture on; set it or pass -i IFACE"
+            "{origin}: capture.interfaces: no interface to capture on; set it, pass -i IFACE, or configure [collector]"
         ))
         .into());
     }
@@ -401,6 +443,11 @@ pub fn run(settings: Settings, cli: CliOverrides) -> anyhow::Result<()> {
         let queues = live::open(c, ifname, None).map_err(|e| StartupError(e.to_string()))?;
         opened.push((ifname.clone(), queues));
     }
+    // Flow input sockets, bound before the drop too (ports below 1024).
+    let receivers = match &settings.collector {
+        Some(fc) => bind_collector(fc).map_err(|e| StartupError(format!("{origin}: {e}")))?,
+        None => Vec::new(),
+    };
     // Bound before the drop (a port below 1024 needs CAP_NET_BIND_SERVICE
     // only for bind), served after it; binding starts no thread.
     let listener = MetricsListener::bind(listen)
@@ -426,9 +473,38 @@ pub fn run(settings: Settings, cli: CliOverrides) -> anyhow::Result<()> {
             Err(_) => {}
         }
     }
+    let flow_stop = Arc::new(AtomicBool::new(false));
+    let mut flow_threads = Vec::new();
+    if let (Ok(()), Some(fc)) = (&started, &settings.collector) {
+        let flow_cores = fc.cores.clone().unwrap_or_else(|| cores.clone());
+        for (i, (thread, rx)) in receivers.into_iter().enumerate() {
+            let listen = rx.local_addr().to_string();
+            let Some(input) = engine.add_flow_input(&listen, thread) else {
+                break;
+            };
+            let core = (!flow_cores.is_empty()).then(|| {
+                if fc.cores.is_some() {
+                    flow_cores[i % flow_cores.len()]
+                } else {
+                    flow_cores[(next_core + i) % flow_cores.len()]
+                }
+            });
+            match spawn_flow_input(input, rx, core, &flow_stop) {
+                Ok(h) => flow_threads.push(h),
+                Err(e) => {
+                    started = Err(e);
+                    break;
+                }
+            }
+        }
+    }
     if let Err(e) = started {
         for iface in &mut ifaces {
             iface.park();
+        }
+        flow_stop.store(true, Relaxed);
+        for h in flow_threads {
+            let _ = h.join();
         }
         return Err(e);
     }
@@ -486,6 +562,12 @@ pub fn run(settings: Settings, cli: CliOverrides) -> anyhow::Result<()> {
         // they stopped; drop the parked workers.
         for slot in &mut iface.slots {
             slot.parked = None;
+        }
+    }
+    flow_stop.store(true, Relaxed);
+    for h in flow_threads {
+        if h.join().is_err() && failure.is_none() {
+            failure = Some(anyhow::anyhow!("a collector thread panicked"));
         }
     }
     server.stop();

@@ -473,15 +473,135 @@ pub const TCP_HANDSHAKES_PENDING: Family = Family::new(
     &[],
 );
 
+// Flow input (`collector/input.rs`): each receiver thread publishes its
+// collector's counters; the scrape sums them.
+
+/// `Collector::datagram`: decoded datagrams by exporter and protocol.
+pub const COLLECTOR_DATAGRAMS: Family = Family::new(
+    "xdpacct_collector_datagrams_total",
+    "Flow datagrams decoded, by exporter and protocol.",
+    C,
+    &["exporter", "protocol"],
+);
+/// `Collector::emit`: flow records (sFlow: flow samples) counted.
+pub const COLLECTOR_RECORDS: Family = Family::new(
+    "xdpacct_collector_records_total",
+    "Flow records and sFlow flow samples counted, by exporter and protocol.",
+    C,
+    &["exporter", "protocol"],
+);
+/// `Collector::resolve_rate`: no rate known, `default_sampling_rate` used.
+pub const COLLECTOR_RECORDS_DEFAULT_RATE: Family = Family::new(
+    "xdpacct_collector_records_default_rate_total",
+    "Flow records that carried no sampling rate and were scaled by collector.default_sampling_rate.",
+    C,
+    &["exporter"],
+);
+/// `Collector::emit`: the rate of the exporter's last record.
+pub const COLLECTOR_SAMPLING_RATE: Family = Family::new(
+    "xdpacct_collector_sampling_rate",
+    "Sampling rate (1 in N) of the exporter's last record.",
+    G,
+    &["exporter"],
+);
+/// Sequence numbers (`collector/sequence.rs`): unit is datagrams (v9,
+/// sFlow), records (v5, IPFIX), samples or counter_samples (sFlow).
+pub const COLLECTOR_SEQUENCE_GAPS: Family = Family::new(
+    "xdpacct_collector_sequence_gaps_total",
+    "Units the exporter sent that never arrived, by sequence number.",
+    C,
+    &["exporter", "unit"],
+);
+/// `DropReason::is_malformed`.
+pub const COLLECTOR_MALFORMED: Family = Family::new(
+    "xdpacct_collector_malformed_total",
+    "Flow datagrams, sets, templates, records or samples that could not be decoded, by reason.",
+    C,
+    &["reason"],
+);
+/// The other `DropReason`s: policy, caps, timeouts.
+pub const COLLECTOR_DROPPED: Family = Family::new(
+    "xdpacct_collector_dropped_total",
+    "Flow datagrams, templates, sets or records refused by policy, a memory cap or a timeout, by reason.",
+    C,
+    &["reason"],
+);
+/// `socket::Receiver`: buffer_full (SO_RXQ_OVFL), truncated (longer than 9216 bytes).
+pub const COLLECTOR_SOCKET_DROPS: Family = Family::new(
+    "xdpacct_collector_socket_drops_total",
+    "Flow datagrams the kernel dropped on a collector socket, or truncated, by reason.",
+    C,
+    &["listen", "reason"],
+);
+/// Gauges of the collectors' state.
+pub const COLLECTOR_TEMPLATES: Family = Family::new(
+    "xdpacct_collector_templates",
+    "NetFlow v9 and IPFIX templates known now.",
+    G,
+    &[],
+);
+pub const COLLECTOR_EXPORTERS: Family = Family::new(
+    "xdpacct_collector_exporters",
+    "Exporters known now.",
+    G,
+    &[],
+);
+/// sFlow counter samples (generic interface counters, the latest value).
+pub const COLLECTOR_SFLOW_IF_BYTES: Family = Family::new(
+    "xdpacct_collector_sflow_interface_bytes_total",
+    "Octets of a router interface, from its sFlow counter samples.",
+    C,
+    &["interface", "direction"],
+);
+pub const COLLECTOR_SFLOW_IF_PACKETS: Family = Family::new(
+    "xdpacct_collector_sflow_interface_packets_total",
+    "Unicast, multicast and broadcast packets of a router interface, from its sFlow counter samples.",
+    C,
+    &["interface", "direction"],
+);
+pub const COLLECTOR_SFLOW_IF_ERRORS: Family = Family::new(
+    "xdpacct_collector_sflow_interface_errors_total",
+    "Errors of a router interface, from its sFlow counter samples.",
+    C,
+    &["interface", "direction"],
+);
+pub const COLLECTOR_SFLOW_IF_DISCARDS: Family = Family::new(
+    "xdpacct_collector_sflow_interface_discards_total",
+    "Discards of a router interface, from its sFlow counter samples.",
+    C,
+    &["interface", "direction"],
+);
+pub const COLLECTOR_SFLOW_IF_UP: Family = Family::new(
+    "xdpacct_collector_sflow_interface_up",
+    "1 while a router interface is operationally up, from its sFlow counter samples.",
+    G,
+    &["interface"],
+);
+
 /// Every family, in page order: sorted by name, then the families written
 /// as text after the others (customers, then hosts).
-pub const ALL: [&Family; 38] = [
+pub const ALL: [&Family; 53] = [
     &AS_BYTES,
     &AS_PACKETS,
     &AS_SERIES_FOLDED,
     &AS_TCP_RTT,
     &BUILD_INFO,
     &CAPTURE_RESTARTS,
+    &COLLECTOR_DATAGRAMS,
+    &COLLECTOR_DROPPED,
+    &COLLECTOR_EXPORTERS,
+    &COLLECTOR_MALFORMED,
+    &COLLECTOR_RECORDS_DEFAULT_RATE,
+    &COLLECTOR_RECORDS,
+    &COLLECTOR_SAMPLING_RATE,
+    &COLLECTOR_SEQUENCE_GAPS,
+    &COLLECTOR_SFLOW_IF_BYTES,
+    &COLLECTOR_SFLOW_IF_DISCARDS,
+    &COLLECTOR_SFLOW_IF_ERRORS,
+    &COLLECTOR_SFLOW_IF_PACKETS,
+    &COLLECTOR_SFLOW_IF_UP,
+    &COLLECTOR_SOCKET_DROPS,
+    &COLLECTOR_TEMPLATES,
     &FLOW_CACHE_FLOWS,
     &FLOW_PACKETS_SENT,
     &FLOW_RECORDS_DROPPED,

@@ -17,7 +17,7 @@ use crate::memory::{self, OutOfMemory};
 use crate::settings::HostSeries;
 use crate::shard::{
     protocol_name, ByDirection, Count, Direction, HostSlots, InOut, Shard, ShardSnapshot, Tables,
-    SIZE_BUCKETS,
+    PROTO_SLOTS, SIZE_BUCKETS,
 };
 use crate::wire::WireError;
 
@@ -522,7 +522,12 @@ fn escape_label(v: &str) -> std::borrow::Cow<'_, str> {
 /// Indexes of the shards of each interface, in first-seen order.
 fn by_interface(shards: &[Arc<Shard>]) -> Vec<(Arc<str>, Vec<usize>)> {
     let mut out: Vec<(Arc<str>, Vec<usize>)> = Vec::new();
-    for (i, s) in shards.iter().enumerate() {
+    // A flow-fed shard's interfaces are its flow table's entries.
+    for (i, s) in shards
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.flow_interfaces().is_none())
+    {
         let iface = &s.origin().interface;
         match out.iter_mut().find(|(n, _)| n == iface) {
             Some((_, v)) => v.push(i),
@@ -573,6 +578,50 @@ impl Collector for EngineCollector {
                 sum.size_sum,
             ));
         }
+        // Flow-fed shards: one interface per (exporter, ifIndex) label,
+        // summed over the receiver threads; no size histogram (a flow
+        // record gives no frame sizes).
+        let mut flow: Vec<(String, ByDirection<[Count; PROTO_SLOTS]>)> = Vec::new();
+        let mut at: HashMap<String, usize> = HashMap::new();
+        for s in &shards {
+            if let Some(f) = s.flow_interfaces() {
+                f.for_each(|l, c| {
+                    let i = *at.entry(l.to_string()).or_insert_with(|| {
+                        flow.push((l.to_string(), Default::default()));
+                        flow.len() - 1
+                    });
+                    for (d, p) in c.iter() {
+                        for (a, b) in flow[i].1[d].iter_mut().zip(p) {
+                            *a += *b;
+                        }
+                    }
+                });
+            }
+        }
+        for (iface, c) in &flow {
+            for (d, p) in c.iter() {
+                let mut t = Count::default();
+                for (slot, v) in p.iter().enumerate() {
+                    t += *v;
+                    if v.packets == 0 {
+                        continue;
+                    }
+                    let labels = vec![
+                        label("interface", iface.as_str()),
+                        label("direction", d.as_str()),
+                        label("protocol", protocol_name(slot)),
+                    ];
+                    ppk.push(counter(labels.clone(), v.packets));
+                    pby.push(counter(labels, v.bytes));
+                }
+                let labels = vec![
+                    label("interface", iface.as_str()),
+                    label("direction", d.as_str()),
+                ];
+                pk.push(counter(labels.clone(), t.packets));
+                by.push(counter(labels, t.bytes));
+            }
+        }
         out.push(cat::INTERFACE_PACKETS.family(pk));
         out.push(cat::INTERFACE_BYTES.family(by));
         out.push(cat::PACKET_SIZE.family(hist));
@@ -595,6 +644,7 @@ impl Collector for EngineCollector {
         let accounted = shards
             .iter()
             .zip(&snaps)
+            .filter(|(s, _)| s.flow_interfaces().is_none())
             .map(|(s, snap)| {
                 let labels = vec![
                     label("interface", &*s.origin().interface),

@@ -8,6 +8,7 @@
 //! the accounting, capture and export code depend on the settings, never
 //! the reverse. Not on the hot path; allocates freely.
 
+pub mod collector;
 mod net;
 pub mod raw;
 pub mod tcp_rtt;
@@ -92,6 +93,8 @@ pub struct Settings {
     pub netflow: Option<Netflow>,
     /// `[tcp_rtt]`: handshake round-trip times.
     pub tcp_rtt: tcp_rtt::TcpRtt,
+    /// `[collector]` (flow input); `None` when the section is absent.
+    pub collector: Option<collector::Collector>,
 }
 
 /// `[capture]`.
@@ -302,7 +305,7 @@ impl Settings {
         // Only the config sections: other XDPACCT_* variables (XDPACCT_CONFIG,
         // a test switch, a wrapper's setting) are not config keys.
         fig = fig.merge(Env::prefixed("XDPACCT_").split("__").filter(|k| {
-            ["capture", "accounting", "metrics", "netflow"]
+            ["capture", "accounting", "metrics", "netflow", "collector"]
                 .iter()
                 .any(|s| k.as_str().to_ascii_lowercase().starts_with(s))
         }));
@@ -357,6 +360,7 @@ impl Settings {
             metrics: v.metrics(&raw.metrics)?,
             netflow: v.netflow(&raw.netflow)?,
             tcp_rtt: tcp_rtt::TcpRtt::from_raw(&raw.tcp_rtt, origin)?,
+            collector: collector::Collector::from_raw(raw.collector.as_ref(), origin)?,
         })
     }
 }

@@ -17,6 +17,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub netflow: NetflowConfig,
     pub tcp_rtt: super::tcp_rtt::TcpRttConfig,
+    pub collector: Option<super::collector::CollectorConfig>,
 }
 
 /// `[capture]`. The backend's own keys (`xdp_mode` … `fill_ring` for

@@ -56,6 +56,13 @@ impl PacketsBytes {
         self.bytes.add(bytes);
     }
 
+    /// Counts `packets` packets of `bytes` bytes in all (a flow record).
+    #[inline(always)]
+    pub fn add_n(&self, packets: u64, bytes: u64) {
+        self.packets.add(packets);
+        self.bytes.add(bytes);
+    }
+
     /// The current values.
     #[inline]
     pub fn get(&self) -> Count {
@@ -160,6 +167,12 @@ impl<const N: usize> ByDirection<PacketsBytes, N> {
     #[inline(always)]
     pub fn add(&self, d: Direction, bytes: u64) {
         self[d].add(bytes);
+    }
+
+    /// Counts `packets` packets of `bytes` bytes in all in direction `d`.
+    #[inline(always)]
+    pub fn add_n(&self, d: Direction, packets: u64, bytes: u64) {
+        self[d].add_n(packets, bytes);
     }
 
     /// The current values.

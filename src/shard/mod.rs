@@ -7,6 +7,7 @@
 //! accounting a frame never allocates. No unsafe.
 
 pub mod counter;
+pub mod flow;
 pub mod hosts;
 pub mod peers;
 pub mod worker;
@@ -130,6 +131,9 @@ pub struct Shard {
     as_unattributed: ByDirection<PacketsBytes>,
     /// By stable network id.
     networks: Box<[InOut<PacketsBytes>]>,
+    /// A flow-fed shard's interface counters (per exporter and ifIndex);
+    /// `None` for a capture shard, whose interface is its origin's.
+    flow: Option<flow::FlowInterfaces>,
 }
 
 /// The counters of a shard that every scrape shows, as plain values.
@@ -195,7 +199,22 @@ impl Shard {
             networks: (0..peers::MAX_NETWORKS)
                 .map(|_| Default::default())
                 .collect(),
+            flow: None,
         }
+    }
+
+    /// A shard fed by flow records (the collector): its interface counters
+    /// are per (exporter, ifIndex), up to `max_interfaces` of them.
+    pub fn new_flow(origin: ShardOrigin, tables: Arc<Tables>, max_interfaces: usize) -> Self {
+        Shard {
+            flow: Some(flow::FlowInterfaces::new(max_interfaces)),
+            ..Shard::new(origin, tables)
+        }
+    }
+
+    /// The interface counters of a flow-fed shard.
+    pub fn flow_interfaces(&self) -> Option<&flow::FlowInterfaces> {
+        self.flow.as_ref()
     }
 
     /// Where this shard's frames come from.

@@ -233,24 +233,30 @@ impl AsCounters {
     /// Counts a frame for `asn` in direction `dir` (in or out).
     #[inline]
     pub fn add(&self, asn: u32, dir: Direction, bytes: u64) {
+        self.add_n(asn, dir, 1, bytes)
+    }
+
+    /// Counts `packets` packets of `bytes` bytes in all (a flow record).
+    #[inline(always)]
+    pub fn add_n(&self, asn: u32, dir: Direction, packets: u64, bytes: u64) {
         let key = asn.wrapping_add(1);
         let mask = AS_SLOTS - 1;
         let mut i = Self::home(asn);
         loop {
             let k = self.keys[i].load(Relaxed);
             if k == key {
-                self.counts[i].add(dir, bytes);
+                self.counts[i].add_n(dir, packets, bytes);
                 return;
             }
             if k == 0 {
                 let used = self.used.load(Relaxed);
                 if used as usize >= AS_SLOTS / 4 * 3 || key == 0 {
-                    self.overflow.add(dir, bytes);
+                    self.overflow.add_n(dir, packets, bytes);
                     return;
                 }
                 // Counters first, then the key (Release): a scraper that
                 // sees the key (Acquire) sees zeroed-or-newer counters.
-                self.counts[i].add(dir, bytes);
+                self.counts[i].add_n(dir, packets, bytes);
                 self.used.store(used + 1, Relaxed);
                 self.keys[i].store(key, std::sync::atomic::Ordering::Release);
                 return;

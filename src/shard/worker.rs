@@ -343,17 +343,14 @@ fn count(
         BytesMode::L3 => facts.ip_len as u64,
     };
     let direction = r.direction;
-    if let Some((asn, net)) = r.peer {
-        account_peer(shard, direction, bytes, asn, net);
-    }
-
-    shard.traffic.add(direction, bytes);
-    let proto = if matches!(facts.addrs, L3Addrs::None) {
-        PROTO_NON_IP
-    } else {
-        PROTO_SLOT[facts.protocol as usize] as usize
-    };
-    shard.protocols[direction][proto].add(bytes);
+    count_traffic(
+        shard,
+        hosts,
+        r,
+        proto_slot(&facts.addrs, facts.protocol),
+        1,
+        bytes,
+    );
 
     let bucket = SIZE_BUCKETS
         .iter()
@@ -361,15 +358,88 @@ fn count(
         .unwrap_or(SIZE_BUCKETS.len());
     shard.sizes[bucket].add(1);
     shard.size_sum.add(wire_len as u64);
+    (bytes, direction)
+}
 
+/// The protocol slot of a frame or record.
+#[inline(always)]
+fn proto_slot(addrs: &L3Addrs, protocol: u8) -> usize {
+    if matches!(addrs, L3Addrs::None) {
+        PROTO_NON_IP
+    } else {
+        PROTO_SLOT[protocol as usize] as usize
+    }
+}
+
+/// What a frame and a flow record both count: AS and network of the
+/// remote side, direction, protocol, and the hosts of both ends.
+#[inline(always)]
+fn count_traffic(
+    shard: &Shard,
+    hosts: &HostSlots,
+    r: &Resolved,
+    proto: usize,
+    packets: u64,
+    bytes: u64,
+) {
+    let direction = r.direction;
+    if let Some((asn, net)) = r.peer {
+        account_peer(shard, direction, packets, bytes, asn, net);
+    }
+    shard.traffic.add_n(direction, packets, bytes);
+    shard.protocols[direction][proto].add_n(packets, bytes);
     // Per host, from the host's own point of view.
     if let Some(c) = r.dst_slot.and_then(|slot| hosts.slots.get(slot)) {
-        c.add(Direction::In, bytes);
+        c.add_n(Direction::In, packets, bytes);
     }
     if let Some(c) = r.src_slot.and_then(|slot| hosts.slots.get(slot)) {
-        c.add(Direction::Out, bytes);
+        c.add_n(Direction::Out, packets, bytes);
     }
-    (bytes, direction)
+}
+
+/// A flow record as the shard counts it: what `crate::collector` decoded,
+/// already scaled by its sampling rate, with the bytes at
+/// `accounting.bytes` (see the table in `crate::collector`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RecordCounts {
+    pub addrs: L3Addrs,
+    /// IP protocol number.
+    pub protocol: u8,
+    pub packets: u64,
+    pub bytes: u64,
+    /// Input and output ifIndex (0 when not given).
+    pub input_if: u32,
+    pub output_if: u32,
+}
+
+/// Accounts one flow record into a flow-fed shard ([`Shard::new_flow`])
+/// through the same resolve and count as a captured frame: hosts,
+/// customers, AS, networks, direction, protocol. The interface is the
+/// record's input interface for `in` (and internal and external) traffic,
+/// its output interface for `out`, under the `exporter` address; `label`
+/// names an interface seen for the first time. Returns the direction. No
+/// allocation but a new interface's label.
+#[inline]
+pub fn account_record(
+    shard: &Shard,
+    hosts: &HostSlots,
+    rec: &RecordCounts,
+    exporter: u128,
+    label: impl FnOnce(u32) -> String,
+) -> Direction {
+    let r = resolve(&hosts.tables, &rec.addrs);
+    let proto = proto_slot(&rec.addrs, rec.protocol);
+    count_traffic(shard, hosts, &r, proto, rec.packets, rec.bytes);
+    if let Some(flow) = shard.flow_interfaces() {
+        let ifindex = if r.direction == Direction::Out {
+            rec.output_if
+        } else {
+            rec.input_if
+        };
+        flow.entry(exporter, ifindex, || label(ifindex))[r.direction][proto]
+            .add_n(rec.packets, rec.bytes);
+    }
+    r.direction
 }
 
 /// AS and network counters for the remote side of a frame.
@@ -377,16 +447,17 @@ fn count(
 fn account_peer(
     shard: &Shard,
     dir: Direction,
+    packets: u64,
     bytes: u64,
     asn: Option<u32>,
     network: Option<usize>,
 ) {
     match asn {
-        Some(asn) => shard.peer_as.add(asn, dir, bytes),
-        None => shard.as_unattributed.add(dir, bytes),
+        Some(asn) => shard.peer_as.add_n(asn, dir, packets, bytes),
+        None => shard.as_unattributed.add_n(dir, packets, bytes),
     }
     if let Some(id) = network {
-        shard.networks[id].add(dir, bytes);
+        shard.networks[id].add_n(dir, packets, bytes);
     }
 }
 
