@@ -110,18 +110,23 @@ impl Engine {
     /// counters. Call after the last `add_queue`; the caller registers what
     /// else it has (capture and supervision counters).
     pub fn exposition(&mut self) -> Exposition {
-        let collector = self
-            .collector
-            .get_or_insert_with(|| {
-                Arc::new(EngineCollector::with_view(self.shards.clone(), self.view))
-            })
-            .clone();
+        let collector = self.collector();
         let exposition = Exposition::new();
         exposition.register_engine(collector);
         if let Some(x) = &self.export {
             exposition.register(Box::new(x.metrics()));
         }
         exposition
+    }
+
+    /// The scrape-time sum of the shards (also what the billing ledger
+    /// reads). Call after the last `add_queue`.
+    pub fn collector(&mut self) -> Arc<EngineCollector> {
+        self.collector
+            .get_or_insert_with(|| {
+                Arc::new(EngineCollector::with_view(self.shards.clone(), self.view))
+            })
+            .clone()
     }
 
     /// Builds the tables of new `[accounting]` settings and swaps them in

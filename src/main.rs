@@ -63,7 +63,14 @@ enum Command {
         /// Value of the `interface` label.
         #[arg(long, default_value = "replay", value_name = "NAME")]
         interface_name: String,
+        /// Write billing samples at the capture's own timestamps to this
+        /// ledger (the [billing] settings, or their defaults).
+        #[arg(long, value_name = "FILE")]
+        billing_db: Option<PathBuf>,
     },
+    /// The billing ledger: 95th-percentile reports.
+    #[command(subcommand)]
+    Billing(xdpacct::billing::cli::BillingCommand),
     /// Validate the configuration and exit (status 2 when it is wrong).
     CheckConfig,
 }
@@ -100,7 +107,9 @@ fn main() -> ExitCode {
             files,
             workers,
             interface_name,
-        } => cmd_replay(&settings, files, workers, &interface_name),
+            billing_db,
+        } => cmd_replay(&settings, files, workers, &interface_name, billing_db),
+        Command::Billing(cmd) => xdpacct::billing::cli::run(&settings, cmd),
         Command::Run => xdpacct::daemon::run(settings, overrides),
     };
     match result {
@@ -132,6 +141,7 @@ fn cmd_replay(
     files: Vec<PathBuf>,
     workers: usize,
     iface: &str,
+    billing_db: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     if workers == 0 || workers > 256 {
         return Err(xdpacct::StartupError("--workers must be between 1 and 256".into()).into());
@@ -163,12 +173,23 @@ fn cmd_replay(
                 .expect("spawning a worker thread")
         })
         .collect();
+    let (reader, ledger) = match billing_db {
+        Some(db) => {
+            let (reader, ledger) = xdpacct::billing::replay_ledger(&mut engine, settings, db, reader)
+                .map_err(|e| xdpacct::StartupError(e.to_string()))?;
+            (reader, Some(ledger))
+        }
+        None => (reader, None),
+    };
     let read = reader.run(&stop);
     for h in handles {
         h.join()
             .map_err(|_| anyhow::anyhow!("a worker panicked"))??;
     }
     let stats = read.map_err(|e| xdpacct::StartupError(e.to_string()))?;
+    if let Some(ledger) = ledger {
+        xdpacct::billing::finish_replay(&ledger)?;
+    }
     let secs = started.elapsed().as_secs_f64();
 
     // Workers flushed their flow caches at end of input; send what is queued.

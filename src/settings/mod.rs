@@ -8,6 +8,7 @@
 //! the accounting, capture and export code depend on the settings, never
 //! the reverse. Not on the hot path; allocates freely.
 
+pub mod billing;
 mod net;
 pub mod raw;
 
@@ -77,6 +78,8 @@ pub struct Settings {
     pub metrics: Metrics,
     /// `None` when no collector is configured (export off).
     pub netflow: Option<Netflow>,
+    /// `None` without a `[billing]` section (no ledger).
+    pub billing: Option<billing::Billing>,
 }
 
 /// `[capture]`.
@@ -341,6 +344,7 @@ impl Settings {
             accounting: Accounting::from_raw(&raw.accounting, origin)?,
             metrics: v.metrics(&raw.metrics)?,
             netflow: v.netflow(&raw.netflow)?,
+            billing: billing::Billing::from_raw(raw.billing.as_ref(), origin)?,
         })
     }
 }

@@ -16,6 +16,7 @@ pub struct Config {
     pub accounting: AccountingConfig,
     pub metrics: MetricsConfig,
     pub netflow: NetflowConfig,
+    pub billing: Option<super::billing::BillingConfig>,
 }
 
 /// `[capture]`. The backend's own keys (`xdp_mode` … `fill_ring` for
