@@ -175,8 +175,9 @@ fn cmd_replay(
         .collect();
     let (reader, ledger) = match billing_db {
         Some(db) => {
-            let (reader, ledger) = xdpacct::billing::replay_ledger(&mut engine, settings, db, reader)
-                .map_err(|e| xdpacct::StartupError(e.to_string()))?;
+            let (reader, ledger) =
+                xdpacct::billing::replay_ledger(&mut engine, settings, db, reader)
+                    .map_err(|e| xdpacct::StartupError(e.to_string()))?;
             (reader, Some(ledger))
         }
         None => (reader, None),

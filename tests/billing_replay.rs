@@ -57,7 +57,11 @@ fn fixture() -> Fixture {
         .arg(&t)
         .output()
         .expect("python3 runs gen_billing.py");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let config = dir.path().join("billing.toml");
     std::fs::write(&config, CONFIG).unwrap();
     let truth = serde_json::from_str(&std::fs::read_to_string(&t).unwrap()).unwrap();
@@ -100,8 +104,18 @@ fn report(f: &Fixture, dbs: &[&Path], method: &str, missing: &str) -> Value {
     let from = f.truth["from"].as_i64().unwrap().to_string();
     let to = f.truth["to"].as_i64().unwrap().to_string();
     let mut args = vec![
-        "billing", "report", "--from", &from, "--to", &to, "--format", "json", "--method",
-        method, "--missing", missing,
+        "billing",
+        "report",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--format",
+        "json",
+        "--method",
+        method,
+        "--missing",
+        missing,
     ];
     let dbs: Vec<String> = dbs.iter().map(|d| d.display().to_string()).collect();
     for d in &dbs {
@@ -238,7 +252,11 @@ fn check(truth: &Value, apps: &[&str], got: &Value, method: &str, missing: &str)
         assert!(close(f(&sub["in"]["max_bps"]), max(&ins)), "{key}");
         assert!(close(f(&sub["out"]["max_bps"]), max(&outs)), "{key}");
         let (pin, pout) = (p95(ins), p95(outs));
-        assert!(close(f(&sub["in"]["p95_bps"]), pin), "{key}: {} vs {pin}", sub["in"]["p95_bps"]);
+        assert!(
+            close(f(&sub["in"]["p95_bps"]), pin),
+            "{key}: {} vs {pin}",
+            sub["in"]["p95_bps"]
+        );
         assert!(close(f(&sub["out"]["p95_bps"]), pout), "{key}");
         let billable = match method {
             "max_of_p95" => pin.max(pout),
@@ -272,10 +290,21 @@ fn report_matches_the_truth_ranked_independently_on_1_and_4_workers() {
         let got = report(&f, &[&db], "max_of_p95", "zero");
         assert_eq!(got["period"]["start"], "2025-11-01T00:00:00Z");
         assert_eq!(got["period"]["end"], "2025-11-04T00:00:00Z");
-        let keys: BTreeSet<&str> = got.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        let keys: BTreeSet<&str> = got
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
         assert_eq!(
             keys,
-            BTreeSet::from(["period", "interval_seconds", "method", "missing", "subjects"])
+            BTreeSet::from([
+                "period",
+                "interval_seconds",
+                "method",
+                "missing",
+                "subjects"
+            ])
         );
         let s = &got["subjects"][0];
         let keys: BTreeSet<&str> = s.as_object().unwrap().keys().map(|k| k.as_str()).collect();
@@ -288,7 +317,16 @@ fn report_matches_the_truth_ranked_independently_on_1_and_4_workers() {
     let db = f.dir.path().join("a-1.db");
     let out = run(
         &f,
-        &["billing", "report", "--period", "2025-11", "--format", "json", "--db", db.to_str().unwrap()],
+        &[
+            "billing",
+            "report",
+            "--period",
+            "2025-11",
+            "--format",
+            "json",
+            "--db",
+            db.to_str().unwrap(),
+        ],
     );
     assert!(out.status.success());
     let got: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -303,7 +341,16 @@ fn report_matches_the_truth_ranked_independently_on_1_and_4_workers() {
     for format in ["csv", "table"] {
         let out = run(
             &f,
-            &["billing", "report", "--period", "2025-11", "--format", format, "--db", db.to_str().unwrap()],
+            &[
+                "billing",
+                "report",
+                "--period",
+                "2025-11",
+                "--format",
+                format,
+                "--db",
+                db.to_str().unwrap(),
+            ],
         );
         let text = String::from_utf8(out.stdout).unwrap();
         for c in ["acme", "beta", "gamma"] {
@@ -313,7 +360,18 @@ fn report_matches_the_truth_ranked_independently_on_1_and_4_workers() {
     // --subject filters.
     let out = run(
         &f,
-        &["billing", "report", "--period", "2025-11", "--format", "json", "--subject", "customer=beta", "--db", db.to_str().unwrap()],
+        &[
+            "billing",
+            "report",
+            "--period",
+            "2025-11",
+            "--format",
+            "json",
+            "--subject",
+            "customer=beta",
+            "--db",
+            db.to_str().unwrap(),
+        ],
     );
     let got: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(got["subjects"].as_array().unwrap().len(), 1);
@@ -341,7 +399,11 @@ fn two_ledgers_are_summed_per_interval_before_ranking() {
             .map(|s| volume(&f.truth, apps, "gamma", *s)[1] as f64 * 8.0 / e.iv as f64)
             .collect()
     };
-    let (pa, pb, psum) = (p95(rates(&["a"])), p95(rates(&["b"])), p95(rates(&["a", "b"])));
+    let (pa, pb, psum) = (
+        p95(rates(&["a"])),
+        p95(rates(&["b"])),
+        p95(rates(&["a", "b"])),
+    );
     assert!(
         (psum - (pa + pb)).abs() > 0.01 * psum,
         "the data should tell the two apart: {psum} vs {pa} + {pb}"
@@ -400,12 +462,23 @@ fn hostile_ledger_files_are_refused_and_left_alone() {
     for (path, why) in &cases {
         let before = std::fs::read(path).ok();
         let out = replay_status(&f, path);
-        assert_eq!(out.status.code(), Some(2), "{}: {}", path.display(), stderr(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{}: {}",
+            path.display(),
+            stderr(&out)
+        );
         let err = stderr(&out);
         assert!(err.contains(&path.display().to_string()), "{err}");
         assert!(err.contains(why), "{}: {err}", path.display());
         assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
-        assert_eq!(std::fs::read(path).ok(), before, "{} changed", path.display());
+        assert_eq!(
+            std::fs::read(path).ok(),
+            before,
+            "{} changed",
+            path.display()
+        );
     }
     // A ledger of another interval; a ledger another process writes.
     let good = d.join("good.db");
@@ -425,7 +498,7 @@ fn hostile_ledger_files_are_refused_and_left_alone() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("interval"), "{}", stderr(&out));
     let lock = std::fs::File::open(&good).unwrap();
-    lock.lock().unwrap();
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
     let out = replay_status(&f, &good);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("locked"), "{}", stderr(&out));

@@ -116,14 +116,7 @@ pub fn report_from_args(billing: &Billing, a: &ReportArgs) -> Result<Report, Str
     } else {
         a.dbs.clone()
     };
-    report_from_dbs(
-        &dbs,
-        period,
-        method,
-        missing,
-        now.as_second(),
-        subject,
-    )
+    report_from_dbs(&dbs, period, method, missing, now.as_second(), subject)
 }
 
 /// Reads the ledgers over `period` and builds the report.
@@ -150,7 +143,10 @@ pub fn report_from_dbs(
             }
             _ => {}
         }
-        extracts.push(r.extract(period.start, period.end).map_err(|e| e.to_string())?);
+        extracts.push(
+            r.extract(period.start, period.end)
+                .map_err(|e| e.to_string())?,
+        );
     }
     let q = Query {
         period,

@@ -20,6 +20,7 @@
 //! time or to the one ending now. Not on the hot path; allocates freely.
 
 pub mod cli;
+pub mod live;
 pub mod report;
 pub mod store;
 
@@ -119,7 +120,12 @@ impl Ledger {
     /// Opens the ledger file (`cfg.db`) for the shards behind `source`.
     pub fn open(cfg: &Billing, source: Arc<EngineCollector>) -> Result<Ledger, StoreError> {
         let store = Store::open(&cfg.db, cfg.interval_secs(), &cfg.appliance)?;
-        Ok(Ledger {
+        Ok(Ledger::with_store(cfg, store, source))
+    }
+
+    /// A ledger on a store opened already (at start-up, before any thread).
+    pub fn with_store(cfg: &Billing, store: Store, source: Arc<EngineCollector>) -> Ledger {
+        Ledger {
             cfg: cfg.clone(),
             interval_ms: cfg.interval_secs() * 1000,
             store,
@@ -135,7 +141,7 @@ impl Ledger {
             pending: Vec::new(),
             stats: Arc::default(),
             retention_at: i64::MIN,
-        })
+        }
     }
 
     /// Reads drops and down time from `health` from now on.
@@ -163,12 +169,21 @@ impl Ledger {
     }
 
     /// The subject labels of a range as a JSON object (configured order).
-    fn range_labels(&self, tables: &Tables, range: &crate::shard::hosts::HostRange) -> Vec<(String, String)> {
+    fn range_labels(
+        &self,
+        tables: &Tables,
+        range: &crate::shard::hosts::HostRange,
+    ) -> Vec<(String, String)> {
         let all: HashMap<&str, &str> = tables.range_labels(range).collect();
         self.cfg
             .subject_labels
             .iter()
-            .map(|k| (k.clone(), all.get(k.as_str()).copied().unwrap_or("").to_string()))
+            .map(|k| {
+                (
+                    k.clone(),
+                    all.get(k.as_str()).copied().unwrap_or("").to_string(),
+                )
+            })
             .collect()
     }
 
@@ -239,8 +254,8 @@ impl Ledger {
         for (r, range) in tables.ranges.iter().enumerate() {
             let subject = map.range_subject[r];
             let first = range.base as usize;
-            for slot in first..first + range.count as usize {
-                let now = totals[slot];
+            let last = first + range.count as usize;
+            for (slot, &now) in totals.iter().enumerate().take(last).skip(first) {
                 let before = self.prev[slot];
                 if now == before {
                     continue;
@@ -359,10 +374,10 @@ impl Ledger {
             let n = self.stats.intervals_lost.fetch_add(1, Relaxed);
             if n.is_power_of_two() || n == 0 {
                 tracing::error!(
-                db = %self.store.path().display(),
-                start = lost.start,
-                "billing: the ledger could not be written for {MAX_PENDING_INTERVALS} intervals; the oldest is given up ({} so far)", n + 1
-            );
+                    db = %self.store.path().display(),
+                    start = lost.start,
+                    "billing: the ledger could not be written for {MAX_PENDING_INTERVALS} intervals; the oldest is given up ({} so far)", n + 1
+                );
             }
         }
     }
@@ -399,7 +414,9 @@ impl Ledger {
             Err(e) => {
                 let n = self.stats.write_failures.fetch_add(1, Relaxed);
                 if n == 0 || n.is_power_of_two() {
-                    tracing::error!("billing: cannot write the ledger, keeping samples in memory: {e}");
+                    tracing::error!(
+                        "billing: cannot write the ledger, keeping samples in memory: {e}"
+                    );
                 }
                 Err(e)
             }

@@ -10,13 +10,13 @@
 //! subject and interval are summed before ranking; an interval is present
 //! when any ledger has it and complete when every ledger has it complete.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::store::{Extract, IntervalState, Volume};
+use super::store::{Extract, Volume};
 use crate::settings::billing::{Method, Missing};
 
 /// `[start, end)` in Unix seconds.
@@ -148,10 +148,10 @@ pub fn p95_nearest_rank<T: Ord + Copy + Default>(v: &mut [T]) -> T {
     if v.is_empty() {
         return T::default();
     }
-    v.sort_unstable();
     let n = v.len();
     let rank = (95 * n).div_ceil(100);
-    v[rank.max(1) - 1]
+    // The element that sorting would put there (linear time).
+    *v.select_nth_unstable(rank.max(1) - 1).1
 }
 
 /// Seconds to RFC 3339 UTC.
@@ -163,51 +163,63 @@ pub fn rfc3339(secs: i64) -> String {
 pub fn build(q: &Query, ledgers: &[Extract]) -> Report {
     let i = q.interval_secs;
     let first = q.period.start.div_euclid(i) * i
-        + if q.period.start.rem_euclid(i) == 0 { 0 } else { i };
+        + if q.period.start.rem_euclid(i) == 0 {
+            0
+        } else {
+            i
+        };
     let expected: Vec<i64> = (0..)
         .map(|k| first + k * i)
         .take_while(|s| *s < q.period.end && s + i <= q.now)
         .collect();
-    // Interval state across ledgers: (present in any, complete in all).
-    let state: HashMap<i64, (bool, bool)> = expected
+    // Interval state across ledgers, by index: (present in any, complete in all).
+    let state: Vec<(bool, bool)> = expected
         .iter()
         .map(|s| {
-            let states: Vec<Option<&IntervalState>> =
-                ledgers.iter().map(|l| l.intervals.get(s)).collect();
-            let present = states.iter().any(Option::is_some);
-            let complete = states.iter().all(|st| st.is_some_and(|st| st.complete));
-            (*s, (present, complete))
+            let present = ledgers.iter().any(|l| l.intervals.contains_key(s));
+            let complete = ledgers
+                .iter()
+                .all(|l| l.intervals.get(s).is_some_and(|st| st.complete));
+            (present, complete)
         })
         .collect();
     let mut counts = Counts {
         expected: expected.len() as u64,
         ..Default::default()
     };
-    for (present, complete) in state.values() {
+    for (present, complete) in &state {
         counts.present += *present as u64;
         counts.complete += *complete as u64;
     }
     counts.missing = counts.expected - counts.present;
+    let index = |s: i64| -> Option<usize> {
+        let k = (s - first).checked_div(i)?;
+        (s >= first && (s - first) % i == 0 && (k as usize) < expected.len()).then_some(k as usize)
+    };
 
-    // Per subject: interval -> summed volume.
-    let mut per_subject: BTreeMap<String, HashMap<i64, Volume>> = BTreeMap::new();
-    for l in ledgers {
-        for (labels, samples) in &l.samples {
-            let m = per_subject.entry(labels.clone()).or_default();
-            for (s, v) in samples {
-                if state.contains_key(s) {
-                    *m.entry(*s).or_default() += *v;
+    // Subjects of every ledger, in label order; each ranked on its own.
+    let mut names: Vec<&String> = ledgers.iter().flat_map(|l| l.samples.keys()).collect();
+    names.sort();
+    names.dedup();
+    let mut subjects = Vec::new();
+    let mut volumes = vec![Volume::default(); expected.len()];
+    let (mut ins, mut outs, mut maxes, mut sums) = (vec![], vec![], vec![], vec![]);
+    for labels_text in names {
+        volumes.iter_mut().for_each(|v| *v = Volume::default());
+        let mut any = false;
+        for l in ledgers {
+            for (s, v) in l.samples.get(labels_text).into_iter().flatten() {
+                if let Some(k) = index(*s) {
+                    volumes[k] += *v;
+                    any = true;
                 }
             }
         }
-    }
-    let mut subjects = Vec::new();
-    for (labels_text, samples) in per_subject {
-        if samples.is_empty() {
+        if !any {
             continue;
         }
         let labels: BTreeMap<String, String> =
-            serde_json::from_str(&labels_text).unwrap_or_default();
+            serde_json::from_str(labels_text).unwrap_or_default();
         if !q
             .subject
             .iter()
@@ -215,24 +227,25 @@ pub fn build(q: &Query, ledgers: &[Extract]) -> Report {
         {
             continue;
         }
-        let (mut ins, mut outs, mut maxes, mut sums) = (vec![], vec![], vec![], vec![]);
+        ins.clear();
+        outs.clear();
+        maxes.clear();
+        sums.clear();
         let (mut din, mut dout) = (DirectionReport::default(), DirectionReport::default());
-        for s in &expected {
-            let (present, _) = state[s];
+        for (v, (present, _)) in volumes.iter().zip(&state) {
             if !present && q.missing == Missing::Skip {
                 continue;
             }
-            let v = samples.get(s).copied().unwrap_or_default();
             din.bytes += v.in_bytes;
             din.packets += v.in_packets;
             dout.bytes += v.out_bytes;
             dout.packets += v.out_packets;
-            ins.push(v.in_bytes as u128);
-            outs.push(v.out_bytes as u128);
-            maxes.push((v.in_bytes.max(v.out_bytes)) as u128);
-            sums.push(v.in_bytes as u128 + v.out_bytes as u128);
+            ins.push(v.in_bytes);
+            outs.push(v.out_bytes);
+            maxes.push(v.in_bytes.max(v.out_bytes));
+            sums.push(v.in_bytes.saturating_add(v.out_bytes));
         }
-        let rate = |bytes: u128| bytes as f64 * 8.0 / i as f64;
+        let rate = |bytes: u64| bytes as f64 * 8.0 / i as f64;
         din.max_bps = rate(ins.iter().copied().max().unwrap_or(0));
         dout.max_bps = rate(outs.iter().copied().max().unwrap_or(0));
         din.p95_bps = rate(p95_nearest_rank(&mut ins));
@@ -277,9 +290,19 @@ impl Report {
         let mut header = names.clone();
         header.extend(
             [
-                "expected", "present", "complete", "missing", "in_bytes", "in_packets",
-                "in_p95_bps", "in_max_bps", "out_bytes", "out_packets", "out_p95_bps",
-                "out_max_bps", "billable_bps",
+                "expected",
+                "present",
+                "complete",
+                "missing",
+                "in_bytes",
+                "in_packets",
+                "in_p95_bps",
+                "in_max_bps",
+                "out_bytes",
+                "out_packets",
+                "out_p95_bps",
+                "out_max_bps",
+                "billable_bps",
             ]
             .map(String::from),
         );
@@ -323,8 +346,15 @@ impl Report {
         let names = self.label_names();
         let mut header = names.clone();
         header.extend(
-            ["samples", "in GB", "out GB", "in p95 Mb/s", "out p95 Mb/s", "billable Mb/s"]
-                .map(String::from),
+            [
+                "samples",
+                "in GB",
+                "out GB",
+                "in p95 Mb/s",
+                "out p95 Mb/s",
+                "billable Mb/s",
+            ]
+            .map(String::from),
         );
         let mut rows = vec![header];
         for s in &self.subjects {
@@ -414,6 +444,9 @@ mod tests {
         assert_eq!(rfc3339(p.start), "2026-10-15T00:00:00Z");
         assert!(month_period("2026-13", &utc, 1).is_err());
         assert!(month_period("nov", &utc, 1).is_err());
-        assert_eq!(parse_time("2026-11-01", &utc).unwrap(), p.start + 17 * 86400);
+        assert_eq!(
+            parse_time("2026-11-01", &utc).unwrap(),
+            p.start + 17 * 86400
+        );
     }
 }

@@ -138,7 +138,14 @@ fn check_existing(path: &Path) -> Result<bool, StoreError> {
             "not a billing ledger (not an SQLite database); refusing to touch it",
         ));
     }
-    let app = i32::from_be_bytes([head[68], head[69], head[70], head[71]]);
+    let mut app = i32::from_be_bytes([head[68], head[69], head[70], head[71]]);
+    if app != APPLICATION_ID && head[18] == 2 {
+        // WAL mode: page 1 may be newer in the WAL than in the file; ask
+        // SQLite (read-only: nothing is written to a foreign file).
+        app = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .and_then(|c| c.query_row("PRAGMA application_id", [], |r| r.get(0)))
+            .unwrap_or(app);
+    }
     if app != APPLICATION_ID {
         return Err(StoreError::open(
             path,
@@ -208,16 +215,20 @@ impl Store {
             .truncate(false)
             .open(path)
             .map_err(|e| StoreError::open(path, format!("cannot open for writing: {e}")))?;
-        match lock.try_lock() {
+        // flock, not fcntl: SQLite's own fcntl locks are not disturbed.
+        match rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
+            Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
                 return Err(StoreError::open(
                     path,
                     "locked: another xdpacct writes this ledger",
                 ))
             }
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(StoreError::open(path, format!("cannot lock: {e}")))
+            Err(e) => {
+                return Err(StoreError::open(
+                    path,
+                    format!("cannot lock: {}", std::io::Error::from(e)),
+                ))
             }
         }
         let s = sql(path);
@@ -232,7 +243,10 @@ impl Store {
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
             .map_err(|e| StoreError::open(path, format!("cannot use it: {e}")))?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::open(path, format!("journal mode {mode}, not wal")));
+            return Err(StoreError::open(
+                path,
+                format!("journal mode {mode}, not wal"),
+            ));
         }
         conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
             .map_err(&s)?;
@@ -272,7 +286,7 @@ impl Store {
                 "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?1), ('interval_seconds', ?2), ('appliance', ?3)",
                 params![SCHEMA_VERSION.to_string(), interval_secs.to_string(), appliance],
             )
-            .and_then(|_| conn.execute_batch("COMMIT"))
+            .and_then(|_| conn.execute_batch("COMMIT; PRAGMA wal_checkpoint(TRUNCATE);"))
             .map_err(|e| StoreError::open(path, format!("cannot create the ledger: {e}")))?;
         }
         Ok(Store {
@@ -458,7 +472,8 @@ impl Reader {
             let (start, state) = r.map_err(&s)?;
             out.intervals.insert(start, state);
         }
-        let mut labels: HashMap<i64, String> = HashMap::new();
+        // Subject ids are small and dense: index by id, no hashing per row.
+        let mut labels: Vec<Option<String>> = Vec::new();
         let mut st = self
             .conn
             .prepare("SELECT id, labels FROM subjects")
@@ -468,9 +483,13 @@ impl Reader {
             .map_err(&s)?
         {
             let (id, l) = r.map_err(&s)?;
-            labels.insert(id, l);
+            let id = usize::try_from(id).unwrap_or(usize::MAX).min(1 << 26);
+            if labels.len() <= id {
+                labels.resize(id + 1, None);
+            }
+            labels[id] = Some(l);
         }
-        let mut by_id: HashMap<i64, Vec<(i64, Volume)>> = HashMap::new();
+        let mut by_id: Vec<Vec<(i64, Volume)>> = vec![Vec::new(); labels.len()];
         let mut st = self
             .conn
             .prepare("SELECT start, subject, in_packets, in_bytes, out_packets, out_bytes FROM samples WHERE start >= ?1 AND start < ?2")
@@ -478,20 +497,28 @@ impl Reader {
         let mut rows = st.query([from, to]).map_err(&s)?;
         while let Some(r) = rows.next().map_err(&s)? {
             let start: i64 = r.get(0).map_err(&s)?;
-            let id: i64 = r.get(1).map_err(&s)?;
+            let id = usize::try_from(r.get::<_, i64>(1).map_err(&s)?).unwrap_or(usize::MAX);
             let v = Volume {
                 in_packets: r.get::<_, i64>(2).map_err(&s)? as u64,
                 in_bytes: r.get::<_, i64>(3).map_err(&s)? as u64,
                 out_packets: r.get::<_, i64>(4).map_err(&s)? as u64,
                 out_bytes: r.get::<_, i64>(5).map_err(&s)? as u64,
             };
-            by_id.entry(id).or_default().push((start, v));
+            match by_id.get_mut(id) {
+                Some(list) => list.push((start, v)),
+                None => {
+                    return Err(StoreError::open(
+                        &self.path,
+                        format!("a sample names subject {id}, which the subjects table lacks"),
+                    ))
+                }
+            }
         }
-        for (id, v) in by_id {
-            let l = labels
-                .get(&id)
-                .cloned()
-                .unwrap_or_else(|| format!("{{\"subject_id\":\"{id}\"}}"));
+        for (id, v) in by_id.into_iter().enumerate() {
+            if v.is_empty() {
+                continue;
+            }
+            let l = labels[id].clone().unwrap_or_default();
             out.samples.entry(l).or_default().extend(v);
         }
         Ok(out)

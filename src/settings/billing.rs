@@ -152,7 +152,10 @@ impl Billing {
                 .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !ok || l == "ip" || l.starts_with("__") {
-                return Err(err("subject_labels", format!("{l:?} is not a range label name")));
+                return Err(err(
+                    "subject_labels",
+                    format!("{l:?} is not a range label name"),
+                ));
             }
         }
         let mut sorted = subject_labels.clone();
@@ -171,8 +174,12 @@ impl Billing {
             ));
         }
         let timezone_name = b.timezone.clone().unwrap_or_else(|| "UTC".into());
-        let timezone = jiff::tz::TimeZone::get(&timezone_name)
-            .map_err(|_| err("timezone", format!("{timezone_name:?} is not an IANA time zone")))?;
+        let timezone = jiff::tz::TimeZone::get(&timezone_name).map_err(|_| {
+            err(
+                "timezone",
+                format!("{timezone_name:?} is not an IANA time zone"),
+            )
+        })?;
         let period_start_day = b.period_start_day.unwrap_or(1);
         if !(1..=28).contains(&period_start_day) {
             return Err(err("period_start_day", "must be between 1 and 28".into()));
@@ -300,6 +307,8 @@ mod tests {
         assert_eq!(b.method, Method::P95OfSum);
         assert_eq!(b.missing, Missing::Skip);
         assert_eq!(b.timezone_name, "Europe/Amsterdam");
-        assert!(parse("[billing]\ninterval = 2\nallow_short_interval = true\ncheckpoint = 1\n").is_ok());
+        assert!(
+            parse("[billing]\ninterval = 2\nallow_short_interval = true\ncheckpoint = 1\n").is_ok()
+        );
     }
 }
