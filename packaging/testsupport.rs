@@ -29,6 +29,10 @@ pub const CONTRACT: &[&str] = &[
     "xdpacct_as_bytes_total",
     "xdpacct_flow_records_exported_total",
     "xdpacct_flow_records_dropped_total",
+    // The billing ledger (README "Billing").
+    "xdpacct_billing_p95_bits",
+    "xdpacct_billing_samples",
+    "xdpacct_billing_write_failures_total",
     // Prometheus' own series for the scrape of the appliance.
     "up",
 ];

@@ -100,8 +100,8 @@ pub struct Ledger {
     /// Per-host totals of the last read, by slot of `map.tables`.
     prev: Vec<InOut<Count>>,
     /// Labels (JSON object text) by subject index, and the reverse.
-    subjects: Vec<String>,
-    index: HashMap<String, usize>,
+    subjects: Vec<Arc<str>>,
+    index: HashMap<Arc<str>, usize>,
     cur: Option<Running>,
     last_ms: i64,
     /// Written when the store accepts them; merged by interval start.
@@ -160,9 +160,10 @@ impl Ledger {
     }
 
     fn subject(&mut self, labels: String) -> usize {
-        if let Some(&i) = self.index.get(&labels) {
+        if let Some(&i) = self.index.get(labels.as_str()) {
             return i;
         }
+        let labels: Arc<str> = labels.into();
         self.subjects.push(labels.clone());
         self.index.insert(labels, self.subjects.len() - 1);
         self.subjects.len() - 1

@@ -90,7 +90,7 @@ pub struct IntervalWrite {
     /// The interval ended (no more writes expected).
     pub closed: bool,
     /// By subject labels (JSON object text).
-    pub samples: HashMap<String, Volume>,
+    pub samples: HashMap<std::sync::Arc<str>, Volume>,
 }
 
 /// State of one interval as stored.
@@ -352,13 +352,13 @@ impl Store {
                     if v.is_zero() {
                         continue;
                     }
-                    let id = match self.subject_ids.get(labels) {
+                    let id = match self.subject_ids.get(&**labels) {
                         Some(id) => *id,
                         None => {
                             let id: i64 = ins_subject
-                                .query_row(params![labels], |r| r.get(0))
+                                .query_row(params![&**labels], |r| r.get(0))
                                 .map_err(&s)?;
-                            new_ids.push((labels.clone(), id));
+                            new_ids.push((labels.to_string(), id));
                             id
                         }
                     };
@@ -519,7 +519,12 @@ impl Reader {
                 continue;
             }
             let l = labels[id].clone().unwrap_or_default();
-            out.samples.entry(l).or_default().extend(v);
+            match out.samples.entry(l) {
+                std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().extend(v),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(v);
+                }
+            }
         }
         Ok(out)
     }
