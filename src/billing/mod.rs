@@ -103,7 +103,10 @@ pub struct Ledger {
     subjects: Vec<Arc<str>>,
     index: HashMap<Arc<str>, usize>,
     cur: Option<Running>,
+    /// Coverage reached up to here (never goes back).
     last_ms: i64,
+    /// The clock at the previous `advance`, for step detection.
+    seen_ms: i64,
     /// Written when the store accepts them; merged by interval start.
     pending: Vec<IntervalWrite>,
     stats: Arc<LedgerStats>,
@@ -138,6 +141,7 @@ impl Ledger {
             index: HashMap::new(),
             cur: None,
             last_ms: 0,
+            seen_ms: 0,
             pending: Vec::new(),
             stats: Arc::default(),
             retention_at: i64::MIN,
@@ -290,6 +294,7 @@ impl Ledger {
         if self.cur.is_none() {
             self.cur = Some(Running::new(interval_start(now_ms, self.interval_ms)));
             self.last_ms = now_ms;
+            self.seen_ms = now_ms;
         }
         self.take_deltas();
         if let Some(h) = self.health.as_mut() {
@@ -299,7 +304,8 @@ impl Ledger {
             cur.down_ms += m.saturating_sub(self.last_health.1);
             self.last_health = (d, m);
         }
-        let wall = now_ms - self.last_ms;
+        let wall = now_ms - self.seen_ms;
+        self.seen_ms = now_ms;
         if (wall - elapsed_ms).abs() > 1000 {
             self.stats.clock_steps.fetch_add(1, Relaxed);
             tracing::warn!(
@@ -344,6 +350,15 @@ impl Ledger {
     }
 
     fn queue(&mut self, r: Running, closed: bool) {
+        if r.covered_ms == 0
+            && r.dropped == 0
+            && r.down_ms == 0
+            && r.volumes.iter().all(Volume::is_zero)
+        {
+            // Capture did not run in it (a clock jump went over it): not
+            // present, rather than an idle sample.
+            return;
+        }
         let mut samples = HashMap::new();
         for (i, v) in r.volumes.iter().enumerate() {
             if !v.is_zero() {
@@ -450,8 +465,8 @@ impl Ledger {
     }
 
     /// The wall (or capture) time of the last `advance`, Unix ms.
-    pub fn last_ms(&self) -> i64 {
-        self.last_ms
+    pub fn clock_ms(&self) -> i64 {
+        self.seen_ms
     }
 }
 
@@ -495,7 +510,7 @@ pub fn replay_ledger(
             ts_ns / 1_000_000
         } as i64;
         let elapsed = if ledger.running_start().is_some() {
-            now_ms - ledger.last_ms()
+            now_ms - ledger.clock_ms()
         } else {
             0
         };
@@ -518,4 +533,166 @@ pub fn finish_replay(shared: &SharedLedger) -> Result<(), StoreError> {
         ledger.write(true)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::Settings;
+    use crate::shard::{Shard, ShardOrigin};
+
+    const T0: i64 = 1_764_547_200_000; // 2025-12-01T00:00Z, on the grid
+
+    fn settings(ranges: &str, db: &std::path::Path) -> Settings {
+        Settings::from_toml_str(&format!(
+            "[accounting]\n{ranges}\n[billing]\ninterval = 60\ndb = \"{}\"\n",
+            db.display()
+        ))
+        .unwrap()
+    }
+
+    fn ranges(a: &[(&str, &str)]) -> String {
+        a.iter()
+            .map(|(p, c)| {
+                format!(
+                    "[[accounting.ranges]]\nprefix = \"{p}\"\nlabels = {{ customer = \"{c}\" }}\n"
+                )
+            })
+            .collect()
+    }
+
+    struct Rig {
+        _dir: tempfile::TempDir,
+        db: std::path::PathBuf,
+        shards: Vec<Arc<Shard>>,
+        collector: Arc<EngineCollector>,
+        ledger: Ledger,
+    }
+
+    fn rig(r: &[(&str, &str)]) -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("l.db");
+        let s = settings(&ranges(r), &db);
+        let tables = Arc::new(Tables::build(&s.accounting, "t", None).unwrap());
+        let shards: Vec<Arc<Shard>> = (0..2)
+            .map(|q| {
+                Arc::new(Shard::new(
+                    ShardOrigin {
+                        interface: "x".into(),
+                        queue: q,
+                    },
+                    tables.clone(),
+                ))
+            })
+            .collect();
+        let collector = Arc::new(EngineCollector::new(shards.clone()));
+        let ledger = Ledger::open(s.billing.as_ref().unwrap(), collector.clone()).unwrap();
+        Rig {
+            _dir: dir,
+            db,
+            shards,
+            collector,
+            ledger,
+        }
+    }
+
+    /// Counts `bytes` in to the host of `slot` on shard `q`.
+    fn count(r: &Rig, q: usize, slot: usize, bytes: u64) {
+        r.shards[q].hosts().slots[slot].add(Direction::In, bytes);
+    }
+
+    fn extract(r: &Rig) -> store::Extract {
+        store::Reader::open(&r.db)
+            .unwrap()
+            .extract(0, i64::MAX)
+            .unwrap()
+    }
+
+    fn in_bytes(x: &store::Extract, customer: &str, start_ms: i64) -> u64 {
+        x.samples
+            .get(&labels_json(&[("customer".into(), customer.into())]))
+            .into_iter()
+            .flatten()
+            .filter(|(s, _)| *s == start_ms / 1000)
+            .map(|(_, v)| v.in_bytes)
+            .sum()
+    }
+
+    #[test]
+    fn deltas_per_interval_over_all_shards() {
+        let mut r = rig(&[("10.0.0.0/31", "a"), ("10.0.1.0/32", "b")]);
+        r.ledger.advance(T0, 0);
+        count(&r, 0, 0, 100);
+        count(&r, 1, 1, 50);
+        count(&r, 1, 2, 7);
+        r.ledger.advance(T0 + 60_000, 60_000); // closes the first minute
+        count(&r, 0, 1, 1000);
+        r.ledger.advance(T0 + 90_000, 30_000);
+        r.ledger.write(true).unwrap();
+        let x = extract(&r);
+        assert_eq!(in_bytes(&x, "a", T0), 150);
+        assert_eq!(in_bytes(&x, "b", T0), 7);
+        assert_eq!(in_bytes(&x, "a", T0 + 60_000), 1000);
+        let first = x.intervals[&(T0 / 1000)];
+        assert!(first.closed && first.complete, "{first:?}");
+        assert_eq!(first.covered_ms, 60_000);
+        let running = x.intervals[&(T0 / 1000 + 60)];
+        assert!(!running.closed && !running.complete);
+        assert_eq!(running.covered_ms, 30_000);
+    }
+
+    #[test]
+    fn a_reload_neither_loses_nor_doubles_and_follows_the_new_labels() {
+        let mut r = rig(&[("10.0.0.0/30", "a")]);
+        r.ledger.advance(T0, 0);
+        count(&r, 0, 0, 100);
+        count(&r, 1, 3, 10);
+        r.ledger.advance(T0 + 10_000, 10_000);
+        // 10.0.0.0/31 moves to b; 10.0.0.2/31 stays a; 10.0.0.8/32 is new.
+        let s = settings(
+            &ranges(&[
+                ("10.0.0.0/31", "b"),
+                ("10.0.0.2/31", "a"),
+                ("10.0.0.8/32", "a"),
+            ]),
+            &r.db,
+        );
+        let old = r.shards[0].hosts().tables.clone();
+        let t2 = Arc::new(Tables::build(&s.accounting, "t", Some(&old)).unwrap());
+        r.collector.reload(t2);
+        count(&r, 0, 0, 1); // 10.0.0.0: b now
+        count(&r, 1, 3, 20); // 10.0.0.3: a
+        count(&r, 0, 4, 5); // 10.0.0.8: a
+        r.ledger.advance(T0 + 20_000, 10_000);
+        r.ledger.write(true).unwrap();
+        let x = extract(&r);
+        assert_eq!(in_bytes(&x, "a", T0), 100 + 10 + 20 + 5);
+        assert_eq!(in_bytes(&x, "b", T0), 1);
+    }
+
+    #[test]
+    fn clock_steps_are_logged_not_covered_twice_or_skipped_as_covered() {
+        let mut r = rig(&[("10.0.0.0/32", "a")]);
+        r.ledger.advance(T0, 0);
+        r.ledger.advance(T0 + 20_000, 20_000);
+        // The clock goes back 15 s while 5 s pass.
+        r.ledger.advance(T0 + 5_000 + 5_000, 5_000);
+        assert_eq!(r.ledger.stats().clock_steps.load(Relaxed), 1);
+        // It catches up: only time past T0 + 20 s is covered again.
+        r.ledger.advance(T0 + 30_000, 20_000);
+        // Then it jumps 2 minutes ahead in 1 s.
+        count(&r, 0, 0, 9);
+        r.ledger.advance(T0 + 150_000, 1_000);
+        assert_eq!(r.ledger.stats().clock_steps.load(Relaxed), 2);
+        r.ledger.write(true).unwrap();
+        let x = extract(&r);
+        let first = x.intervals[&(T0 / 1000)];
+        // 20 s + 10 s, then 1 s of the jump: never more than real time.
+        assert_eq!(first.covered_ms, 31_000);
+        assert!(first.closed && !first.complete);
+        // The counts up to the jump stay in the interval they were counted in.
+        assert_eq!(in_bytes(&x, "a", T0), 9);
+        // The minute jumped over is not in the ledger (missing, not idle).
+        assert!(!x.intervals.contains_key(&(T0 / 1000 + 60)));
+    }
 }

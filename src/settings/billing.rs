@@ -119,7 +119,8 @@ pub struct Billing {
     pub retention_months: u32,
     /// This appliance's name in a shared store. Defaults to the host name.
     pub appliance: String,
-    /// `postgres://…`: also write every sample there. Defaults to none.
+    /// `postgres://…`: reserved for a shared store; refused for now (not
+    /// implemented). Always none.
     pub postgres: Option<String>,
 }
 
@@ -203,6 +204,12 @@ impl Billing {
             if !(p.starts_with("postgres://") || p.starts_with("postgresql://")) {
                 return Err(err("postgres", "must be a postgres:// URL".into()));
             }
+            // Refused rather than ignored: a shared store that silently
+            // receives nothing would be worse than none.
+            return Err(err(
+                "postgres",
+                "writing to PostgreSQL is not implemented yet; remove the key (the SQLite ledger is complete on its own)".into(),
+            ));
         }
         let appliance = match &b.appliance {
             Some(a) if a.is_empty() => return Err(err("appliance", "must not be empty".into())),
