@@ -671,6 +671,39 @@ mod tests {
     }
 
     #[test]
+    fn capture_drops_and_down_time_mark_the_interval_incomplete() {
+        let r = rig(&[("10.0.0.0/32", "a")]);
+        let health = Arc::new(std::sync::Mutex::new((5u64, 0u64)));
+        let h = health.clone();
+        let Rig {
+            _dir,
+            db,
+            shards,
+            collector,
+            ledger,
+        } = r;
+        let mut r = Rig {
+            _dir,
+            db,
+            shards,
+            collector,
+            ledger: ledger.with_health(Box::new(move || *h.lock().unwrap())),
+        };
+        r.ledger.advance(T0, 0);
+        r.ledger.advance(T0 + 60_000, 60_000); // a clean minute
+        *health.lock().unwrap() = (8, 0); // 3 frames dropped
+        r.ledger.advance(T0 + 120_000, 60_000);
+        *health.lock().unwrap() = (8, 1_500); // 1.5 s down
+        r.ledger.advance(T0 + 180_000, 60_000);
+        r.ledger.write(false).unwrap();
+        let x = extract(&r);
+        let at = |k: i64| x.intervals[&(T0 / 1000 + 60 * k)];
+        assert!(at(0).complete && at(0).dropped == 0, "{:?}", at(0));
+        assert_eq!((at(1).dropped, at(1).complete), (3, false));
+        assert_eq!((at(2).down_ms, at(2).complete), (1_500, false));
+    }
+
+    #[test]
     fn clock_steps_are_logged_not_covered_twice_or_skipped_as_covered() {
         let mut r = rig(&[("10.0.0.0/32", "a")]);
         r.ledger.advance(T0, 0);
