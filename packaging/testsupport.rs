@@ -36,6 +36,10 @@ pub const CONTRACT: &[&str] = &[
     "xdpacct_as_tcp_rtt_seconds_sum",
     "xdpacct_as_tcp_rtt_seconds_count",
     "xdpacct_tcp_handshakes_total",
+    // The billing ledger (README "Billing").
+    "xdpacct_billing_p95_bits",
+    "xdpacct_billing_samples",
+    "xdpacct_billing_write_failures_total",
     // Prometheus' own series for the scrape of the appliance.
     "up",
 ];

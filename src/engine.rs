@@ -188,12 +188,7 @@ impl Engine {
     /// counters. Call after the last `add_queue`; the caller registers what
     /// else it has (capture and supervision counters).
     pub fn exposition(&mut self) -> Exposition {
-        let collector = self
-            .collector
-            .get_or_insert_with(|| {
-                Arc::new(EngineCollector::with_view(self.shards.clone(), self.view))
-            })
-            .clone();
+        let collector = self.collector();
         let exposition = Exposition::new();
         exposition.register_engine(collector.clone());
         if let Some(x) = &self.export {
@@ -210,6 +205,16 @@ impl Engine {
             exposition.register(Box::new(CollectorMetrics::new(self.flow_published.clone())));
         }
         exposition
+    }
+
+    /// The scrape-time sum of the shards (also what the billing ledger
+    /// reads). Call after the last `add_queue`.
+    pub fn collector(&mut self) -> Arc<EngineCollector> {
+        self.collector
+            .get_or_insert_with(|| {
+                Arc::new(EngineCollector::with_view(self.shards.clone(), self.view))
+            })
+            .clone()
     }
 
     /// Builds the tables of new `[accounting]` settings and swaps them in

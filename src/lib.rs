@@ -28,6 +28,7 @@
 #![warn(unreachable_pub)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod billing;
 pub mod capture;
 pub mod collector;
 pub mod daemon;

@@ -69,7 +69,14 @@ enum Command {
         /// workers: e.g. the two fibres of an optical tap.
         #[arg(long)]
         interface_per_file: bool,
+        /// Write billing samples at the capture's own timestamps to this
+        /// ledger (the [billing] settings, or their defaults).
+        #[arg(long, value_name = "FILE")]
+        billing_db: Option<PathBuf>,
     },
+    /// The billing ledger: 95th-percentile reports.
+    #[command(subcommand)]
+    Billing(xdpacct::billing::cli::BillingCommand),
     /// Validate the configuration and exit (status 2 when it is wrong).
     CheckConfig,
 }
@@ -107,13 +114,16 @@ fn main() -> ExitCode {
             workers,
             interface_name,
             interface_per_file,
+            billing_db,
         } => cmd_replay(
             &settings,
             files,
             workers,
             &interface_name,
             interface_per_file,
+            billing_db,
         ),
+        Command::Billing(cmd) => xdpacct::billing::cli::run(&settings, cmd),
         Command::Run => xdpacct::daemon::run(settings, overrides),
     };
     match result {
@@ -146,6 +156,7 @@ fn cmd_replay(
     workers: usize,
     iface: &str,
     interface_per_file: bool,
+    billing_db: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     if workers == 0 || workers > 256 {
         return Err(xdpacct::StartupError("--workers must be between 1 and 256".into()).into());
@@ -154,6 +165,13 @@ fn cmd_replay(
         if !f.is_file() {
             return Err(xdpacct::StartupError(format!("{}: no such file", f.display())).into());
         }
+    }
+    if billing_db.is_some() && interface_per_file && files.len() > 1 {
+        // The ledger's boundaries follow one reader's clock.
+        return Err(xdpacct::StartupError(
+            "--billing-db takes one interface: drop --interface-per-file or give one file".into(),
+        )
+        .into());
     }
     let startup = |e: xdpacct::engine::EngineError| xdpacct::StartupError(e.to_string());
     let mut engine = Engine::build(settings).map_err(startup)?;
@@ -217,6 +235,14 @@ fn cmd_replay(
         readers.push(reader);
     }
     let last = readers.pop().expect("at least one file");
+    let (last, ledger) = match billing_db {
+        Some(db) => {
+            let (reader, ledger) = xdpacct::billing::replay_ledger(&mut engine, settings, db, last)
+                .map_err(|e| xdpacct::StartupError(e.to_string()))?;
+            (reader, Some(ledger))
+        }
+        None => (last, None),
+    };
     let others: Vec<_> = readers
         .into_iter()
         .map(|r| {
@@ -240,6 +266,9 @@ fn cmd_replay(
         stats.skipped += s.skipped;
         stats.unread_bytes += s.unread_bytes;
         stats.damaged.extend(s.damaged);
+    }
+    if let Some(ledger) = ledger {
+        xdpacct::billing::finish_replay(&ledger)?;
     }
     let secs = started.elapsed().as_secs_f64();
 

@@ -289,6 +289,13 @@ fn check_catalogue(text: &str) {
         &catalogue::INTERFACE_DOWN,
         &catalogue::CAPTURE_RESTARTS,
         &catalogue::INTERFACE_UP,
+        // The billing ledger's families: `run` with a [billing] section.
+        &catalogue::BILLING_CLOCK_STEPS,
+        &catalogue::BILLING_INTERVALS_LOST,
+        &catalogue::BILLING_P95,
+        &catalogue::BILLING_SAMPLES,
+        &catalogue::BILLING_WRITE_FAILURES,
+        &catalogue::BILLING_WRITES,
     ];
     // Only with [tcp_rtt] (off in the golden config): tests/tcp_rtt.rs.
     let rtt_only = [

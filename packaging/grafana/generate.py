@@ -314,6 +314,23 @@ def billing():
         field_config={"overrides": [{"matcher": {"id": "byName", "options": "bytes in range"},
                                      "properties": [{"id": "unit", "value": "decbytes"}]}]},
         description="Billable rate is the larger of in and out (burstable billing).")
+    L.add("timeseries", "Ledger: running billing period's 95th percentile (nearest rank)", [
+        target(f'xdpacct_billing_p95_bits{{{csel}}}', "{{customer}} {{direction}}", ref="A"),
+        target(f'customer:xdpacct_host_bits_billable:rate5m{{{csel}}}', "{{customer}} rate", ref="B")],
+        w=12, h=9, unit="bps", options=ts_options(legend_calcs=("lastNotNull",)),
+        description="From the appliance's billing ledger (the invoice's numbers: exact samples, "
+                    "nearest rank, the configured billing period and method; billable = by "
+                    "billing.method), next to the live billable rate. The PromQL 31-day p95 above "
+                    "interpolates over a rolling window: see the README's Billing section.")
+    L.add("table", "Ledger: samples of the running billing period", [
+        target('xdpacct_billing_samples', "", ref="A", instant=True, fmt="table"),
+        target('xdpacct_billing_write_failures_total', "", ref="B", instant=True, fmt="table")],
+        w=12, h=9, unit="short",
+        transformations=[{"id": "merge", "options": {}},
+                         {"id": "organize", "options": {"excludeByName": {"Time": True},
+                          "renameByName": {"Value #A": "intervals", "Value #B": "write failures"}}}],
+        description="Expected (ended), present, complete and missing intervals; a sample with "
+                    "capture drops, interface down time or a restart in it is not complete.")
     L.add("timeseries", "Customer packets per second", [
         target(f'customer:xdpacct_host_packets:rate5m{{{csel}}}', "{{customer}} {{direction}}")],
         w=12, h=9, unit="pps", options=ts_options())

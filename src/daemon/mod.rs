@@ -425,6 +425,13 @@ pub fn run(settings: Settings, cli: CliOverrides) -> anyhow::Result<()> {
         .map(WebConfig::load)
         .transpose();
     let web = web.map_err(|e| StartupError(format!("{origin}: {e}")))?;
+    // The ledger file is checked before anything starts (exit status 2).
+    let billing_store = match &settings.billing {
+        Some(b) => {
+            Some(crate::billing::live::open_store(b).map_err(|e| StartupError(e.to_string()))?)
+        }
+        None => None,
+    };
     let mut engine = Engine::build(&settings).map_err(|e| StartupError(e.to_string()))?;
     let stop = Arc::new(AtomicBool::new(false));
     let hup = Arc::new(AtomicBool::new(false));
@@ -515,6 +522,21 @@ pub fn run(settings: Settings, cli: CliOverrides) -> anyhow::Result<()> {
         .map(|s| s.stats.clone() as Arc<dyn QueueStatsSource>)
         .collect();
     let exposition = engine.exposition();
+    let down_ms = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let ledger = match (&settings.billing, billing_store) {
+        (Some(b), Some(store)) => {
+            let (sources, down) = (stats.clone(), down_ms.clone());
+            let health: crate::billing::Health = Box::new(move || {
+                let dropped = sources.iter().map(|s| s.stats().dropped_total()).sum();
+                (dropped, down.load(Relaxed))
+            });
+            let l = crate::billing::live::LiveLedger::start(b, store, engine.collector(), health)
+                .context("starting the billing ledger")?;
+            exposition.register(Box::new(BillingMetrics(l.view())));
+            Some(l)
+        }
+        _ => None,
+    };
     exposition.register(Box::new(CaptureCollector::new(stats)));
     let links = LinkMetrics::new();
     for iface in &ifaces {
@@ -524,14 +546,24 @@ pub fn run(settings: Settings, cli: CliOverrides) -> anyhow::Result<()> {
     exposition.register(Box::new(links.down.clone()));
     exposition.register(Box::new(links.restarts.clone()));
     exposition.register(Box::new(links.up.clone()));
+    let mut options = ServerOptions::with_web(web);
+    if let Some(l) = &ledger {
+        options.api = Some(Arc::new(BillingApi(l.view())));
+    }
     let mut server = listener
-        .serve(exposition, ServerOptions::with_web(web))
+        .serve(exposition, options)
         .map_err(|e| StartupError(format!("{origin}: metrics.listen: {listen}: {e}")))?;
     tracing::info!(listen = %server.local_addr, config = origin.as_str(), "serving /metrics");
 
     let mut failure = None;
+    let mut last_tick = Instant::now();
     while !stop.load(Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
+        // Interface down time, for the billing samples' completeness.
+        let dt = last_tick.elapsed().as_millis() as u64;
+        last_tick = Instant::now();
+        let down = ifaces.iter().filter(|i| i.supervisor.is_down()).count() as u64;
+        down_ms.fetch_add(dt * down, Relaxed);
         for iface in &mut ifaces {
             if let Err(e) = iface.tick(c, &links) {
                 failure = Some(e);
@@ -570,6 +602,11 @@ pub fn run(settings: Settings, cli: CliOverrides) -> anyhow::Result<()> {
             failure = Some(anyhow::anyhow!("a collector thread panicked"));
         }
     }
+    // The workers and collector threads have stopped: the ledger takes
+    // their last counts.
+    if let Some(l) = ledger {
+        l.finish();
+    }
     server.stop();
     // Send what the flushed caches queued.
     if let Err(e) = engine.shutdown() {
@@ -581,6 +618,28 @@ pub fn run(settings: Settings, cli: CliOverrides) -> anyhow::Result<()> {
             tracing::info!("stopped");
             Ok(())
         }
+    }
+}
+
+/// `GET /api/v1/billing/...`.
+#[derive(Debug)]
+struct BillingApi(Arc<crate::billing::live::BillingView>);
+
+impl crate::metrics::server::ApiHandler for BillingApi {
+    fn get(&self, path: &str, query: Option<&str>) -> (u16, &'static str, Vec<u8>) {
+        crate::billing::live::api(&self.0, path, query)
+    }
+}
+
+/// The ledger's families on the page.
+struct BillingMetrics(Arc<crate::billing::live::BillingView>);
+
+impl prometheus::core::Collector for BillingMetrics {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        prometheus::core::Collector::desc(&*self.0)
+    }
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        prometheus::core::Collector::collect(&*self.0)
     }
 }
 

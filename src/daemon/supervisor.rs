@@ -75,6 +75,11 @@ pub(super) struct Supervisor {
 }
 
 impl Supervisor {
+    /// Not capturing: the link is down or the capture is being reopened.
+    pub(super) fn is_down(&self) -> bool {
+        !self.link_up || matches!(self.state, State::Waiting { .. })
+    }
+
     /// An interface whose capture was just opened on `ifindex`.
     pub(super) fn attached(ifindex: u32, link_up: bool, now: Instant) -> Self {
         Supervisor {

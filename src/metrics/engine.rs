@@ -197,7 +197,7 @@ impl EngineCollector {
     }
 
     /// Per-host totals over all shards plus retired generations, in slot order.
-    fn host_totals(&self) -> Option<(Arc<Tables>, Vec<InOut<Count>>)> {
+    pub fn host_totals(&self) -> Option<(Arc<Tables>, Vec<InOut<Count>>)> {
         let retired = self.retired.lock().expect("retired lock");
         let gens: Vec<Arc<HostSlots>> = self.shards().iter().map(|s| s.hosts()).collect();
         let tables = gens.first()?.tables.clone();

@@ -133,6 +133,15 @@ pub struct ServerOptions {
     pub web: Option<WebConfig>,
     /// Connection and request bounds. Defaults to [`Limits::default`].
     pub limits: Limits,
+    /// Answers `GET /api/...` (the billing API), behind the same web
+    /// config as /metrics. Defaults to none (404).
+    pub api: Option<Arc<dyn ApiHandler>>,
+}
+
+/// A handler of `GET /api/...` requests, run on a blocking thread.
+pub trait ApiHandler: Send + Sync + std::fmt::Debug {
+    /// (status, content type, body) for a path and its query string.
+    fn get(&self, path: &str, query: Option<&str>) -> (u16, &'static str, Vec<u8>);
 }
 
 impl ServerOptions {
@@ -261,6 +270,7 @@ struct Shared {
     tls: Option<tokio_rustls::TlsAcceptor>,
     auth: Option<Arc<BasicAuth>>,
     limits: Limits,
+    api: Option<Arc<dyn ApiHandler>>,
     epoch: Instant,
     /// Open connections by id; ids grow, so the first is the oldest.
     conns: Mutex<BTreeMap<u64, Arc<Conn>>>,
@@ -281,6 +291,7 @@ impl Shared {
                 .map(tokio_rustls::TlsAcceptor::from),
             auth: options.web.as_ref().and_then(|w| w.auth()),
             limits,
+            api: options.api,
             epoch: Instant::now(),
             conns: Mutex::new(BTreeMap::new()),
         }
@@ -914,6 +925,22 @@ async fn route(req: Request<Incoming>, shared: &Arc<Shared>, conn: &Conn) -> Res
         }
         "/" => reply(StatusCode::OK, "text/html; charset=utf-8", INDEX.as_bytes()),
         "/healthz" => reply(StatusCode::OK, "text/plain", &b"ok\n"[..]),
+        p if p.starts_with("/api/") && shared.api.is_some() => {
+            let api = shared.api.clone().expect("checked above");
+            let (path, query) = (p.to_string(), req.uri().query().map(str::to_string));
+            match tokio::task::spawn_blocking(move || api.get(&path, query.as_deref())).await {
+                Ok((status, ctype, body)) => reply(
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                    ctype,
+                    body,
+                ),
+                Err(_) => reply(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "text/plain",
+                    &b"the API handler failed; see the log\n"[..],
+                ),
+            }
+        }
         _ => reply(
             StatusCode::NOT_FOUND,
             "text/plain",

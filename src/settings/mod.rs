@@ -8,6 +8,7 @@
 //! the accounting, capture and export code depend on the settings, never
 //! the reverse. Not on the hot path; allocates freely.
 
+pub mod billing;
 pub mod collector;
 mod net;
 pub mod raw;
@@ -95,6 +96,8 @@ pub struct Settings {
     pub tcp_rtt: tcp_rtt::TcpRtt,
     /// `[collector]` (flow input); `None` when the section is absent.
     pub collector: Option<collector::Collector>,
+    /// `None` without a `[billing]` section (no ledger).
+    pub billing: Option<billing::Billing>,
 }
 
 /// `[capture]`.
@@ -361,6 +364,7 @@ impl Settings {
             netflow: v.netflow(&raw.netflow)?,
             tcp_rtt: tcp_rtt::TcpRtt::from_raw(&raw.tcp_rtt, origin)?,
             collector: collector::Collector::from_raw(raw.collector.as_ref(), origin)?,
+            billing: billing::Billing::from_raw(raw.billing.as_ref(), origin)?,
         })
     }
 }

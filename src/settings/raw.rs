@@ -18,6 +18,7 @@ pub struct Config {
     pub netflow: NetflowConfig,
     pub tcp_rtt: super::tcp_rtt::TcpRttConfig,
     pub collector: Option<super::collector::CollectorConfig>,
+    pub billing: Option<super::billing::BillingConfig>,
 }
 
 /// `[capture]`. The backend's own keys (`xdp_mode` … `fill_ring` for

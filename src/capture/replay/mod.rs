@@ -201,6 +201,9 @@ struct Slot {
 struct Batch {
     map: Option<Arc<Mmap>>,
     slots: Vec<Slot>,
+    /// An empty batch sent through a worker's queue to learn that it has
+    /// counted everything sent before (see [`ReplayReader::with_boundaries`]).
+    marker: bool,
 }
 
 impl Batch {
@@ -208,6 +211,7 @@ impl Batch {
         Batch {
             map: None,
             slots: Vec::with_capacity(BATCH_FRAMES),
+            marker: false,
         }
     }
     fn clear(&mut self) {
@@ -304,6 +308,23 @@ pub struct ReplayReader {
     to_workers: Vec<(Sender<Batch>, Receiver<Batch>)>,
     /// The batch being filled for each worker.
     pending: Vec<Option<Batch>>,
+    /// Empty batches back from each worker, used before its channel's.
+    spare: Vec<Vec<Batch>>,
+    boundary: Option<Boundary>,
+}
+
+/// Called by the reader at the capture's interval boundaries with the time
+/// (Unix ns) of the first frame at or past the boundary, once every frame
+/// before it has been counted by the workers and none after it; and at the
+/// end of input (`true`) with the last frame's time, once all are counted.
+pub type BoundaryHook = Box<dyn FnMut(u64, bool) + Send>;
+
+struct Boundary {
+    interval_ns: u64,
+    /// The next boundary; 0 before the first frame (which calls the hook).
+    next_ns: u64,
+    last_ns: u64,
+    hook: BoundaryHook,
 }
 
 /// Creates the reader and one `ReplayQueue` per worker.
@@ -324,11 +345,16 @@ pub fn replay(files: Vec<PathBuf>, workers: usize) -> (ReplayReader, Vec<ReplayQ
         });
     }
     let pending = (0..to_workers.len()).map(|_| None).collect();
+    let spare = (0..to_workers.len())
+        .map(|_| Vec::with_capacity(BATCHES_PER_WORKER))
+        .collect();
     (
         ReplayReader {
             files,
             to_workers,
             pending,
+            spare,
+            boundary: None,
         },
         queues,
     )
@@ -361,6 +387,64 @@ fn fold(v: u128) -> u64 {
 }
 
 impl ReplayReader {
+    /// Calls `hook` at every boundary of the `interval_ns` grid of the
+    /// capture's timestamps (and at its first frame and its end) with the
+    /// workers' counts exact up to that point: the reader stops, sends each
+    /// worker a marker behind its frames and waits for the markers to come
+    /// back (the workers count a batch before they take the next one).
+    /// Costs a compare per frame and a round trip per boundary.
+    pub fn with_boundaries(mut self, interval_ns: u64, hook: BoundaryHook) -> Self {
+        self.boundary = Some(Boundary {
+            interval_ns: interval_ns.max(1),
+            next_ns: 0,
+            last_ns: 0,
+            hook,
+        });
+        self
+    }
+
+    /// Sends the pending batches, then a marker to each worker, and waits
+    /// until every marker is back: all frames sent so far are counted.
+    fn barrier(&mut self, path: &Path) -> Result<(), CaptureError> {
+        for (w, b) in self.pending.iter_mut().enumerate() {
+            if let Some(b) = b.take() {
+                self.to_workers[w].0.send(b).map_err(|_| closed(path))?;
+            }
+        }
+        for (w, (full, empty)) in self.to_workers.iter().enumerate() {
+            let mut m = match self.spare[w].pop() {
+                Some(b) => b,
+                None => empty.recv().map_err(|_| closed(path))?,
+            };
+            m.marker = true;
+            full.send(m).map_err(|_| closed(path))?;
+        }
+        for (w, (_, empty)) in self.to_workers.iter().enumerate() {
+            loop {
+                // Channel send/recv pair as release/acquire: the worker's
+                // counter stores before it returned the marker are visible.
+                let mut b = empty.recv().map_err(|_| closed(path))?;
+                let was_marker = std::mem::replace(&mut b.marker, false);
+                self.spare[w].push(b);
+                if was_marker {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A frame at `ts` reached the next boundary: barrier, hook.
+    #[cold]
+    fn cross(&mut self, ts: u64, path: &Path) -> Result<(), CaptureError> {
+        self.barrier(path)?;
+        if let Some(b) = self.boundary.as_mut() {
+            (b.hook)(ts, false);
+            b.next_ns = (ts / b.interval_ns + 1).saturating_mul(b.interval_ns);
+        }
+        Ok(())
+    }
+
     /// Reads every file in order and hands its frames to the workers; closes
     /// the queues at the end. `stop` ends it early. A file that cannot be
     /// opened or is not a capture is an error; damage inside a file is not
@@ -401,6 +485,12 @@ impl ReplayReader {
                 tracing::warn!(file = %path.display(), skipped = stats.skipped - skipped, "skipped frames of non-Ethernet interfaces");
             }
         }
+        if self.boundary.as_ref().is_some_and(|b| b.next_ns > 0) {
+            self.barrier(Path::new("end of input"))?;
+            if let Some(b) = self.boundary.as_mut() {
+                (b.hook)(b.last_ns, true);
+            }
+        }
         Ok(stats)
     }
 
@@ -432,6 +522,12 @@ impl ReplayReader {
                 Step::End => return Ok(None),
                 Step::Damaged { offset, reason } => return Ok(Some((offset, reason))),
             };
+            if let Some(b) = self.boundary.as_mut() {
+                b.last_ns = r.timestamp_ns;
+                if r.timestamp_ns >= b.next_ns {
+                    self.cross(r.timestamp_ns, path)?;
+                }
+            }
             if r.offset >= populated {
                 map::populate(map, r.offset, POPULATE_CHUNK);
                 populated = r.offset + POPULATE_CHUNK;
@@ -448,7 +544,10 @@ impl ReplayReader {
             let batch = match &mut self.pending[w] {
                 Some(b) => b,
                 slot => {
-                    let mut b = empty.recv().map_err(|_| closed(path))?;
+                    let mut b = match self.spare[w].pop() {
+                        Some(b) => b,
+                        None => empty.recv().map_err(|_| closed(path))?,
+                    };
                     b.map = Some(map.clone());
                     slot.insert(b)
                 }

@@ -1,0 +1,531 @@
+//! The ledger file: SQLite in WAL mode, readable with `sqlite3`.
+//!
+//! Schema (version 1; README "Billing" documents it for operators):
+//!
+//! ```sql
+//! meta(key TEXT PRIMARY KEY, value TEXT)   -- schema_version, appliance, interval_seconds
+//! subjects(id INTEGER PRIMARY KEY, labels TEXT UNIQUE)  -- a JSON object of label values
+//! intervals(start INTEGER PRIMARY KEY,     -- Unix seconds, on the interval grid
+//!           covered_ms, dropped, down_ms,  -- capture coverage and loss in it
+//!           closed, complete, writes)
+//! samples(start, subject, in_packets, in_bytes, out_packets, out_bytes,
+//!         PRIMARY KEY (start, subject)) WITHOUT ROWID
+//! sample_view                              -- samples joined with labels and state
+//! ```
+//!
+//! A subject without a `samples` row in an interval that has an
+//! `intervals` row counted nothing then (0 bytes, present). Every write
+//! adds to what is there (`ON CONFLICT … DO UPDATE SET x = x + …`), so a
+//! restart inside an interval adds to it and a retried write after a
+//! failed one counts each delta once.
+//!
+//! An existing file is never overwritten: it must be an SQLite database
+//! with this application id (or empty), with the same interval. The
+//! writer holds an exclusive `flock` on the file, so two daemons cannot
+//! write one ledger. Not on the hot path; allocates freely.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+
+/// `PRAGMA application_id` of a ledger: "xdpb".
+pub const APPLICATION_ID: i32 = 0x7864_7062;
+/// `PRAGMA user_version` of this schema.
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// Why the ledger cannot be opened or written. Every message names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: {msg}")]
+    Open { path: String, msg: String },
+    /// The SQLite error is in the message (not a `source`, so that the
+    /// one-line message does not repeat it).
+    #[error("{path}: {err}")]
+    Sql { path: String, err: rusqlite::Error },
+}
+
+impl StoreError {
+    fn open(path: &Path, msg: impl Into<String>) -> StoreError {
+        StoreError::Open {
+            path: path.display().to_string(),
+            msg: msg.into(),
+        }
+    }
+}
+
+/// Sample values: packets and bytes, in and out (host point of view).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Volume {
+    pub in_packets: u64,
+    pub in_bytes: u64,
+    pub out_packets: u64,
+    pub out_bytes: u64,
+}
+
+impl Volume {
+    pub fn is_zero(&self) -> bool {
+        *self == Volume::default()
+    }
+}
+
+impl std::ops::AddAssign for Volume {
+    fn add_assign(&mut self, o: Volume) {
+        self.in_packets += o.in_packets;
+        self.in_bytes += o.in_bytes;
+        self.out_packets += o.out_packets;
+        self.out_bytes += o.out_bytes;
+    }
+}
+
+/// What one write adds to one interval.
+#[derive(Clone, Debug, Default)]
+pub struct IntervalWrite {
+    pub start: i64,
+    pub covered_ms: u64,
+    pub dropped: u64,
+    pub down_ms: u64,
+    /// The interval ended (no more writes expected).
+    pub closed: bool,
+    /// By subject labels (JSON object text).
+    pub samples: HashMap<std::sync::Arc<str>, Volume>,
+}
+
+/// State of one interval as stored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IntervalState {
+    pub covered_ms: u64,
+    pub dropped: u64,
+    pub down_ms: u64,
+    pub closed: bool,
+    pub complete: bool,
+}
+
+/// A ledger open for writing.
+pub struct Store {
+    path: PathBuf,
+    conn: Connection,
+    /// Held for the store's life: the exclusive flock.
+    _lock: File,
+    interval_ms: i64,
+    subject_ids: HashMap<String, i64>,
+}
+
+/// Checks that an existing file is a ledger (or empty) before SQLite
+/// touches it.
+fn check_existing(path: &Path) -> Result<bool, StoreError> {
+    let mut f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(StoreError::open(path, e.to_string())),
+    };
+    let meta = f
+        .metadata()
+        .map_err(|e| StoreError::open(path, e.to_string()))?;
+    if !meta.is_file() {
+        return Err(StoreError::open(path, "not a regular file"));
+    }
+    if meta.len() == 0 {
+        return Ok(false);
+    }
+    let mut head = [0u8; 100];
+    let n = f.read(&mut head).unwrap_or(0);
+    if n < 100 || &head[..16] != b"SQLite format 3\0" {
+        return Err(StoreError::open(
+            path,
+            "not a billing ledger (not an SQLite database); refusing to touch it",
+        ));
+    }
+    let mut app = i32::from_be_bytes([head[68], head[69], head[70], head[71]]);
+    if app != APPLICATION_ID && head[18] == 2 {
+        // WAL mode: page 1 may be newer in the WAL than in the file; ask
+        // SQLite (read-only: nothing is written to a foreign file).
+        app = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .and_then(|c| c.query_row("PRAGMA application_id", [], |r| r.get(0)))
+            .unwrap_or(app);
+    }
+    if app != APPLICATION_ID {
+        return Err(StoreError::open(
+            path,
+            "an SQLite database but not a billing ledger (application id differs); refusing to touch it",
+        ));
+    }
+    Ok(true)
+}
+
+fn sql(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+    move |err| StoreError::Sql {
+        path: path.display().to_string(),
+        err,
+    }
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS subjects (id INTEGER PRIMARY KEY, labels TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS intervals (
+    start INTEGER PRIMARY KEY,
+    covered_ms INTEGER NOT NULL,
+    dropped INTEGER NOT NULL,
+    down_ms INTEGER NOT NULL,
+    closed INTEGER NOT NULL,
+    complete INTEGER NOT NULL,
+    writes INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS samples (
+    start INTEGER NOT NULL,
+    subject INTEGER NOT NULL REFERENCES subjects(id),
+    in_packets INTEGER NOT NULL,
+    in_bytes INTEGER NOT NULL,
+    out_packets INTEGER NOT NULL,
+    out_bytes INTEGER NOT NULL,
+    PRIMARY KEY (start, subject)
+) WITHOUT ROWID;
+CREATE VIEW IF NOT EXISTS sample_view AS
+    SELECT s.start, datetime(s.start, 'unixepoch') AS start_utc, j.labels,
+           s.in_packets, s.in_bytes, s.out_packets, s.out_bytes,
+           i.covered_ms, i.dropped, i.down_ms, i.closed, i.complete
+    FROM samples s JOIN subjects j ON j.id = s.subject JOIN intervals i ON i.start = s.start;
+";
+
+impl Store {
+    /// Opens (or creates) the ledger at `path` for writing. Refuses a file
+    /// that is not a ledger, a ledger of another interval, one another
+    /// process writes, and a directory it cannot write.
+    pub fn open(path: &Path, interval_secs: i64, appliance: &str) -> Result<Store, StoreError> {
+        let existed = check_existing(path)?;
+        if !existed {
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            if !dir.is_dir() {
+                return Err(StoreError::open(
+                    path,
+                    format!("directory {} does not exist", dir.display()),
+                ));
+            }
+        }
+        let lock = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| StoreError::open(path, format!("cannot open for writing: {e}")))?;
+        // flock, not fcntl: SQLite's own fcntl locks are not disturbed.
+        match rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
+                return Err(StoreError::open(
+                    path,
+                    "locked: another xdpacct writes this ledger",
+                ))
+            }
+            Err(e) => {
+                return Err(StoreError::open(
+                    path,
+                    format!("cannot lock: {}", std::io::Error::from(e)),
+                ))
+            }
+        }
+        let s = sql(path);
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(&s)?;
+        conn.busy_timeout(std::time::Duration::from_secs(2))
+            .map_err(&s)?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(|e| StoreError::open(path, format!("cannot use it: {e}")))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::open(
+                path,
+                format!("journal mode {mode}, not wal"),
+            ));
+        }
+        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+            .map_err(&s)?;
+        if existed {
+            let version: i32 = conn
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .map_err(&s)?;
+            if version != SCHEMA_VERSION {
+                return Err(StoreError::open(
+                    path,
+                    format!("ledger schema version {version}, this xdpacct reads {SCHEMA_VERSION}"),
+                ));
+            }
+            let stored: Option<String> = conn
+                .query_row(
+                    "SELECT value FROM meta WHERE key = 'interval_seconds'",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(&s)?;
+            if stored.as_deref() != Some(&interval_secs.to_string()) {
+                return Err(StoreError::open(
+                    path,
+                    format!(
+                        "ledger interval is {} s, billing.interval is {interval_secs} s; use a new file",
+                        stored.as_deref().unwrap_or("?")
+                    ),
+                ));
+            }
+        } else {
+            conn.execute_batch(&format!(
+                "BEGIN; PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {SCHEMA_VERSION}; {SCHEMA}"
+            ))
+            .map_err(|e| StoreError::open(path, format!("cannot create the ledger: {e}")))?;
+            conn.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?1), ('interval_seconds', ?2), ('appliance', ?3)",
+                params![SCHEMA_VERSION.to_string(), interval_secs.to_string(), appliance],
+            )
+            .and_then(|_| conn.execute_batch("COMMIT; PRAGMA wal_checkpoint(TRUNCATE);"))
+            .map_err(|e| StoreError::open(path, format!("cannot create the ledger: {e}")))?;
+        }
+        Ok(Store {
+            path: path.to_path_buf(),
+            conn,
+            _lock: lock,
+            interval_ms: interval_secs * 1000,
+            subject_ids: HashMap::new(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Adds `writes` in one transaction; all or nothing.
+    pub fn write(&mut self, writes: &[IntervalWrite]) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let s = sql(&path);
+        let tx = self.conn.transaction().map_err(&s)?;
+        let mut new_ids = Vec::new();
+        {
+            let mut ins_subject = tx
+                .prepare_cached("INSERT INTO subjects(labels) VALUES (?1) ON CONFLICT(labels) DO UPDATE SET labels = labels RETURNING id")
+                .map_err(&s)?;
+            let mut ins_interval = tx
+                .prepare_cached(
+                    "INSERT INTO intervals(start, covered_ms, dropped, down_ms, closed, complete, writes)
+                     VALUES (?1, ?2, ?3, ?4, ?5, 0, 1)
+                     ON CONFLICT(start) DO UPDATE SET covered_ms = covered_ms + excluded.covered_ms,
+                       dropped = dropped + excluded.dropped, down_ms = down_ms + excluded.down_ms,
+                       closed = max(closed, excluded.closed), writes = writes + 1",
+                )
+                .map_err(&s)?;
+            let mut set_complete = tx
+                .prepare_cached(
+                    "UPDATE intervals SET complete = (closed = 1 AND covered_ms >= ?2 AND dropped = 0 AND down_ms = 0) WHERE start = ?1",
+                )
+                .map_err(&s)?;
+            let mut ins_sample = tx
+                .prepare_cached(
+                    "INSERT INTO samples(start, subject, in_packets, in_bytes, out_packets, out_bytes)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT(start, subject) DO UPDATE SET in_packets = in_packets + excluded.in_packets,
+                       in_bytes = in_bytes + excluded.in_bytes, out_packets = out_packets + excluded.out_packets,
+                       out_bytes = out_bytes + excluded.out_bytes",
+                )
+                .map_err(&s)?;
+            for w in writes {
+                ins_interval
+                    .execute(params![
+                        w.start,
+                        w.covered_ms as i64,
+                        w.dropped as i64,
+                        w.down_ms as i64,
+                        w.closed as i64
+                    ])
+                    .map_err(&s)?;
+                set_complete
+                    .execute(params![w.start, self.interval_ms])
+                    .map_err(&s)?;
+                for (labels, v) in &w.samples {
+                    if v.is_zero() {
+                        continue;
+                    }
+                    let id = match self.subject_ids.get(&**labels) {
+                        Some(id) => *id,
+                        None => {
+                            let id: i64 = ins_subject
+                                .query_row(params![&**labels], |r| r.get(0))
+                                .map_err(&s)?;
+                            new_ids.push((labels.to_string(), id));
+                            id
+                        }
+                    };
+                    ins_sample
+                        .execute(params![
+                            w.start,
+                            id,
+                            v.in_packets as i64,
+                            v.in_bytes as i64,
+                            v.out_packets as i64,
+                            v.out_bytes as i64
+                        ])
+                        .map_err(&s)?;
+                }
+            }
+        }
+        tx.commit().map_err(&s)?;
+        // Only committed ids are cached (a rolled back insert has none).
+        self.subject_ids.extend(new_ids);
+        Ok(())
+    }
+
+    /// Deletes samples and intervals that started before `before` (Unix s).
+    pub fn delete_before(&mut self, before: i64) -> Result<usize, StoreError> {
+        let path = self.path.clone();
+        let s = sql(&path);
+        let tx = self.conn.transaction().map_err(&s)?;
+        let n = tx
+            .execute("DELETE FROM samples WHERE start < ?1", [before])
+            .map_err(&s)?;
+        tx.execute("DELETE FROM intervals WHERE start < ?1", [before])
+            .map_err(&s)?;
+        tx.commit().map_err(&s)?;
+        Ok(n)
+    }
+}
+
+/// A ledger open for reading (the report; several may be summed).
+pub struct Reader {
+    path: PathBuf,
+    conn: Connection,
+    pub interval_secs: i64,
+    pub appliance: String,
+}
+
+/// What a report reads from one ledger over [from, to).
+#[derive(Default, Debug)]
+pub struct Extract {
+    pub intervals: HashMap<i64, IntervalState>,
+    /// By subject labels (JSON text), then interval start.
+    pub samples: HashMap<String, Vec<(i64, Volume)>>,
+}
+
+impl Reader {
+    /// Opens a ledger read-only; refuses what is not one.
+    pub fn open(path: &Path) -> Result<Reader, StoreError> {
+        if !check_existing(path)? {
+            return Err(StoreError::open(path, "no such ledger"));
+        }
+        let s = sql(path);
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(&s)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(&s)?;
+        let meta = |key: &str| -> Result<String, StoreError> {
+            conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+                .map_err(|e| StoreError::open(path, format!("not a readable ledger: {e}")))
+        };
+        let interval_secs = meta("interval_seconds")?
+            .parse()
+            .map_err(|_| StoreError::open(path, "bad interval_seconds in meta"))?;
+        let appliance = meta("appliance")?;
+        Ok(Reader {
+            path: path.to_path_buf(),
+            conn,
+            interval_secs,
+            appliance,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Intervals and samples with start in [from, to).
+    pub fn extract(&self, from: i64, to: i64) -> Result<Extract, StoreError> {
+        let s = sql(&self.path);
+        let mut out = Extract::default();
+        let mut st = self
+            .conn
+            .prepare("SELECT start, covered_ms, dropped, down_ms, closed, complete FROM intervals WHERE start >= ?1 AND start < ?2")
+            .map_err(&s)?;
+        let rows = st
+            .query_map([from, to], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    IntervalState {
+                        covered_ms: r.get::<_, i64>(1)? as u64,
+                        dropped: r.get::<_, i64>(2)? as u64,
+                        down_ms: r.get::<_, i64>(3)? as u64,
+                        closed: r.get::<_, i64>(4)? != 0,
+                        complete: r.get::<_, i64>(5)? != 0,
+                    },
+                ))
+            })
+            .map_err(&s)?;
+        for r in rows {
+            let (start, state) = r.map_err(&s)?;
+            out.intervals.insert(start, state);
+        }
+        // Subject ids are small and dense: index by id, no hashing per row.
+        let mut labels: Vec<Option<String>> = Vec::new();
+        let mut st = self
+            .conn
+            .prepare("SELECT id, labels FROM subjects")
+            .map_err(&s)?;
+        for r in st
+            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+            .map_err(&s)?
+        {
+            let (id, l) = r.map_err(&s)?;
+            let id = usize::try_from(id).unwrap_or(usize::MAX).min(1 << 26);
+            if labels.len() <= id {
+                labels.resize(id + 1, None);
+            }
+            labels[id] = Some(l);
+        }
+        let mut by_id: Vec<Vec<(i64, Volume)>> = vec![Vec::new(); labels.len()];
+        let mut st = self
+            .conn
+            .prepare("SELECT start, subject, in_packets, in_bytes, out_packets, out_bytes FROM samples WHERE start >= ?1 AND start < ?2")
+            .map_err(&s)?;
+        let mut rows = st.query([from, to]).map_err(&s)?;
+        while let Some(r) = rows.next().map_err(&s)? {
+            let start: i64 = r.get(0).map_err(&s)?;
+            let id = usize::try_from(r.get::<_, i64>(1).map_err(&s)?).unwrap_or(usize::MAX);
+            let v = Volume {
+                in_packets: r.get::<_, i64>(2).map_err(&s)? as u64,
+                in_bytes: r.get::<_, i64>(3).map_err(&s)? as u64,
+                out_packets: r.get::<_, i64>(4).map_err(&s)? as u64,
+                out_bytes: r.get::<_, i64>(5).map_err(&s)? as u64,
+            };
+            match by_id.get_mut(id) {
+                Some(list) => list.push((start, v)),
+                None => {
+                    return Err(StoreError::open(
+                        &self.path,
+                        format!("a sample names subject {id}, which the subjects table lacks"),
+                    ))
+                }
+            }
+        }
+        for (id, v) in by_id.into_iter().enumerate() {
+            if v.is_empty() {
+                continue;
+            }
+            let l = labels[id].clone().unwrap_or_default();
+            match out.samples.entry(l) {
+                std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().extend(v),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(v);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
