@@ -536,6 +536,18 @@ impl NetworkTable {
         self.v6.lookup(addr)
     }
 
+    /// Starts fetching what [`lookup_v4`](Self::lookup_v4) will read first.
+    #[inline]
+    pub fn prefetch_v4(&self, addr: u32) {
+        self.v4.prefetch(addr);
+    }
+
+    /// Starts fetching what [`lookup_v6`](Self::lookup_v6) will read first.
+    #[inline]
+    pub fn prefetch_v6(&self, addr: u128) {
+        self.v6.prefetch(addr);
+    }
+
     /// Name of network `index`.
     pub fn name(&self, index: u32) -> Option<&str> {
         self.names.get(index as usize).map(String::as_str)

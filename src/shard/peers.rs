@@ -148,21 +148,32 @@ impl PeerTables {
         }
     }
 
-    /// Starts fetching the AS table entries of both addresses (a frame's
-    /// remote side is one of them).
+    /// Starts fetching the AS and network table entries of both addresses
+    /// (a frame's remote side is one of them).
     #[inline]
     pub fn prefetch(&self, addrs: &L3Addrs) {
-        let Some(t) = self.as_table.as_ref() else {
-            return;
-        };
         match *addrs {
             L3Addrs::V4 { src, dst } => {
-                t.prefetch_v4(u32::from_be_bytes(src));
-                t.prefetch_v4(u32::from_be_bytes(dst));
+                let (s, d) = (u32::from_be_bytes(src), u32::from_be_bytes(dst));
+                if let Some(t) = self.as_table.as_ref() {
+                    t.prefetch_v4(s);
+                    t.prefetch_v4(d);
+                }
+                if let Some(n) = self.networks.as_ref() {
+                    n.prefetch_v4(s);
+                    n.prefetch_v4(d);
+                }
             }
             L3Addrs::V6 { src, dst } => {
-                t.prefetch_v6(u128::from_be_bytes(src));
-                t.prefetch_v6(u128::from_be_bytes(dst));
+                let (s, d) = (u128::from_be_bytes(src), u128::from_be_bytes(dst));
+                if let Some(t) = self.as_table.as_ref() {
+                    t.prefetch_v6(s);
+                    t.prefetch_v6(d);
+                }
+                if let Some(n) = self.networks.as_ref() {
+                    n.prefetch_v6(s);
+                    n.prefetch_v6(d);
+                }
             }
             L3Addrs::None => {}
         }
