@@ -79,7 +79,7 @@ pub struct HostSlots {
 
 impl HostSlots {
     pub fn new(tables: Arc<Tables>) -> Self {
-        let slots = (0..tables.slots).map(|_| HostCounters::default()).collect();
+        let slots = crate::memory::filled_with(tables.slots, HostCounters::default);
         HostSlots { tables, slots }
     }
 
