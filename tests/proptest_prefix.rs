@@ -27,7 +27,7 @@ fn mask4(len: u8) -> u32 {
 fn naive6(table: &[(u128, u8, u32)], a: u128) -> Option<u32> {
     let mut best: Option<(u8, u32)> = None;
     for &(p, l, v) in table {
-        if a & mask6(l) == p & mask6(l) && best.is_none_or(|(bl, _)| l >= bl) {
+        if a & mask6(l) == p & mask6(l) && best.map_or(true, |(bl, _)| l >= bl) {
             best = Some((l, v));
         }
     }
@@ -37,7 +37,7 @@ fn naive6(table: &[(u128, u8, u32)], a: u128) -> Option<u32> {
 fn naive4(table: &[(u32, u8, u32)], a: u32) -> Option<u32> {
     let mut best: Option<(u8, u32)> = None;
     for &(p, l, v) in table {
-        if a & mask4(l) == p & mask4(l) && best.is_none_or(|(bl, _)| l >= bl) {
+        if a & mask4(l) == p & mask4(l) && best.map_or(true, |(bl, _)| l >= bl) {
             best = Some((l, v));
         }
     }
