@@ -224,20 +224,27 @@ impl PeerTables {
 /// survive a reload of the prefix table.
 #[derive(Debug)]
 pub struct AsCounters {
-    keys: Box<[AtomicU32]>,
-    /// In and out per slot, by the frame's direction.
-    counts: Box<[InOut<PacketsBytes>]>,
+    /// Key and counters of a slot share one cache line: one miss per frame.
+    slots: Box<[AsSlot]>,
     /// Frames whose AS did not fit (the table is kept at most 3/4 full).
     overflow: InOut<PacketsBytes>,
     used: AtomicU32,
+}
+
+/// One AS: its key (AS number + 1, 0 = free) and its in and out counters,
+/// by the frame's direction.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct AsSlot {
+    key: AtomicU32,
+    counts: InOut<PacketsBytes>,
 }
 
 impl Default for AsCounters {
     fn default() -> Self {
         AsCounters {
             // Read at random once per frame: on huge pages (fewer TLB misses).
-            keys: crate::memory::filled_with(AS_SLOTS, || AtomicU32::new(0)),
-            counts: crate::memory::filled_with(AS_SLOTS, Default::default),
+            slots: crate::memory::filled_with(AS_SLOTS, AsSlot::default),
             overflow: Default::default(),
             used: AtomicU32::new(0),
         }
@@ -255,8 +262,7 @@ impl AsCounters {
     #[inline]
     pub fn prefetch(&self, asn: u32) {
         let i = Self::home(asn);
-        crate::memory::prefetch(&self.keys[i]);
-        crate::memory::prefetch(&self.counts[i]);
+        crate::memory::prefetch(&self.slots[i]);
     }
 
     /// Counts a frame for `asn` in direction `dir` (in or out).
@@ -266,9 +272,10 @@ impl AsCounters {
         let mask = AS_SLOTS - 1;
         let mut i = Self::home(asn);
         loop {
-            let k = self.keys[i].load(Relaxed);
+            let slot = &self.slots[i];
+            let k = slot.key.load(Relaxed);
             if k == key {
-                self.counts[i].add(dir, bytes);
+                slot.counts.add(dir, bytes);
                 return;
             }
             if k == 0 {
@@ -279,9 +286,9 @@ impl AsCounters {
                 }
                 // Counters first, then the key (Release): a scraper that
                 // sees the key (Acquire) sees zeroed-or-newer counters.
-                self.counts[i].add(dir, bytes);
+                slot.counts.add(dir, bytes);
                 self.used.store(used + 1, Relaxed);
-                self.keys[i].store(key, std::sync::atomic::Ordering::Release);
+                slot.key.store(key, std::sync::atomic::Ordering::Release);
                 return;
             }
             i = (i + 1) & mask;
@@ -290,10 +297,10 @@ impl AsCounters {
 
     /// (asn, counts) of every AS seen.
     pub fn for_each(&self, mut f: impl FnMut(u32, InOut<Count>)) {
-        for (k, c) in self.keys.iter().zip(self.counts.iter()) {
-            let key = k.load(std::sync::atomic::Ordering::Acquire);
+        for slot in self.slots.iter() {
+            let key = slot.key.load(std::sync::atomic::Ordering::Acquire);
             if key != 0 {
-                f(key - 1, c.load());
+                f(key - 1, slot.counts.load());
             }
         }
     }
