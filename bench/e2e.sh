@@ -21,6 +21,10 @@
 #                     with everything offered over the profile (not default)
 #   pmacctd           Debian pmacct, memory plugin, read with pmacct -s
 #   fastnetmon        Debian fastnetmon 1.2.4, AF_PACKET, Prometheus counter
+# FEATURES=all runs every xdpacct contender with every feature on: the
+# synthetic full BGP table as AS table, 100 named networks and IPFIX export
+# to nfcapd in xgbR (`examples/synth_table.rs` writes table and config;
+# build it with `cargo build --release --examples`).
 # The stack-reading ones get `xdpacct-trafficgen pass` (native XDP_PASS),
 # without which veth live frames never arrive.
 #
@@ -45,6 +49,8 @@ SETTLE=${SETTLE:-2}                          # seconds for counters to catch up
 GEN_CORE=${GEN_CORE:-0}                      # comma list; one sender thread per entry
 GEN_THREADS=$(awk -F, '{print NF}' <<<"$GEN_CORE")
 PORT=9390
+FEATURES=${FEATURES:-}                       # "all": AS table, networks, flow export
+SYNTH=${SYNTH:-$ROOT/target/release/examples/synth_table}
 
 NS_S=xgbS NS_R=xgbR IF_S=xgb-s IF_R=xgb-r
 WORK=$(mktemp -d /tmp/xdpacct-e2e.XXXXXX)
@@ -176,11 +182,17 @@ start_contender() {
             start_nfcapd || return 1
             env=(XDPACCT_NETFLOW__COLLECTORS='["127.0.0.1:9995"]')
         fi
+        local cfg=()
+        if [[ $FEATURES == all ]]; then
+            cfg=(--config "$WORK/features.toml")
+            [[ -n $NF_PID ]] || start_nfcapd || return 1
+        fi
         env XDPACCT_CAPTURE__MODE=$mode "${env[@]}" \
-            ip netns exec "$NS_R" "$XA" run -i "$IF_R" \
+            ip netns exec "$NS_R" "$XA" run "${cfg[@]}" -i "$IF_R" \
             --listen "127.0.0.1:$PORT" -r 10.2.0.0/16 --log-level warn >>"$LOG" 2>&1 &
         C_PID=$!
-        for _ in $(seq 100); do metrics $PORT >/dev/null 2>&1 && break; sleep 0.2; done
+        # A full AS table takes a few seconds to load.
+        for _ in $(seq 150); do metrics $PORT >/dev/null 2>&1 && break; sleep 0.2; done
         metrics $PORT >/dev/null || { log "xdpacct ($mode) did not come up"; return 1; }
         ;;
     pmacctd)
@@ -331,6 +343,11 @@ mkdir -p "$OUT"
 } >"$OUT/env.txt"
 echo "contender,profile,target_mpps,achieved_mpps,gen_count,gen_exact,offered_frames,counted_frames,offered_bytes_l2,expected_bytes,counted_bytes,cpu_s,peak_rss_kb,load1,queues_seen_acc_drop,queues_balanced" >"$CSV"
 
+if [[ $FEATURES == all ]]; then
+    [[ -x $SYNTH ]] || { echo "e2e: FEATURES=all needs $SYNTH: cargo build --release --examples" >&2; exit 2; }
+    "$SYNTH" "$WORK" 127.0.0.1:9995
+    echo "features: AS table $(wc -l <"$WORK/routes.txt") lines, 100 networks, IPFIX to nfcapd" >>"$OUT/env.txt"
+fi
 setup_net
 log "netns $NS_S/$NS_R, veth $IF_S <-> $IF_R up"
 for prof in $PROFILES; do

@@ -87,6 +87,15 @@ pub fn headroom(bytes: usize) -> Result<(), OutOfMemory> {
     try_with_capacity::<u8>(bytes).map(drop)
 }
 
+/// A boxed slice of `n` values made by `make` (for types that are not
+/// `Clone`, such as atomics), its memory advised for huge pages first.
+pub fn filled_with<T>(n: usize, make: impl FnMut() -> T) -> Box<[T]> {
+    let mut v: Vec<T> = Vec::with_capacity(n);
+    advise_huge(v.as_mut_ptr().cast(), n * std::mem::size_of::<T>());
+    v.extend(std::iter::repeat_with(make).take(n));
+    v.into_boxed_slice()
+}
+
 /// A copy of `items` in memory advised for huge pages (for tables built
 /// in a growing `Vec`, copied once when complete).
 pub fn copied<T: Clone>(items: &[T]) -> Vec<T> {

@@ -323,3 +323,97 @@ fn flow_records_are_counted_without_allocating() {
     let packets = shard.snapshot().traffic.total().packets;
     assert_eq!(packets, 501 * 20 * 3);
 }
+
+/// The full pipeline as `xdpacct run` assembles it (`engine::Engine`): host
+/// ranges, an AS table and networks for both families, flow export to a UDP
+/// socket, over IPv4 and IPv6 frames of many flows (some ending with FIN,
+/// so records leave for the exporter). Returns the allocations of the
+/// worker's thread while it ran `n` frames, after a warm-up.
+fn pipeline_allocations(n: usize) -> (u64, u64) {
+    use xdpacct::settings::raw::{Config, NetflowConfig, NetworkConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let routes = dir.path().join("routes.txt");
+    std::fs::write(
+        &routes,
+        "0.0.0.0/1 100\n128.0.0.0/2 101\n203.0.0.0/16 102\n203.0.7.0/24 103\n\
+         2000::/3 200\n2a00::/12 201\n2a00:1::/32 202\n2a00:1:2::/48 203\n",
+    )
+    .unwrap();
+    let mut acct = support::accounting(10_000);
+    acct.local_networks.push("2001:db8::/32".into());
+    acct.ranges.push(xdpacct::settings::raw::RangeConfig {
+        prefix: Some("2001:db8::/52".into()),
+        ..Default::default()
+    });
+    acct.as_file = Some(routes.display().to_string());
+    acct.as_file_format = Some(xdpacct::settings::AsFileFormat::PrefixAsn);
+    acct.networks = vec![NetworkConfig {
+        name: "n1".into(),
+        prefixes: vec!["203.0.0.0/20".into(), "2a00:1::/32".into()],
+        ..Default::default()
+    }];
+    let collector = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let raw = Config {
+        accounting: acct,
+        netflow: NetflowConfig {
+            collectors: vec![collector.local_addr().unwrap().to_string()],
+            max_flows: Some(4096),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let settings = xdpacct::settings::Settings::from_raw(&raw, "test").unwrap();
+    let mut engine = xdpacct::engine::Engine::build(&settings).unwrap();
+    engine.start_export().unwrap();
+    let mut worker = engine.add_queue("t0", 0, 1).unwrap();
+    let shard = worker.shard().clone();
+    // IPv4 frames (remote 203.0.x.y: AS and network hits) and IPv6 frames
+    // (remote in 2a00:1::/32) of 3,000 flows, over and over; every 300th
+    // frame a FIN, which exports its flow (a new one starts with the next
+    // frame of the same addresses and ports).
+    let distinct = support::frames64(3_000, 10_000);
+    let frames: Vec<Vec<u8>> = (0..n + 2_000)
+        .map(|i| {
+            let k = i % 3_000;
+            let mut f = if k % 3 == 0 {
+                let remote = (0x2a00_0001u128 << 96) | (k as u128) << 16 | 7;
+                support::frame_v6(k, remote)
+            } else {
+                distinct[k].to_vec()
+            };
+            if i % 300 == 299 {
+                let flags = if k % 3 == 0 { 54 + 13 } else { 34 + 13 };
+                f[flags] = 0x11;
+            }
+            f
+        })
+        .collect();
+    let stop = AtomicBool::new(false);
+    let warm = support::MemCapture::new(&frames[..2_000]);
+    worker.run(&mut { warm }, &stop).unwrap();
+    let mut cap = support::MemCapture::new(&frames[2_000..]);
+    counting(true);
+    let before = ALLOCS.load(Relaxed);
+    worker.run(&mut cap, &stop).unwrap();
+    let allocs = ALLOCS.load(Relaxed) - before;
+    counting(false);
+    drop(worker);
+    engine.shutdown().unwrap();
+    let counted = shard.snapshot().traffic.total().packets - 2_000;
+    (allocs, counted)
+}
+
+#[test]
+fn the_full_pipeline_allocates_nothing_per_frame() {
+    let (a_small, n_small) = pipeline_allocations(2_000);
+    let (a_big, n_big) = pipeline_allocations(200_000);
+    eprintln!("pipeline: {a_small} allocations for 2,000 frames, {a_big} for 200,000");
+    assert_eq!((n_small, n_big), (2_000, 200_000));
+    // 200,000 frames export ~670 records (FIN) in several batches: one
+    // allocation per frame, record or batch would show. (The sink's batches
+    // are made up front: `SPARE_BATCHES_PER_SINK`.)
+    assert!(
+        a_big <= a_small + 16,
+        "{a_small} allocations for 2,000 frames, {a_big} for 200,000"
+    );
+}

@@ -152,9 +152,14 @@ impl Collector {
     }
 }
 
+/// Record batches made ready for each sink when it is made (16 KiB each
+/// at the default batch size).
+pub const SPARE_BATCHES_PER_SINK: usize = 8;
+
 /// The running exporter. Make sinks for the workers with [`Self::sink`].
 pub struct FlowExporter {
     tx: Sender<Vec<FlowRecord>>,
+    spare_tx: Sender<Vec<FlowRecord>>,
     spare_rx: Receiver<Vec<FlowRecord>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -180,7 +185,7 @@ impl FlowExporter {
         let stats = Arc::new(ExporterStats::default());
         let mut worker = ExportThread {
             rx,
-            spare_tx,
+            spare_tx: spare_tx.clone(),
             stop: stop.clone(),
             stats: stats.clone(),
             encoder: Encoder::new(&cfg.encoder),
@@ -196,6 +201,7 @@ impl FlowExporter {
             .map_err(ExportError::Spawn)?;
         Ok(FlowExporter {
             tx,
+            spare_tx,
             spare_rx,
             stop,
             thread: Some(thread),
@@ -206,7 +212,13 @@ impl FlowExporter {
     }
 
     /// A sink for one shard; `stats` is the shard's (shared with its `FlowCache`).
+    /// Allocates [`SPARE_BATCHES_PER_SINK`] record batches up front, so that
+    /// a worker allocates none in steady state.
     pub fn sink(&self, stats: Arc<FlowStats>) -> FlowSink {
+        for _ in 0..SPARE_BATCHES_PER_SINK {
+            // A full spare channel already holds enough.
+            let _ = self.spare_tx.try_send(Vec::with_capacity(self.batch_size));
+        }
         FlowSink::new(
             self.tx.clone(),
             self.spare_rx.clone(),

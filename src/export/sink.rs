@@ -95,23 +95,27 @@ impl FlowSink {
         if n == 0 {
             return;
         }
-        let next = match self.spare.try_recv() {
-            Ok(mut v) => {
-                v.clear();
-                v
-            }
-            Err(_) => Vec::with_capacity(self.batch_size),
-        };
-        let full = std::mem::replace(&mut self.batch, next);
+        // Send first, then find the next buffer: a batch the full channel
+        // hands back is reused as it is, so an exporter that falls behind
+        // costs dropped records, never an allocation per batch.
+        let full = std::mem::take(&mut self.batch);
         match self.tx.try_send(full) {
-            Ok(()) => self.stats.records_queued.add(n),
+            Ok(()) => {
+                self.stats.records_queued.add(n);
+                self.batch = match self.spare.try_recv() {
+                    Ok(mut v) => {
+                        v.clear();
+                        v
+                    }
+                    // At most one per batch in flight (the channels are
+                    // bounded): the exporter hands every buffer back.
+                    Err(_) => Vec::with_capacity(self.batch_size),
+                };
+            }
             Err(TrySendError::Full(mut back)) | Err(TrySendError::Disconnected(mut back)) => {
                 self.stats.records_dropped_channel_full.add(n);
-                // Keep the larger buffer of the two for the next batch.
                 back.clear();
-                if back.capacity() > self.batch.capacity() {
-                    self.batch = back;
-                }
+                self.batch = back;
             }
         }
     }

@@ -467,7 +467,8 @@ impl AsTable {
 /// belongs to the name given last.
 #[derive(Debug, Default)]
 pub struct NetworkTableBuilder {
-    v4: Lpm4Builder,
+    /// IPv4 prefixes as the top 32 bits of an IPv6-sized key ([`v4_key`]).
+    v4: Lpm6Builder,
     v6: Lpm6Builder,
     names: Vec<String>,
     index: HashMap<String, u32>,
@@ -489,7 +490,10 @@ impl NetworkTableBuilder {
                 i
             }
         };
-        insert(&mut self.v4, &mut self.v6, prefix, idx)?;
+        match prefix {
+            Prefix::V4 { addr, len } => self.v4.insert(v4_key(addr), len, idx)?,
+            Prefix::V6 { addr, len } => self.v6.insert(addr, len, idx)?,
+        }
         Ok(idx)
     }
 
@@ -544,10 +548,21 @@ impl NetworkTableBuilder {
     }
 }
 
+/// An IPv4 address or prefix as the top 32 bits of a 128-bit trie key.
+#[inline]
+fn v4_key(addr: u32) -> u128 {
+    (addr as u128) << 96
+}
+
 /// Address -> index of the named network holding it. Read-only, `Send + Sync`.
+///
+/// Both families live in the compressed trie ([`Lpm6`], IPv4 addresses as
+/// the top bits of the key): a few thousand network prefixes then take a
+/// few MiB that stay mostly in the caches, where a DIR-24-8 table would
+/// take 64 MiB and a DRAM miss on every frame.
 #[derive(Clone, Debug)]
 pub struct NetworkTable {
-    v4: Lpm4,
+    v4: Lpm6,
     v6: Lpm6,
     names: Vec<String>,
 }
@@ -556,19 +571,31 @@ impl NetworkTable {
     #[inline]
     pub fn lookup(&self, addr: IpAddr) -> Option<u32> {
         match addr {
-            IpAddr::V4(a) => self.v4.lookup(u32::from(a)),
+            IpAddr::V4(a) => self.lookup_v4(u32::from(a)),
             IpAddr::V6(a) => self.v6.lookup(u128::from(a)),
         }
     }
 
     #[inline]
     pub fn lookup_v4(&self, addr: u32) -> Option<u32> {
-        self.v4.lookup(addr)
+        self.v4.lookup(v4_key(addr))
     }
 
     #[inline]
     pub fn lookup_v6(&self, addr: u128) -> Option<u32> {
         self.v6.lookup(addr)
+    }
+
+    /// Starts fetching what [`lookup_v4`](Self::lookup_v4) will read first.
+    #[inline]
+    pub fn prefetch_v4(&self, addr: u32) {
+        self.v4.prefetch(v4_key(addr));
+    }
+
+    /// Starts fetching what [`lookup_v6`](Self::lookup_v6) will read first.
+    #[inline]
+    pub fn prefetch_v6(&self, addr: u128) {
+        self.v6.prefetch(addr);
     }
 
     /// Name of network `index`.

@@ -55,41 +55,126 @@ fn asn(rng: &mut SplitMix64) -> u32 {
     }
 }
 
-/// `n` random IPv4 prefixes `(prefix, len, asn)`: 56 % /24, 43 % /16-/23,
-/// 0.2 % /8-/15, 0.5 % /25-/32 (to exercise the second level).
+/// IPv4 prefix-length shares of today's default-free zone, in per mille,
+/// rounded from the prefix-length histograms of the public BGP table
+/// reports (Geoff Huston's bgp.potaroo.net AS131072 / AS6447 reports and
+/// the CIDR report, 2024: ~1.0 M prefixes, ~60 % /24, then /22, /23, /21,
+/// /20, ...). Lengths /25-/32 are filtered on the DFZ; 0.5 % keeps the
+/// DIR-24-8 second level exercised.
+pub const V4_LENGTHS: &[(u8, u8, u32)] = &[
+    // (shortest, longest, per mille; spread evenly over the lengths)
+    (24, 24, 595),
+    (23, 23, 100),
+    (22, 22, 130),
+    (21, 21, 50),
+    (20, 20, 45),
+    (19, 19, 30),
+    (18, 18, 15),
+    (17, 17, 10),
+    (16, 16, 15),
+    (8, 15, 5),
+    (25, 32, 5),
+];
+
+/// IPv6 prefix-length shares (per mille), rounded from the same reports
+/// (2024: ~220 k prefixes, average length ~42.9, /48 about half, then /32,
+/// /44, /40, /29, /36, /46-/47; almost nothing past /48). 0.5 % longer
+/// than /48 keeps deep trie paths in the tests.
+pub const V6_LENGTHS: &[(u8, u8, u32)] = &[
+    (48, 48, 495),
+    (32, 32, 140),
+    (44, 44, 70),
+    (40, 40, 60),
+    (29, 29, 40),
+    (36, 36, 30),
+    (46, 47, 40),
+    (33, 47, 90),
+    (19, 31, 30),
+    (49, 64, 5),
+];
+
+/// The RIR blocks that hold almost all routed IPv6 space: (block /12 or
+/// /16, its length, per mille of the prefixes placed fresh in it).
+const V6_BLOCKS: &[(u128, u8, u64)] = &[
+    (0x2a00 << 112, 12, 400), // RIPE NCC
+    (0x2600 << 112, 12, 250), // ARIN
+    (0x2400 << 112, 12, 200), // APNIC
+    (0x2800 << 112, 12, 100), // LACNIC
+    (0x2c00 << 112, 12, 20),  // AFRINIC
+    (0x2001 << 112, 16, 30),  // early allocations, all RIRs
+];
+
+/// Share (per mille) of IPv6 prefixes longer than /32 that are
+/// more-specifics of another prefix in the table (the reports: ~57 % of
+/// the FIB).
+const V6_MORE_SPECIFIC: u64 = 570;
+
+fn length(rng: &mut SplitMix64, table: &[(u8, u8, u32)]) -> u8 {
+    let total: u32 = table.iter().map(|t| t.2).sum();
+    let mut r = rng.below(total as u64) as u32;
+    for &(lo, hi, w) in table {
+        if r < w {
+            return lo + rng.below((hi - lo + 1) as u64) as u8;
+        }
+        r -= w;
+    }
+    table[0].0
+}
+
+/// `n` random IPv4 prefixes `(prefix, len, asn)` with the lengths of
+/// [`V4_LENGTHS`], uniformly spread over the address space.
 pub fn v4_prefixes(n: usize, seed: u64) -> Vec<(u32, u8, u32)> {
     let mut rng = SplitMix64::new(seed);
     (0..n)
         .map(|_| {
-            let r = rng.below(1000);
-            let len = match r {
-                0..=559 => 24,
-                560..=992 => 16 + rng.below(8) as u8,
-                993..=994 => 8 + rng.below(8) as u8,
-                _ => 25 + rng.below(8) as u8,
-            };
+            let len = length(&mut rng, V4_LENGTHS);
             (rng.next_u32() & mask32(len), len, asn(&mut rng))
         })
         .collect()
 }
 
-/// `n` random IPv6 prefixes `(prefix, len, asn)` inside 2000::/3: 48 % /48,
-/// 38 % /32-/47, 10.5 % /19-/31, 3 % /49-/64, 0.5 % /65-/128 (the DFZ has
-/// almost nothing past /48; the tail keeps deep paths in the tests).
+/// `n` random IPv6 prefixes `(prefix, len, asn)` with the lengths of
+/// [`V6_LENGTHS`], clustered as the real table is: a prefix is either a
+/// more-specific of an earlier prefix up to /40 (57 % of those longer than
+/// /32) or placed at random inside one of the RIR blocks (2a00::/12,
+/// 2600::/12, 2400::/12, 2800::/12, 2c00::/12, 2001::/16), all in 2000::/3.
 pub fn v6_prefixes(n: usize, seed: u64) -> Vec<(u128, u8, u32)> {
     let mut rng = SplitMix64::new(seed);
+    // Earlier prefixes that more-specifics may fall in.
+    let mut parents: Vec<(u128, u8)> = Vec::new();
+    let block_total: u64 = V6_BLOCKS.iter().map(|b| b.2).sum();
     (0..n)
         .map(|_| {
-            let r = rng.below(1000);
-            let len = match r {
-                0..=479 => 48,
-                480..=859 => 32 + rng.below(16) as u8,
-                860..=964 => 19 + rng.below(13) as u8,
-                965..=994 => 49 + rng.below(16) as u8,
-                _ => 65 + rng.below(64) as u8,
+            let len = length(&mut rng, V6_LENGTHS);
+            let r = rng.next_u128();
+            let a = if len > 32 && !parents.is_empty() && rng.below(1000) < V6_MORE_SPECIFIC {
+                let (p, l) = parents[rng.below(parents.len() as u64) as usize];
+                if l < len {
+                    p | (r & !mask128(l))
+                } else {
+                    p
+                }
+            } else {
+                let mut pick = rng.below(block_total);
+                let mut block = V6_BLOCKS[0];
+                for &b in V6_BLOCKS {
+                    if pick < b.2 {
+                        block = b;
+                        break;
+                    }
+                    pick -= b.2;
+                }
+                if len > block.1 {
+                    block.0 | (r & !mask128(block.1))
+                } else {
+                    (r >> 3) | (1u128 << 125)
+                }
             };
-            let a = (rng.next_u128() >> 3) | (1u128 << 125);
-            (a & mask128(len), len, asn(&mut rng))
+            let p = a & mask128(len);
+            if len <= 40 {
+                parents.push((p, len));
+            }
+            (p, len, asn(&mut rng))
         })
         .collect()
 }

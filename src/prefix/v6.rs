@@ -320,8 +320,14 @@ impl Lpm6 {
         for (a, o) in (&mut a).zip(&mut o) {
             self.lookup_lanes(a, o);
         }
-        for (a, o) in a.remainder().iter().zip(o.into_remainder()) {
-            *o = self.lookup(*a);
+        // A short tail (or a whole batch shorter than the lanes: a worker's
+        // batch of mixed traffic has a few dozen IPv6 frames) also walks
+        // in lockstep, with fewer lanes.
+        let (a, o) = (a.remainder(), o.into_remainder());
+        match a.len() {
+            0 => {}
+            1 => o[0] = self.lookup(a[0]),
+            _ => self.lookup_lanes(a, o),
         }
     }
 
@@ -333,8 +339,9 @@ impl Lpm6 {
         // Bit l: lane l is inside the trie / has a leaf to read.
         let mut walking = 0u32;
         let mut leaf = 0u32;
-        for l in 0..BATCH_LANES {
-            let a = addrs.get(l).copied().unwrap_or(0);
+        // Lanes past `addrs.len()` stay idle (not walking, no leaf).
+        for l in 0..addrs.len().min(BATCH_LANES) {
+            let a = addrs[l];
             e[l] = self.root[(a >> (128 - ROOT_BITS)) as usize];
             if e[l] & NODE != 0 {
                 idx[l] = (e[l] & !NODE) as usize;

@@ -82,7 +82,7 @@ impl HostSlots {
     /// Zeroed slots for `tables`. Aborts when out of memory; see
     /// [`try_new`](Self::try_new).
     pub fn new(tables: Arc<Tables>) -> Self {
-        let slots = (0..tables.slots).map(|_| HostCounters::default()).collect();
+        let slots = crate::memory::filled_with(tables.slots, HostCounters::default);
         HostSlots { tables, slots }
     }
 

@@ -154,21 +154,55 @@ impl PeerTables {
         }
     }
 
-    /// Starts fetching the AS table entries of both addresses (a frame's
-    /// remote side is one of them).
+    /// Starts fetching the AS and network table entries of a remote IPv4
+    /// address.
+    #[inline]
+    pub fn prefetch4(&self, a: u32) {
+        if let Some(t) = self.as_table.as_ref() {
+            t.prefetch_v4(a);
+        }
+        if let Some(n) = self.networks.as_ref() {
+            n.prefetch_v4(a);
+        }
+    }
+
+    /// As [`prefetch4`](Self::prefetch4) for IPv6.
+    #[inline]
+    pub fn prefetch6(&self, a: u128) {
+        if let Some(t) = self.as_table.as_ref() {
+            t.prefetch_v6(a);
+        }
+        if let Some(n) = self.networks.as_ref() {
+            n.prefetch_v6(a);
+        }
+    }
+
+    /// Starts fetching the AS and network table entries of both addresses
+    /// (a frame's remote side is one of them).
     #[inline]
     pub fn prefetch(&self, addrs: &L3Addrs) {
-        let Some(t) = self.as_table.as_ref() else {
-            return;
-        };
         match *addrs {
             L3Addrs::V4 { src, dst } => {
-                t.prefetch_v4(u32::from_be_bytes(src));
-                t.prefetch_v4(u32::from_be_bytes(dst));
+                let (s, d) = (u32::from_be_bytes(src), u32::from_be_bytes(dst));
+                if let Some(t) = self.as_table.as_ref() {
+                    t.prefetch_v4(s);
+                    t.prefetch_v4(d);
+                }
+                if let Some(n) = self.networks.as_ref() {
+                    n.prefetch_v4(s);
+                    n.prefetch_v4(d);
+                }
             }
             L3Addrs::V6 { src, dst } => {
-                t.prefetch_v6(u128::from_be_bytes(src));
-                t.prefetch_v6(u128::from_be_bytes(dst));
+                let (s, d) = (u128::from_be_bytes(src), u128::from_be_bytes(dst));
+                if let Some(t) = self.as_table.as_ref() {
+                    t.prefetch_v6(s);
+                    t.prefetch_v6(d);
+                }
+                if let Some(n) = self.networks.as_ref() {
+                    n.prefetch_v6(s);
+                    n.prefetch_v6(d);
+                }
             }
             L3Addrs::None => {}
         }
@@ -196,19 +230,27 @@ impl PeerTables {
 /// survive a reload of the prefix table.
 #[derive(Debug)]
 pub struct AsCounters {
-    keys: Box<[AtomicU32]>,
-    /// In and out per slot, by the frame's direction.
-    counts: Box<[InOut<PacketsBytes>]>,
+    /// Key and counters of a slot share one cache line: one miss per frame.
+    slots: Box<[AsSlot]>,
     /// Frames whose AS did not fit (the table is kept at most 3/4 full).
     overflow: InOut<PacketsBytes>,
     used: AtomicU32,
 }
 
+/// One AS: its key (AS number + 1, 0 = free) and its in and out counters,
+/// by the frame's direction.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct AsSlot {
+    key: AtomicU32,
+    counts: InOut<PacketsBytes>,
+}
+
 impl Default for AsCounters {
     fn default() -> Self {
         AsCounters {
-            keys: (0..AS_SLOTS).map(|_| AtomicU32::new(0)).collect(),
-            counts: (0..AS_SLOTS).map(|_| Default::default()).collect(),
+            // Read at random once per frame: on huge pages (fewer TLB misses).
+            slots: crate::memory::filled_with(AS_SLOTS, AsSlot::default),
             overflow: Default::default(),
             used: AtomicU32::new(0),
         }
@@ -226,8 +268,7 @@ impl AsCounters {
     #[inline]
     pub fn prefetch(&self, asn: u32) {
         let i = Self::home(asn);
-        crate::memory::prefetch(&self.keys[i]);
-        crate::memory::prefetch(&self.counts[i]);
+        crate::memory::prefetch(&self.slots[i]);
     }
 
     /// Counts a frame for `asn` in direction `dir` (in or out).
@@ -243,9 +284,10 @@ impl AsCounters {
         let mask = AS_SLOTS - 1;
         let mut i = Self::home(asn);
         loop {
-            let k = self.keys[i].load(Relaxed);
+            let slot = &self.slots[i];
+            let k = slot.key.load(Relaxed);
             if k == key {
-                self.counts[i].add_n(dir, packets, bytes);
+                slot.counts.add_n(dir, packets, bytes);
                 return;
             }
             if k == 0 {
@@ -256,9 +298,9 @@ impl AsCounters {
                 }
                 // Counters first, then the key (Release): a scraper that
                 // sees the key (Acquire) sees zeroed-or-newer counters.
-                self.counts[i].add_n(dir, packets, bytes);
+                slot.counts.add_n(dir, packets, bytes);
                 self.used.store(used + 1, Relaxed);
-                self.keys[i].store(key, std::sync::atomic::Ordering::Release);
+                slot.key.store(key, std::sync::atomic::Ordering::Release);
                 return;
             }
             i = (i + 1) & mask;
@@ -267,10 +309,10 @@ impl AsCounters {
 
     /// (asn, counts) of every AS seen.
     pub fn for_each(&self, mut f: impl FnMut(u32, InOut<Count>)) {
-        for (k, c) in self.keys.iter().zip(self.counts.iter()) {
-            let key = k.load(std::sync::atomic::Ordering::Acquire);
+        for slot in self.slots.iter() {
+            let key = slot.key.load(std::sync::atomic::Ordering::Acquire);
             if key != 0 {
-                f(key - 1, c.load());
+                f(key - 1, slot.counts.load());
             }
         }
     }
