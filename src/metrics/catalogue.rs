@@ -473,15 +473,34 @@ pub const TCP_HANDSHAKES_PENDING: Family = Family::new(
     &[],
 );
 
+// Busiest connections (`export/connections.rs`): the top N of the flow
+// caches, merged over the workers at scrape.
+
+/// Totals of a connection (one direction of a flow) while it is shown.
+pub const CONNECTION_BYTES: Family = Family::new(
+    "xdpacct_connection_bytes_total",
+    "Bytes of each of the connections.top busiest connections in the flow caches, since the connection entered this view.",
+    C,
+    &["src", "dst", "protocol", "src_port", "dst_port", "direction"],
+);
+pub const CONNECTION_PACKETS: Family = Family::new(
+    "xdpacct_connection_packets_total",
+    "Packets of each of the connections.top busiest connections in the flow caches, since the connection entered this view.",
+    C,
+    &["src", "dst", "protocol", "src_port", "dst_port", "direction"],
+);
+
 /// Every family, in page order: sorted by name, then the families written
 /// as text after the others (customers, then hosts).
-pub const ALL: [&Family; 38] = [
+pub const ALL: [&Family; 40] = [
     &AS_BYTES,
     &AS_PACKETS,
     &AS_SERIES_FOLDED,
     &AS_TCP_RTT,
     &BUILD_INFO,
     &CAPTURE_RESTARTS,
+    &CONNECTION_BYTES,
+    &CONNECTION_PACKETS,
     &FLOW_CACHE_FLOWS,
     &FLOW_PACKETS_SENT,
     &FLOW_RECORDS_DROPPED,

@@ -11,6 +11,7 @@
 mod net;
 pub mod raw;
 pub mod tcp_rtt;
+pub mod connections;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -92,6 +93,8 @@ pub struct Settings {
     pub netflow: Option<Netflow>,
     /// `[tcp_rtt]`: handshake round-trip times.
     pub tcp_rtt: tcp_rtt::TcpRtt,
+    /// `[connections]`: the busiest connections.
+    pub connections: connections::Connections,
 }
 
 /// `[capture]`.
@@ -357,6 +360,7 @@ impl Settings {
             metrics: v.metrics(&raw.metrics)?,
             netflow: v.netflow(&raw.netflow)?,
             tcp_rtt: tcp_rtt::TcpRtt::from_raw(&raw.tcp_rtt, origin)?,
+            connections: connections::Connections::from_raw(&raw.connections, origin)?,
         })
     }
 }

@@ -17,6 +17,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub netflow: NetflowConfig,
     pub tcp_rtt: super::tcp_rtt::TcpRttConfig,
+    pub connections: super::connections::ConnectionsConfig,
 }
 
 /// `[capture]`. The backend's own keys (`xdp_mode` … `fill_ring` for
