@@ -9,10 +9,10 @@
 //!           keep the N largest, never lower a shown counter
 //! ```
 //!
-//! - Ranking: the bytes the cache holds for the flow (since it entered the
-//!   cache or its last active-timeout cut) plus the bytes of its previous
-//!   cut when it was already shown: roughly the bytes of the last one or
-//!   two active timeouts (60 s by default).
+//! - Ranking: the bytes the cache holds for the flow, i.e. since it
+//!   entered the cache or its last active-timeout cut (60 s by default):
+//!   the bytes of the last minute at most. Just after a cut a busy
+//!   connection ranks by its new piece only.
 //! - Values: the connection's totals since it entered the view: the cut
 //!   pieces exported while it was shown ("carry") plus what the cache
 //!   holds now. A connection that leaves the view and comes back starts
@@ -22,8 +22,9 @@
 //!   cache pressure, `netflow.idle_timeout` when flow export shares it).
 //!
 //! The per-frame path is the flow cache's and nothing more; the view costs
-//! a comparison per flow swept (the heap and the carry map only for flows
-//! that may enter the top N), and a publish per sweep. Allocates only at
+//! a comparison per flow swept (a copy and the heap only for flows that
+//! enter the top N so far), and per sweep a sort, the carry map and a
+//! publish of at most N connections. Allocates only at
 //! construction; the worker never waits for a scrape (`try_lock`; a
 //! publish that finds the scrape holding the list is skipped).
 
@@ -65,8 +66,6 @@ pub type Published = Arc<Mutex<Vec<Conn>>>;
 struct Carry {
     bytes: u64,
     packets: u64,
-    /// Bytes of the last piece (ranking).
-    last_piece: u64,
 }
 
 /// One worker's top-N candidates of the sweep under way and the carry of
@@ -78,8 +77,6 @@ pub struct TopView {
     store: Vec<Conn>,
     carry: HashMap<FlowKey, Carry>,
     next: HashMap<FlowKey, Carry>,
-    /// Largest `last_piece` in `carry`: a flow ranks at most its bytes plus this.
-    max_piece: u64,
     out: Vec<Conn>,
     shared: Published,
 }
@@ -95,7 +92,6 @@ impl TopView {
             store: Vec::with_capacity(top),
             carry: HashMap::with_capacity(top),
             next: HashMap::with_capacity(top),
-            max_piece: 0,
             out: Vec::with_capacity(top),
             shared: Arc::new(Mutex::new(Vec::with_capacity(top))),
         }
@@ -115,8 +111,6 @@ impl TopView {
         if let Some(c) = self.carry.get_mut(&r.key) {
             c.bytes += r.bytes;
             c.packets += r.packets;
-            c.last_piece = r.bytes;
-            self.max_piece = self.max_piece.max(r.bytes);
         }
     }
 
@@ -142,17 +136,16 @@ impl SweepVisitor for TopView {
             return;
         }
         let min = self.min_rank();
-        if min.is_some_and(|m| f.bytes().saturating_add(self.max_piece) <= m) {
+        if min.is_some_and(|m| f.bytes() <= m) {
             return;
         }
         let r = f.record();
-        let c = self.carry.get(&r.key).copied().unwrap_or_default();
         let conn = Conn {
             key: r.key,
             direction: r.direction,
-            bytes: c.bytes + r.bytes,
-            packets: c.packets + r.packets,
-            rank: r.bytes + c.last_piece,
+            bytes: r.bytes,
+            packets: r.packets,
+            rank: r.bytes,
         };
         match min {
             None => {
@@ -174,17 +167,20 @@ impl SweepVisitor for TopView {
         // a deletion may have been offered twice: keep the larger).
         self.next.clear();
         self.out.clear();
-        self.store.sort_unstable_by_key(|c| Reverse(c.bytes));
+        self.store.sort_unstable_by_key(|c| Reverse(c.rank));
         for c in &self.store {
             if self.next.contains_key(&c.key) {
                 continue;
             }
             let carry = self.carry.get(&c.key).copied().unwrap_or_default();
             self.next.insert(c.key, carry);
-            self.out.push(*c);
+            self.out.push(Conn {
+                bytes: c.bytes + carry.bytes,
+                packets: c.packets + carry.packets,
+                ..*c
+            });
         }
         std::mem::swap(&mut self.carry, &mut self.next);
-        self.max_piece = self.carry.values().map(|c| c.last_piece).max().unwrap_or(0);
         if let Ok(mut list) = self.shared.try_lock() {
             std::mem::swap(&mut *list, &mut self.out);
         }
