@@ -64,7 +64,14 @@ fn replay(config: &Path, workers: u32, pcap: &Path) -> Vec<Sample> {
     parse_exposition(&String::from_utf8(out.stdout).unwrap())
 }
 
-const LABELS: [&str; 6] = ["src", "dst", "protocol", "src_port", "dst_port", "direction"];
+const LABELS: [&str; 6] = [
+    "src",
+    "dst",
+    "protocol",
+    "src_port",
+    "dst_port",
+    "direction",
+];
 
 fn key_of_truth(c: &serde_json::Value) -> Vec<String> {
     LABELS
@@ -147,5 +154,7 @@ fn off_by_default() {
     let (pcap, _) = gen(dir.path(), 20, 7);
     let cfg = config(dir.path(), 0, None);
     let page = replay(&cfg, 1, &pcap);
-    assert!(page.iter().all(|s| !s.name.starts_with("xdpacct_connection_")));
+    assert!(page
+        .iter()
+        .all(|s| !s.name.starts_with("xdpacct_connection_")));
 }

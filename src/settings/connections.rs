@@ -42,10 +42,7 @@ impl Default for Connections {
 }
 
 impl Connections {
-    pub fn from_raw(
-        raw: &ConnectionsConfig,
-        origin: &str,
-    ) -> Result<Connections, SettingsError> {
+    pub fn from_raw(raw: &ConnectionsConfig, origin: &str) -> Result<Connections, SettingsError> {
         let err = |key: &str, msg: String| SettingsError::Invalid {
             origin: origin.to_string(),
             key: key.to_string(),

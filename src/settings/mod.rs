@@ -8,10 +8,10 @@
 //! the accounting, capture and export code depend on the settings, never
 //! the reverse. Not on the hot path; allocates freely.
 
+pub mod connections;
 mod net;
 pub mod raw;
 pub mod tcp_rtt;
-pub mod connections;
 
 use std::collections::BTreeMap;
 use std::io::Read;
