@@ -29,17 +29,6 @@ pub const CONTRACT: &[&str] = &[
     "xdpacct_as_bytes_total",
     "xdpacct_flow_records_exported_total",
     "xdpacct_flow_records_dropped_total",
-    "xdpacct_tcp_handshake_rtt_seconds_bucket",
-    "xdpacct_tcp_handshake_rtt_seconds_sum",
-    "xdpacct_tcp_handshake_rtt_seconds_count",
-    "xdpacct_as_tcp_rtt_seconds_bucket",
-    "xdpacct_as_tcp_rtt_seconds_sum",
-    "xdpacct_as_tcp_rtt_seconds_count",
-    "xdpacct_tcp_handshakes_total",
-    // The billing ledger (README "Billing").
-    "xdpacct_billing_p95_bits",
-    "xdpacct_billing_samples",
-    "xdpacct_billing_write_failures_total",
     // Prometheus' own series for the scrape of the appliance.
     "up",
 ];
@@ -55,6 +44,27 @@ pub const CONTRACT_FLOW_INPUT: &[&str] = &[
     "xdpacct_collector_malformed_total",
     "xdpacct_collector_dropped_total",
     "xdpacct_collector_socket_drops_total",
+];
+
+/// Contract names that exist only when their feature is configured
+/// (`[tcp_rtt]`, `[billing]`, `[connections] top`), so the live page of
+/// tests/promql.rs (none of them on) need not show them.
+pub const CONTRACT_WHEN_CONFIGURED: &[&str] = &[
+    // Handshake RTT (README "Handshake RTT from the tap").
+    "xdpacct_tcp_handshake_rtt_seconds_bucket",
+    "xdpacct_tcp_handshake_rtt_seconds_sum",
+    "xdpacct_tcp_handshake_rtt_seconds_count",
+    "xdpacct_as_tcp_rtt_seconds_bucket",
+    "xdpacct_as_tcp_rtt_seconds_sum",
+    "xdpacct_as_tcp_rtt_seconds_count",
+    "xdpacct_tcp_handshakes_total",
+    // The billing ledger (README "Billing").
+    "xdpacct_billing_p95_bits",
+    "xdpacct_billing_samples",
+    "xdpacct_billing_write_failures_total",
+    // Busiest connections (README "Busiest connections").
+    "xdpacct_connection_bytes_total",
+    "xdpacct_connection_packets_total",
 ];
 
 pub fn root() -> PathBuf {
@@ -144,6 +154,7 @@ pub fn allowed_names() -> BTreeSet<String> {
     let mut s: BTreeSet<String> = CONTRACT
         .iter()
         .chain(CONTRACT_FLOW_INPUT)
+        .chain(CONTRACT_WHEN_CONFIGURED)
         .map(|s| s.to_string())
         .collect();
     s.extend(recorded(&rules_path()));

@@ -18,7 +18,9 @@ use std::sync::Arc;
 
 use crate::collector::input::{CollectorMetrics, FlowInput, Published};
 use crate::collector::CollectorConfig;
-use crate::export::observer::FlowExport;
+use crate::export::connections::{ConnectionsCollector, Published as TopList, TopView};
+use crate::export::observer::{FlowExport, FlowObserver};
+use crate::export::{FlowCache, FlowCacheConfig, FlowStats};
 use crate::metrics::{EngineCollector, Exposition, HostView};
 use crate::rtt::metrics::RttCollector;
 use crate::rtt::table::HandshakeTable;
@@ -42,6 +44,8 @@ pub struct Engine {
     /// `[collector]`, and what each flow input publishes for the scrape.
     flow: Option<crate::settings::collector::Collector>,
     flow_published: Vec<Arc<Published>>,
+    /// `[connections]`: (top, idle timeout in ms) and each worker's list.
+    connections: Option<(usize, u64, Vec<TopList>)>,
 }
 
 /// Why the engine could not be built.
@@ -89,6 +93,14 @@ impl Engine {
             }),
             flow: settings.collector.clone(),
             flow_published: Vec::new(),
+            connections: (settings.connections.top > 0).then(|| {
+                let c = &settings.connections;
+                (
+                    c.top as usize,
+                    c.idle_timeout.as_millis() as u64,
+                    Vec::new(),
+                )
+            }),
         })
     }
 
@@ -142,9 +154,36 @@ impl Engine {
         let shard = Arc::new(shard);
         self.shards.push(shard.clone());
         let mut worker = Worker::new(shard, self.batch);
-        if let Some(x) = self.export.as_mut() {
-            let name = format!("{interface}/{queue}");
-            worker = worker.with_observer(Box::new(x.observer(&name, ifindex as u16)));
+        let view = self.connections.as_mut().map(|(top, idle_ms, lists)| {
+            let view = TopView::new(*top, *idle_ms);
+            lists.push(view.published());
+            (view, *idle_ms)
+        });
+        match (self.export.as_mut(), view) {
+            (Some(x), view) => {
+                let name = format!("{interface}/{queue}");
+                let mut obs = x.observer(&name, ifindex as u16);
+                if let Some((view, _)) = view {
+                    obs = obs.with_view(view);
+                }
+                worker = worker.with_observer(Box::new(obs));
+            }
+            (None, Some((view, idle_ms))) => {
+                // A cache for the view alone: flows kept as long as the view
+                // shows them, cut like flow export's (see the connections docs).
+                let d = FlowCacheConfig::default();
+                let cfg = FlowCacheConfig {
+                    idle_timeout_ms: idle_ms,
+                    ..d
+                };
+                let cache = FlowCache::new(&cfg, Arc::new(FlowStats::default()));
+                worker = worker.with_observer(Box::new(FlowObserver::view_only(
+                    ifindex as u16,
+                    cache,
+                    view,
+                )));
+            }
+            (None, None) => {}
         }
         if let Some((table, shards)) = self.rtt.as_mut() {
             let shard = Arc::new(RttShard::default());
@@ -193,6 +232,9 @@ impl Engine {
         exposition.register_engine(collector.clone());
         if let Some(x) = &self.export {
             exposition.register(Box::new(x.metrics()));
+        }
+        if let Some((top, _, lists)) = &self.connections {
+            exposition.register(Box::new(ConnectionsCollector::new(lists.clone(), *top)));
         }
         if let Some((table, shards)) = &self.rtt {
             exposition.register(Box::new(RttCollector::new(

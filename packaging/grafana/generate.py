@@ -273,6 +273,24 @@ def overview():
                "socket {{reason}}", ref="D")],
         w=8, unit="short", options=ts_options(),
         description="Datagrams or records lost between router and collector (sequence numbers), and what the collector could not decode or refused, per second.")
+    L.row("Busiest connections ([connections] top)")
+    L.add("table", "Top connections now", [
+        target('topk(20, 8 * rate(xdpacct_connection_bytes_total{instance=~"$instance"}[$__rate_interval]))',
+               "", ref="A", instant=True, fmt="table"),
+        target('topk(20, rate(xdpacct_connection_packets_total{instance=~"$instance"}[$__rate_interval]))',
+               "", ref="B", instant=True, fmt="table")],
+        w=24, h=10, unit="bps",
+        description="The busiest connections of the flow caches (one direction of a flow each; the appliance shows at most connections.top of them, and a connection leaves after connections.idle_timeout without traffic).",
+        transformations=[
+            {"id": "merge", "options": {}},
+            {"id": "organize", "options": {
+                "excludeByName": {"Time": True, "__name__": True, "job": True},
+                "indexByName": {"instance": 0, "src": 1, "src_port": 2, "dst": 3, "dst_port": 4,
+                                "protocol": 5, "direction": 6, "Value #A": 7, "Value #B": 8},
+                "renameByName": {"Value #A": "bits/s", "Value #B": "packets/s"}}}],
+        field_config={"overrides": [{"matcher": {"id": "byName", "options": "packets/s"},
+                                     "properties": [{"id": "unit", "value": "pps"}]}]},
+        options={"sortBy": [{"displayName": "bits/s", "desc": True}]})
     variables = [
         query_var("instance", "Appliance", "label_values(xdpacct_build_info, instance)"),
         query_var("interface", "Interface",

@@ -241,6 +241,56 @@ impl Slot {
     }
 }
 
+/// A flow the expiry sweep passed over and kept, as seen by a
+/// [`SweepVisitor`] (a view of the slot, no copy until `record`).
+pub struct FlowRef<'a> {
+    slot: &'a Slot,
+    epoch_ms: u64,
+    now: u32,
+}
+
+impl FlowRef<'_> {
+    /// Bytes of the flow since it entered the cache (or its last cut).
+    #[inline]
+    pub fn bytes(&self) -> u64 {
+        self.slot.bytes
+    }
+
+    /// ms since the flow's last frame.
+    #[inline]
+    pub fn idle_ms(&self) -> u64 {
+        u64::from(self.now.saturating_sub(self.slot.last))
+    }
+
+    /// The flow as a record (its key, counters and times).
+    pub fn record(&self) -> FlowRecord {
+        self.slot.record(self.epoch_ms)
+    }
+}
+
+/// Takes the records an expiry sweep exports, sees the flows it keeps,
+/// and the end of each full sweep of the table (the busiest-connections
+/// view, `super::connections`).
+pub trait SweepVisitor {
+    /// A record leaving the cache (what `expire`'s sink gets).
+    fn export(&mut self, r: FlowRecord);
+    /// A flow the sweep keeps.
+    fn flow(&mut self, _f: FlowRef<'_>) {}
+    /// The sweep passed the end of the table: every flow was offered once
+    /// (or, if backward-shift deletion moved it, twice or not at all).
+    fn swept(&mut self) {}
+}
+
+/// A sink and nothing else: [`FlowCache::expire`].
+struct Exports<F>(F);
+
+impl<F: FnMut(FlowRecord)> SweepVisitor for Exports<F> {
+    #[inline]
+    fn export(&mut self, r: FlowRecord) {
+        (self.0)(r)
+    }
+}
+
 /// Slot times are rebased when they pass this many ms (24.9 days) ...
 const REBASE_AT: u64 = 1 << 31;
 /// ... to this many ms after the new epoch (12.4 days): every live flow is
@@ -571,7 +621,13 @@ impl FlowCache {
     /// clock; scans `capacity * elapsed / sweep_ms` slots (the whole table
     /// once per sweep period) and publishes the counters to [`FlowStats`].
     pub fn expire(&mut self, now_ms: u64, sink: &mut impl FnMut(FlowRecord)) {
-        self.drain(sink);
+        self.expire_with(now_ms, &mut Exports(sink));
+    }
+
+    /// [`expire`](Self::expire) exporting to `visitor`, showing it every
+    /// flow it keeps and telling it when the sweep wraps around the table.
+    pub fn expire_with(&mut self, now_ms: u64, visitor: &mut impl SweepVisitor) {
+        self.drain(&mut |r| visitor.export(r));
         let cap = self.capacity();
         let elapsed = match self.last_expire_ms {
             Some(last) => now_ms.saturating_sub(last),
@@ -601,17 +657,41 @@ impl FlowCache {
                     } else {
                         self.tally.active += 1;
                     }
-                    sink(rec.record(self.epoch_ms));
+                    visitor.export(rec.record(self.epoch_ms));
                     // A later entry may have moved into slot i: look again.
                     self.remove_at(i);
                     continue;
                 }
+                visitor.flow(FlowRef {
+                    slot: rec,
+                    epoch_ms: self.epoch_ms,
+                    now,
+                });
             }
             i = (i + 1) & self.mask;
+            if i == 0 {
+                visitor.swept();
+            }
             n -= 1;
         }
         self.cursor = i;
         self.publish();
+    }
+
+    /// Shows every flow in the cache to `visitor`, then ends the sweep
+    /// (before `flush_all` at shutdown or the end of a replay).
+    pub fn visit_all(&mut self, now_ms: u64, visitor: &mut impl SweepVisitor) {
+        let now = self.slot_time(now_ms);
+        for i in 0..self.capacity() {
+            if self.tags[i] != 0 {
+                visitor.flow(FlowRef {
+                    slot: &self.slots[i],
+                    epoch_ms: self.epoch_ms,
+                    now,
+                });
+            }
+        }
+        visitor.swept();
     }
 
     /// Exports every flow and empties the cache (shutdown, end of replay).

@@ -18,12 +18,15 @@
 //!   tests and debugging (allocates; never panics on any input).
 //! - [`exporter`]: the exporter thread and its UDP collectors.
 //! - [`metrics`]: a `prometheus` `Collector` over the export counters.
+//! - [`connections`]: the busiest connections (`[connections] top`), a
+//!   view of the caches built during their expiry sweep.
 //! - [`observer`]: `FlowExport` (set-up from `[netflow]`) and
 //!   `FlowObserver`, the worker's `FrameObserver` feeding one shard's cache.
 //!
 //! No unsafe code. Nothing here panics on packet contents.
 
 pub mod cache;
+pub mod connections;
 #[cfg(any(test, feature = "testkit"))]
 pub mod decode;
 pub mod encode;
@@ -56,7 +59,7 @@ pub const TCP_RST: u8 = 0x04;
 /// in [`FrameFacts`]; the encoders put them on the wire the Cisco way
 /// (source port 0, destination port `type << 8 | code`) and the decoder
 /// undoes that.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct FlowKey {
     /// Ingress interface index (exported as INPUT_SNMP / ingressInterface).
     pub iface: u16,

@@ -17,21 +17,57 @@
 
 use std::sync::Arc;
 
+use super::cache::{FlowRef, SweepVisitor};
+use super::connections::TopView;
 use super::{
     EncoderConfig, ExportError, ExporterConfig, FlowCache, FlowCacheConfig, FlowExporter,
-    FlowMetrics, FlowSink, FlowStats, Version,
+    FlowMetrics, FlowRecord, FlowSink, FlowStats, Version,
 };
 use crate::settings::Netflow;
 use crate::shard::worker::FrameObserver;
 use crate::shard::Direction;
 use crate::wire::FrameFacts;
 
-/// One shard's flow cache and sink, fed by its worker.
+/// One shard's flow cache, fed by its worker, with its sink to the
+/// exporter (`[netflow]`) and/or the busiest-connections view
+/// (`[connections] top`).
 pub struct FlowObserver {
     cache: FlowCache,
-    sink: FlowSink,
+    sink: Option<FlowSink>,
+    view: Option<TopView>,
     iface: u16,
     now_ms: u64,
+}
+
+/// Where the records leaving the cache go: the view's carry, the sink.
+struct Out<'a> {
+    sink: Option<&'a mut FlowSink>,
+    view: Option<&'a mut TopView>,
+}
+
+impl SweepVisitor for Out<'_> {
+    #[inline]
+    fn export(&mut self, r: FlowRecord) {
+        if let Some(v) = self.view.as_deref_mut() {
+            v.exported(&r);
+        }
+        if let Some(s) = self.sink.as_deref_mut() {
+            s.push(r);
+        }
+    }
+
+    #[inline]
+    fn flow(&mut self, f: FlowRef<'_>) {
+        if let Some(v) = self.view.as_deref_mut() {
+            v.flow(f);
+        }
+    }
+
+    fn swept(&mut self) {
+        if let Some(v) = self.view.as_deref_mut() {
+            v.swept();
+        }
+    }
 }
 
 impl FlowObserver {
@@ -39,14 +75,40 @@ impl FlowObserver {
     pub fn new(iface: u16, cache: FlowCache, sink: FlowSink) -> Self {
         FlowObserver {
             cache,
-            sink,
+            sink: Some(sink),
+            view: None,
             iface,
             now_ms: 0,
         }
     }
 
+    /// A cache that only feeds the busiest-connections view (no `[netflow]`).
+    pub fn view_only(iface: u16, cache: FlowCache, view: TopView) -> Self {
+        FlowObserver {
+            cache,
+            sink: None,
+            view: Some(view),
+            iface,
+            now_ms: 0,
+        }
+    }
+
+    /// Adds the busiest-connections view of this cache.
+    pub fn with_view(mut self, view: TopView) -> Self {
+        self.view = Some(view);
+        self
+    }
+
     pub fn cache(&self) -> &FlowCache {
         &self.cache
+    }
+
+    fn out(&mut self) -> (&mut FlowCache, Out<'_>) {
+        let out = Out {
+            sink: self.sink.as_mut(),
+            view: self.view.as_mut(),
+        };
+        (&mut self.cache, out)
     }
 }
 
@@ -61,33 +123,45 @@ pub fn flow_direction(d: Direction) -> u8 {
 impl FrameObserver for FlowObserver {
     fn begin_batch(&mut self, now_ms: u64) {
         self.now_ms = now_ms;
-        let sink = &mut self.sink;
-        self.cache.expire(now_ms, &mut |r| sink.push(r));
-        sink.tick(now_ms);
+        let (cache, mut out) = self.out();
+        cache.expire_with(now_ms, &mut out);
+        if let Some(sink) = self.sink.as_mut() {
+            sink.tick(now_ms);
+        }
     }
 
     #[inline]
     fn observe(&mut self, facts: &FrameFacts, bytes: u64, direction: Direction) {
-        let sink = &mut self.sink;
-        self.cache.enqueue(
-            self.iface,
+        let (iface, now_ms) = (self.iface, self.now_ms);
+        let (cache, mut out) = self.out();
+        cache.enqueue(
+            iface,
             facts,
             bytes,
             flow_direction(direction),
-            self.now_ms,
-            &mut |r| sink.push(r),
+            now_ms,
+            &mut |r| out.export(r),
         );
     }
 
     fn end_batch(&mut self) {
-        let sink = &mut self.sink;
-        self.cache.drain(&mut |r| sink.push(r));
+        let (cache, mut out) = self.out();
+        cache.drain(&mut |r| out.export(r));
     }
 
     fn finish(&mut self) {
-        let sink = &mut self.sink;
-        self.cache.flush_all(&mut |r| sink.push(r));
-        sink.flush();
+        let now_ms = self.now_ms;
+        let (cache, mut out) = self.out();
+        cache.drain(&mut |r| out.export(r));
+        // The view's last list: every flow as it ends.
+        if let Some(v) = out.view.as_deref_mut() {
+            v.restart();
+            cache.visit_all(now_ms, v);
+        }
+        cache.flush_all(&mut |r| out.export(r));
+        if let Some(sink) = self.sink.as_mut() {
+            sink.flush();
+        }
     }
 }
 

@@ -622,9 +622,26 @@ pub const BILLING_CLOCK_STEPS: Family = Family::new(
     &[],
 );
 
+// Busiest connections (`export/connections.rs`): the top N of the flow
+// caches, merged over the workers at scrape.
+
+/// Totals of a connection (one direction of a flow) while it is shown.
+pub const CONNECTION_BYTES: Family = Family::new(
+    "xdpacct_connection_bytes_total",
+    "Bytes of each of the connections.top busiest connections in the flow caches, since the connection entered this view.",
+    C,
+    &["src", "dst", "protocol", "src_port", "dst_port", "direction"],
+);
+pub const CONNECTION_PACKETS: Family = Family::new(
+    "xdpacct_connection_packets_total",
+    "Packets of each of the connections.top busiest connections in the flow caches, since the connection entered this view.",
+    C,
+    &["src", "dst", "protocol", "src_port", "dst_port", "direction"],
+);
+
 /// Every family, in page order: sorted by name, then the families written
 /// as text after the others (customers, then hosts).
-pub const ALL: [&Family; 59] = [
+pub const ALL: [&Family; 61] = [
     &AS_BYTES,
     &AS_PACKETS,
     &AS_SERIES_FOLDED,
@@ -652,6 +669,8 @@ pub const ALL: [&Family; 59] = [
     &COLLECTOR_SFLOW_IF_UP,
     &COLLECTOR_SOCKET_DROPS,
     &COLLECTOR_TEMPLATES,
+    &CONNECTION_BYTES,
+    &CONNECTION_PACKETS,
     &FLOW_CACHE_FLOWS,
     &FLOW_PACKETS_SENT,
     &FLOW_RECORDS_DROPPED,

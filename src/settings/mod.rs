@@ -10,6 +10,7 @@
 
 pub mod billing;
 pub mod collector;
+pub mod connections;
 mod net;
 pub mod raw;
 pub mod tcp_rtt;
@@ -98,6 +99,8 @@ pub struct Settings {
     pub collector: Option<collector::Collector>,
     /// `None` without a `[billing]` section (no ledger).
     pub billing: Option<billing::Billing>,
+    /// `[connections]`: the busiest connections.
+    pub connections: connections::Connections,
 }
 
 /// `[capture]`.
@@ -365,6 +368,7 @@ impl Settings {
             tcp_rtt: tcp_rtt::TcpRtt::from_raw(&raw.tcp_rtt, origin)?,
             collector: collector::Collector::from_raw(raw.collector.as_ref(), origin)?,
             billing: billing::Billing::from_raw(raw.billing.as_ref(), origin)?,
+            connections: connections::Connections::from_raw(&raw.connections, origin)?,
         })
     }
 }

@@ -19,6 +19,7 @@ pub struct Config {
     pub tcp_rtt: super::tcp_rtt::TcpRttConfig,
     pub collector: Option<super::collector::CollectorConfig>,
     pub billing: Option<super::billing::BillingConfig>,
+    pub connections: super::connections::ConnectionsConfig,
 }
 
 /// `[capture]`. The backend's own keys (`xdp_mode` … `fill_ring` for

@@ -99,7 +99,7 @@ impl WireError {
 }
 
 /// Network-layer addresses of a frame, copied out of the header (8 or 32 bytes).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum L3Addrs {
     /// No IP header (ARP, LLDP, unknown EtherType, an encapsulation not
     /// entered, or parse failed before IP).
