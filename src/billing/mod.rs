@@ -21,6 +21,7 @@
 
 pub mod cli;
 pub mod live;
+pub mod postgres;
 pub mod report;
 pub mod store;
 
@@ -53,6 +54,12 @@ pub struct LedgerStats {
     pub intervals_lost: AtomicU64,
     /// Wall-clock steps seen (more than 1 s off the monotonic clock).
     pub clock_steps: AtomicU64,
+    /// Transactions committed to PostgreSQL (`billing.postgres`).
+    pub postgres_writes: AtomicU64,
+    /// Pushes to PostgreSQL that failed (the intervals stay queued).
+    pub postgres_write_failures: AtomicU64,
+    /// Intervals waiting to be pushed to PostgreSQL.
+    pub postgres_queued: AtomicU64,
 }
 
 /// Subject index of every slot of one table generation.
@@ -112,6 +119,8 @@ pub struct Ledger {
     stats: Arc<LedgerStats>,
     /// The last wall time at which retention ran.
     retention_at: i64,
+    /// The shared store, when `billing.postgres` is set.
+    pg: Option<postgres::Sink>,
 }
 
 /// Start of the interval holding `ms` (Unix milliseconds), in seconds.
@@ -145,6 +154,10 @@ impl Ledger {
             pending: Vec::new(),
             stats: Arc::default(),
             retention_at: i64::MIN,
+            pg: cfg
+                .postgres
+                .as_deref()
+                .map(|url| postgres::Sink::new(url, &cfg.appliance, cfg.interval_secs())),
         }
     }
 
@@ -423,8 +436,19 @@ impl Ledger {
         match self.store.write(&self.pending) {
             Ok(()) => {
                 self.stats.writes.fetch_add(1, Relaxed);
+                if let Some(pg) = self.pg.as_mut() {
+                    for p in &self.pending {
+                        pg.mark(p.start);
+                    }
+                }
                 self.pending.clear();
                 self.retention();
+                // After SQLite, never instead of it: a failure here leaves
+                // the intervals queued for the next write.
+                if let Some(pg) = self.pg.as_mut() {
+                    pg.push(&self.store, &self.stats);
+                    self.stats.postgres_queued.store(pg.queued() as u64, Relaxed);
+                }
                 Ok(())
             }
             Err(e) => {

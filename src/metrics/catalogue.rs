@@ -621,10 +621,28 @@ pub const BILLING_CLOCK_STEPS: Family = Family::new(
     C,
     &[],
 );
+pub const BILLING_POSTGRES_WRITES: Family = Family::new(
+    "xdpacct_billing_postgres_writes_total",
+    "Transactions committed to the shared PostgreSQL (billing.postgres).",
+    C,
+    &[],
+);
+pub const BILLING_POSTGRES_WRITE_FAILURES: Family = Family::new(
+    "xdpacct_billing_postgres_write_failures_total",
+    "Pushes to the shared PostgreSQL (billing.postgres) that failed; the SQLite ledger is written regardless and the intervals are retried.",
+    C,
+    &[],
+);
+pub const BILLING_POSTGRES_QUEUED: Family = Family::new(
+    "xdpacct_billing_postgres_queued_intervals",
+    "Intervals written to the SQLite ledger and waiting to be pushed to the shared PostgreSQL (billing.postgres).",
+    G,
+    &[],
+);
 
 /// Every family, in page order: sorted by name, then the families written
 /// as text after the others (customers, then hosts).
-pub const ALL: [&Family; 59] = [
+pub const ALL: [&Family; 62] = [
     &AS_BYTES,
     &AS_PACKETS,
     &AS_SERIES_FOLDED,
@@ -632,6 +650,9 @@ pub const ALL: [&Family; 59] = [
     &BILLING_CLOCK_STEPS,
     &BILLING_INTERVALS_LOST,
     &BILLING_P95,
+    &BILLING_POSTGRES_QUEUED,
+    &BILLING_POSTGRES_WRITE_FAILURES,
+    &BILLING_POSTGRES_WRITES,
     &BILLING_SAMPLES,
     &BILLING_WRITE_FAILURES,
     &BILLING_WRITES,

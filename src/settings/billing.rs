@@ -119,8 +119,9 @@ pub struct Billing {
     pub retention_months: u32,
     /// This appliance's name in a shared store. Defaults to the host name.
     pub appliance: String,
-    /// `postgres://…`: reserved for a shared store; refused for now (not
-    /// implemented). Always none.
+    /// `postgres://…`: a shared PostgreSQL that every sample is also
+    /// written to, keyed by `appliance` (plain TCP; no TLS yet). Defaults
+    /// to none (the SQLite ledger only).
     pub postgres: Option<String>,
 }
 
@@ -204,12 +205,9 @@ impl Billing {
             if !(p.starts_with("postgres://") || p.starts_with("postgresql://")) {
                 return Err(err("postgres", "must be a postgres:// URL".into()));
             }
-            // Refused rather than ignored: a shared store that silently
-            // receives nothing would be worse than none.
-            return Err(err(
-                "postgres",
-                "writing to PostgreSQL is not implemented yet; remove the key (the SQLite ledger is complete on its own)".into(),
-            ));
+            if let Err(e) = <::postgres::Config as std::str::FromStr>::from_str(p) {
+                return Err(err("postgres", format!("not a usable URL: {e}")));
+            }
         }
         let appliance = match &b.appliance {
             Some(a) if a.is_empty() => return Err(err("appliance", "must not be empty".into())),

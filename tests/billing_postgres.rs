@@ -1,0 +1,366 @@
+//! `billing.postgres` against a real PostgreSQL: Debian's server (15),
+//! started by this test in its own data directory on a free loopback
+//! port, trust authentication on 127.0.0.1 only, stopped and removed after
+//! (a Drop guard, also when the test fails).
+//!
+//! Two appliances replay tests/data/gen_billing.py's two captures, each
+//! into its own SQLite ledger and the shared PostgreSQL; `billing report
+//! --postgres` must equal `billing report --db a.db --db b.db` (which
+//! tests/billing_replay.rs checks against the generator's truth ranked
+//! independently) and the truth's own totals. A repeated push of the same
+//! intervals must not count twice. An unreachable PostgreSQL must leave
+//! the SQLite ledger complete, with one clear log line.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::xdpacct;
+use serde_json::Value;
+
+const BIN: &str = "/usr/lib/postgresql/15/bin";
+
+const CONFIG: &str = r#"
+[accounting]
+[[accounting.ranges]]
+prefix = "198.51.100.0/28"
+labels = { customer = "acme" }
+[[accounting.ranges]]
+prefix = "198.51.100.16/28"
+labels = { customer = "beta" }
+[[accounting.ranges]]
+prefix = "203.0.113.0/28"
+labels = { customer = "gamma", site = "ams" }
+[[accounting.ranges]]
+prefix = "198.51.100.32/29"
+labels = { site = "x" }
+[billing]
+"#;
+
+/// A PostgreSQL server of this test; stopped and its directory removed on
+/// drop.
+struct Pg {
+    child: Option<Child>,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Pg {
+    fn url(&self) -> String {
+        format!("postgres://xdpacct@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // Fast shutdown (SIGINT), then SIGKILL if it lingers.
+            let _ = Command::new("kill")
+                .args(["-INT", &c.id().to_string()])
+                .status();
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_secs(10) {
+                if matches!(c.try_wait(), Ok(Some(_))) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `program` as the `postgres` user when root (the server refuses root).
+fn as_pg(program: &str, root: bool) -> Command {
+    if root {
+        let mut c = Command::new("setpriv");
+        c.args([
+            "--reuid=postgres",
+            "--regid=postgres",
+            "--init-groups",
+            "--",
+            program,
+        ]);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+/// Starts a server, or returns None (skip; a panic under CI) when the
+/// binaries are missing.
+fn start_pg() -> Option<Pg> {
+    if !Path::new(&format!("{BIN}/initdb")).exists() {
+        common::missing(
+            "billing_postgres",
+            &format!("needs {BIN}/initdb (Debian package postgresql; scripts/install-deps.sh)"),
+        );
+        return None;
+    }
+    let root = common::is_root();
+    let dir = tempfile::tempdir().unwrap();
+    if root {
+        let out = Command::new("id").args(["-u", "postgres"]).output().unwrap();
+        assert!(out.status.success(), "no postgres user");
+        let uid: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        let out = Command::new("id").args(["-g", "postgres"]).output().unwrap();
+        let gid: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).unwrap();
+    }
+    let data = dir.path().join("data");
+    let out = as_pg(&format!("{BIN}/initdb"), root)
+        .arg("-D")
+        .arg(&data)
+        .args(["-A", "trust", "-U", "xdpacct", "--no-sync", "-E", "UTF8"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "initdb: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let port = free_port();
+    let child = as_pg(&format!("{BIN}/postgres"), root)
+        .arg("-D")
+        .arg(&data)
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-k"])
+        .arg(dir.path())
+        .args(["-c", "fsync=off", "-c", "log_min_messages=warning"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pg = Pg {
+        child: Some(child),
+        port,
+        _dir: dir,
+    };
+    let t = Instant::now();
+    loop {
+        let ok = Command::new(format!("{BIN}/pg_isready"))
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q"])
+            .status()
+            .unwrap()
+            .success();
+        if ok {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "PostgreSQL did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Some(pg)
+}
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    a: PathBuf,
+    b: PathBuf,
+    truth: Value,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, t) = (
+        dir.path().join("a.pcap"),
+        dir.path().join("b.pcap"),
+        dir.path().join("truth.json"),
+    );
+    let out = Command::new("python3")
+        .arg(common::data_dir().join("gen_billing.py"))
+        .arg("--out-a")
+        .arg(&a)
+        .arg("--out-b")
+        .arg(&b)
+        .arg("--truth")
+        .arg(&t)
+        .output()
+        .expect("python3 runs gen_billing.py");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let truth = serde_json::from_str(&std::fs::read_to_string(&t).unwrap()).unwrap();
+    Fixture { dir, a, b, truth }
+}
+
+/// A config file with `extra` lines in [billing].
+fn config(f: &Fixture, name: &str, extra: &str) -> PathBuf {
+    let p = f.dir.path().join(format!("{name}.toml"));
+    std::fs::write(&p, format!("{CONFIG}{extra}\n")).unwrap();
+    p
+}
+
+fn replay(config: &Path, pcap: &Path, db: &Path, workers: usize) -> Output {
+    let out = xdpacct()
+        .arg("--config")
+        .arg(config)
+        .arg("replay")
+        .arg(pcap)
+        .args(["--workers", &workers.to_string(), "--billing-db"])
+        .arg(db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "replay failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn report(f: &Fixture, config: &Path, source: &[&str], method: &str, missing: &str) -> Value {
+    let from = f.truth["from"].as_i64().unwrap().to_string();
+    let to = f.truth["to"].as_i64().unwrap().to_string();
+    let out = xdpacct()
+        .arg("--config")
+        .arg(config)
+        .args(["billing", "report", "--from", &from, "--to", &to])
+        .args(["--format", "json", "--method", method, "--missing", missing])
+        .args(source)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "report {source:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The truth's in and out bytes of `key` over `apps`, every interval.
+fn truth_bytes(truth: &Value, apps: &[&str], key: &str) -> (u64, u64) {
+    let (mut i, mut o) = (0, 0);
+    for a in apps {
+        for (_, s) in truth["appliances"][a]["samples"].as_object().unwrap() {
+            if let Some(v) = s[key].as_array() {
+                i += v[1].as_u64().unwrap();
+                o += v[3].as_u64().unwrap();
+            }
+        }
+    }
+    (i, o)
+}
+
+fn subject<'a>(r: &'a Value, customer: &str) -> &'a Value {
+    r["subjects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["labels"]["customer"] == customer)
+        .unwrap_or_else(|| panic!("no {customer} in {r:#}"))
+}
+
+#[test]
+fn two_appliances_through_postgres_equal_their_ledgers_summed() {
+    let Some(pg) = start_pg() else { return };
+    let f = fixture();
+    let url = pg.url();
+    let ca = config(
+        &f,
+        "a",
+        &format!("appliance = \"edge-a\"\npostgres = \"{url}\""),
+    );
+    let cb = config(
+        &f,
+        "b",
+        &format!("appliance = \"edge-b\"\npostgres = \"{url}\""),
+    );
+    let (da, db) = (f.dir.path().join("a.db"), f.dir.path().join("b.db"));
+    replay(&ca, &f.a, &da, 2);
+    replay(&cb, &f.b, &db, 1);
+    let (da_s, db_s) = (da.display().to_string(), db.display().to_string());
+    for method in ["max_of_p95", "p95_of_max", "p95_of_sum"] {
+        for missing in ["zero", "skip"] {
+            let from_pg = report(&f, &ca, &["--postgres", &url], method, missing);
+            let from_files = report(&f, &ca, &["--db", &da_s, "--db", &db_s], method, missing);
+            assert_eq!(from_pg, from_files, "{method} {missing}");
+        }
+    }
+    // Independent truth: every customer's bytes, summed over both links.
+    let r = report(&f, &ca, &["--postgres", &url], "max_of_p95", "zero");
+    // (customer "" is the range without a customer label.)
+    assert_eq!(r["subjects"].as_array().unwrap().len(), 4, "{r:#}");
+    for c in ["acme", "beta", "gamma", ""] {
+        let (i, o) = truth_bytes(&f.truth, &["a", "b"], c);
+        let s = subject(&r, c);
+        assert_eq!(s["in"]["bytes"], i, "{c}");
+        assert_eq!(s["out"]["bytes"], o, "{c}");
+        assert!(i > 0, "{c} has traffic in the truth");
+    }
+    // One appliance alone equals its own ledger.
+    let one = report(
+        &f,
+        &ca,
+        &["--postgres", &url, "--appliance", "edge-b"],
+        "max_of_p95",
+        "zero",
+    );
+    assert_eq!(
+        one,
+        report(&f, &ca, &["--db", &db_s], "max_of_p95", "zero")
+    );
+    // The same intervals pushed again (a retry, a restart with a fresh
+    // file) replace the totals rather than adding to them.
+    let da2 = f.dir.path().join("a2.db");
+    replay(&ca, &f.a, &da2, 1);
+    assert_eq!(
+        report(&f, &ca, &["--postgres", &url], "max_of_p95", "zero"),
+        r
+    );
+    drop(pg);
+}
+
+#[test]
+fn postgres_unreachable_leaves_the_sqlite_ledger_complete() {
+    let f = fixture();
+    // A port nobody listens on (bound, then released).
+    let url = format!("postgres://xdpacct@127.0.0.1:{}/postgres", free_port());
+    let c = config(&f, "down", &format!("postgres = \"{url}\""));
+    let da = f.dir.path().join("a.db");
+    let t = Instant::now();
+    let out = replay(&c, &f.a, &da, 1);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // One line for the outage, not one per attempt (there were hundreds).
+    assert_eq!(
+        stderr.matches("cannot write to PostgreSQL").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("PostgreSQL postgres://xdpacct@127.0.0.1:"), "{stderr}");
+    assert!(stderr.contains("SQLite ledger is written"), "{stderr}");
+    assert!(t.elapsed() < Duration::from_secs(60), "{:?}", t.elapsed());
+    // The ledger is complete: the truth's bytes per customer.
+    let r = report(&f, &c, &["--db", &da.display().to_string()], "max_of_p95", "zero");
+    for cu in ["acme", "beta", "gamma", ""] {
+        let (i, o) = truth_bytes(&f.truth, &["a"], cu);
+        let s = subject(&r, cu);
+        assert_eq!((s["in"]["bytes"].as_u64(), s["out"]["bytes"].as_u64()), (Some(i), Some(o)), "{cu}");
+    }
+    // The report from an unreachable server is a clear one-line error.
+    let from = f.truth["from"].as_i64().unwrap().to_string();
+    let out = xdpacct()
+        .arg("--config")
+        .arg(&c)
+        .args(["billing", "report", "--from", &from, "--to", "2025-11-04", "--postgres", &url])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("PostgreSQL") && e.contains("127.0.0.1"), "{e}");
+}
