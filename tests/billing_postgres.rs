@@ -112,10 +112,16 @@ fn start_pg() -> Option<Pg> {
     let root = common::is_root();
     let dir = tempfile::tempdir().unwrap();
     if root {
-        let out = Command::new("id").args(["-u", "postgres"]).output().unwrap();
+        let out = Command::new("id")
+            .args(["-u", "postgres"])
+            .output()
+            .unwrap();
         assert!(out.status.success(), "no postgres user");
         let uid: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
-        let out = Command::new("id").args(["-g", "postgres"]).output().unwrap();
+        let out = Command::new("id")
+            .args(["-g", "postgres"])
+            .output()
+            .unwrap();
         let gid: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
         std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).unwrap();
     }
@@ -311,10 +317,7 @@ fn two_appliances_through_postgres_equal_their_ledgers_summed() {
         "max_of_p95",
         "zero",
     );
-    assert_eq!(
-        one,
-        report(&f, &ca, &["--db", &db_s], "max_of_p95", "zero")
-    );
+    assert_eq!(one, report(&f, &ca, &["--db", &db_s], "max_of_p95", "zero"));
     // The same intervals pushed again (a retry, a restart with a fresh
     // file) replace the totals rather than adding to them.
     let da2 = f.dir.path().join("a2.db");
@@ -342,22 +345,44 @@ fn postgres_unreachable_leaves_the_sqlite_ledger_complete() {
         1,
         "{stderr}"
     );
-    assert!(stderr.contains("PostgreSQL postgres://xdpacct@127.0.0.1:"), "{stderr}");
+    assert!(
+        stderr.contains("PostgreSQL postgres://xdpacct@127.0.0.1:"),
+        "{stderr}"
+    );
     assert!(stderr.contains("SQLite ledger is written"), "{stderr}");
     assert!(t.elapsed() < Duration::from_secs(60), "{:?}", t.elapsed());
     // The ledger is complete: the truth's bytes per customer.
-    let r = report(&f, &c, &["--db", &da.display().to_string()], "max_of_p95", "zero");
+    let r = report(
+        &f,
+        &c,
+        &["--db", &da.display().to_string()],
+        "max_of_p95",
+        "zero",
+    );
     for cu in ["acme", "beta", "gamma", ""] {
         let (i, o) = truth_bytes(&f.truth, &["a"], cu);
         let s = subject(&r, cu);
-        assert_eq!((s["in"]["bytes"].as_u64(), s["out"]["bytes"].as_u64()), (Some(i), Some(o)), "{cu}");
+        assert_eq!(
+            (s["in"]["bytes"].as_u64(), s["out"]["bytes"].as_u64()),
+            (Some(i), Some(o)),
+            "{cu}"
+        );
     }
     // The report from an unreachable server is a clear one-line error.
     let from = f.truth["from"].as_i64().unwrap().to_string();
     let out = xdpacct()
         .arg("--config")
         .arg(&c)
-        .args(["billing", "report", "--from", &from, "--to", "2025-11-04", "--postgres", &url])
+        .args([
+            "billing",
+            "report",
+            "--from",
+            &from,
+            "--to",
+            "2025-11-04",
+            "--postgres",
+            &url,
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());

@@ -98,15 +98,18 @@ impl Collector for BillingView {
         }
         if self.cfg.postgres.is_some() {
             for (f, v) in [
-                (&cat::BILLING_POSTGRES_WRITE_FAILURES, &s.postgres_write_failures),
+                (
+                    &cat::BILLING_POSTGRES_WRITE_FAILURES,
+                    &s.postgres_write_failures,
+                ),
                 (&cat::BILLING_POSTGRES_WRITES, &s.postgres_writes),
             ] {
                 out.push(f.family(vec![counter(vec![], v.load(Relaxed))]));
             }
-            out.push(cat::BILLING_POSTGRES_QUEUED.family(vec![gauge(
-                vec![],
-                s.postgres_queued.load(Relaxed) as f64,
-            )]));
+            out.push(
+                cat::BILLING_POSTGRES_QUEUED
+                    .family(vec![gauge(vec![], s.postgres_queued.load(Relaxed) as f64)]),
+            );
         }
         let guard = self.report.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(r) = guard.as_ref() {

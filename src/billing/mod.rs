@@ -447,7 +447,9 @@ impl Ledger {
                 // the intervals queued for the next write.
                 if let Some(pg) = self.pg.as_mut() {
                     pg.push(&self.store, &self.stats);
-                    self.stats.postgres_queued.store(pg.queued() as u64, Relaxed);
+                    self.stats
+                        .postgres_queued
+                        .store(pg.queued() as u64, Relaxed);
                 }
                 Ok(())
             }

@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use postgres::{Client, Config, NoTls};
 
-use super::store::{Extract, IntervalState, Store, Volume};
+use super::store::{Extract, IntervalState, IntervalTotals, Store, Volume};
 use super::LedgerStats;
 
 /// Interval starts kept queued while PostgreSQL is unreachable: 31 days of
@@ -196,10 +196,10 @@ impl Sink {
             self.client = Some(c);
         }
         // Read from SQLite first: no SQLite work inside the PG transaction.
-        let mut rows: Vec<(i64, IntervalState, Vec<(String, Volume)>)> = Vec::new();
+        let mut rows: Vec<(i64, IntervalTotals)> = Vec::new();
         for &start in &self.queued {
             match store.interval_totals(start) {
-                Ok(Some((st, samples))) => rows.push((start, st, samples)),
+                Ok(Some(t)) => rows.push((start, t)),
                 Ok(None) => {}
                 Err(e) => {
                     return Err(PgError {
@@ -232,7 +232,7 @@ impl Sink {
             )
             .map_err(err)?;
         let iv = self.interval_secs as i32;
-        for (start, st, samples) in &rows {
+        for (start, (st, samples)) in &rows {
             tx.execute(
                 &ins_interval,
                 &[

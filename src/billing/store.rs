@@ -103,6 +103,9 @@ pub struct IntervalState {
     pub complete: bool,
 }
 
+/// One interval as stored: its state and its samples by subject labels.
+pub type IntervalTotals = (IntervalState, Vec<(String, Volume)>);
+
 /// A ledger open for writing.
 pub struct Store {
     path: PathBuf,
@@ -384,10 +387,7 @@ impl Store {
     /// What the ledger holds for the interval at `start` (absolute totals,
     /// after every write so far): its state and the samples by subject
     /// labels. `None` when the interval has no row.
-    pub fn interval_totals(
-        &self,
-        start: i64,
-    ) -> Result<Option<(IntervalState, Vec<(String, Volume)>)>, StoreError> {
+    pub fn interval_totals(&self, start: i64) -> Result<Option<IntervalTotals>, StoreError> {
         let s = sql(&self.path);
         let state = self
             .conn
