@@ -45,17 +45,49 @@ labels = { site = "x" }
 struct Pg {
     child: Option<Child>,
     port: u16,
-    _dir: tempfile::TempDir,
+    root: bool,
+    dir: tempfile::TempDir,
 }
 
 impl Pg {
     fn url(&self) -> String {
         format!("postgres://xdpacct@127.0.0.1:{}/postgres", self.port)
     }
-}
 
-impl Drop for Pg {
-    fn drop(&mut self) {
+    /// Starts the server on its data directory and port; waits until it
+    /// accepts connections.
+    fn start(&mut self) {
+        let child = as_pg(&format!("{BIN}/postgres"), self.root)
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-k"])
+            .arg(self.dir.path())
+            .args(["-c", "fsync=off", "-c", "log_min_messages=warning"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let t = Instant::now();
+        loop {
+            let ok = Command::new(format!("{BIN}/pg_isready"))
+                .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-q"])
+                .status()
+                .unwrap()
+                .success();
+            if ok {
+                break;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "PostgreSQL did not start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Stops the server (the data directory stays).
+    fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             // Fast shutdown (SIGINT), then SIGKILL if it lingers.
             let _ = Command::new("kill")
@@ -71,6 +103,12 @@ impl Drop for Pg {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -102,6 +140,13 @@ fn as_pg(program: &str, root: bool) -> Command {
 /// Starts a server, or returns None (skip; a panic under CI) when the
 /// binaries are missing.
 fn start_pg() -> Option<Pg> {
+    let mut pg = init_pg()?;
+    pg.start();
+    Some(pg)
+}
+
+/// A data directory and a port, the server not started.
+fn init_pg() -> Option<Pg> {
     if !Path::new(&format!("{BIN}/initdb")).exists() {
         common::missing(
             "billing_postgres",
@@ -137,39 +182,12 @@ fn start_pg() -> Option<Pg> {
         "initdb: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let port = free_port();
-    let child = as_pg(&format!("{BIN}/postgres"), root)
-        .arg("-D")
-        .arg(&data)
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-k"])
-        .arg(dir.path())
-        .args(["-c", "fsync=off", "-c", "log_min_messages=warning"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pg = Pg {
-        child: Some(child),
-        port,
-        _dir: dir,
-    };
-    let t = Instant::now();
-    loop {
-        let ok = Command::new(format!("{BIN}/pg_isready"))
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q"])
-            .status()
-            .unwrap()
-            .success();
-        if ok {
-            break;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "PostgreSQL did not start"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Some(pg)
+    Some(Pg {
+        child: None,
+        port: free_port(),
+        root,
+        dir,
+    })
 }
 
 struct Fixture {
@@ -388,4 +406,99 @@ fn postgres_unreachable_leaves_the_sqlite_ledger_complete() {
     assert!(!out.status.success());
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(e.contains("PostgreSQL") && e.contains("127.0.0.1"), "{e}");
+}
+
+/// The writer itself: PostgreSQL down at start, then up (the queue is
+/// caught up), then down while running (counted, SQLite unaffected), then
+/// up again; PostgreSQL ends equal to the SQLite ledger.
+#[test]
+fn an_outage_is_counted_queued_and_caught_up() {
+    use std::collections::HashMap;
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::sync::Arc;
+    use xdpacct::billing::postgres::{extracts, Sink};
+    use xdpacct::billing::store::{Extract, Reader};
+    use xdpacct::billing::{IntervalWrite, LedgerStats, Store, Volume};
+
+    let Some(mut pg) = init_pg() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.db");
+    let mut store = Store::open(&path, 60, "edge").unwrap();
+    let stats = LedgerStats::default();
+    let mut sink = Sink::new(&pg.url(), "edge", 60);
+    let t0 = 1_764_547_200; // 2025-12-01T00:00Z
+    let write = |store: &mut Store, sink: &mut Sink, k: i64, bytes: u64| {
+        let mut samples = HashMap::new();
+        samples.insert(
+            Arc::<str>::from(r#"{"customer":"acme"}"#),
+            Volume {
+                in_packets: 1,
+                in_bytes: bytes,
+                out_packets: 2,
+                out_bytes: 2 * bytes,
+            },
+        );
+        let w = IntervalWrite {
+            start: t0 + 60 * k,
+            covered_ms: 30_000,
+            closed: false,
+            samples,
+            ..Default::default()
+        };
+        store.write(&[w]).unwrap();
+        sink.mark(t0 + 60 * k);
+    };
+    let same = |pg: &Pg| {
+        let (iv, xs) = extracts(&pg.url(), None, t0, t0 + 3600).unwrap();
+        assert_eq!((iv, xs.len()), (Some(60), 1));
+        let want = Reader::open(&path).unwrap().extract(t0, t0 + 3600).unwrap();
+        let norm = |x: &Extract| {
+            let mut s: Vec<_> = x
+                .samples
+                .iter()
+                .map(|(k, v)| {
+                    let mut v = v.clone();
+                    v.sort_by_key(|e| e.0);
+                    (k.clone(), v)
+                })
+                .collect();
+            s.sort_by(|a, b| a.0.cmp(&b.0));
+            let mut i: Vec<_> = x.intervals.iter().map(|(k, v)| (*k, *v)).collect();
+            i.sort_by_key(|e| e.0);
+            (i, s)
+        };
+        assert_eq!(norm(&xs[0]), norm(&want));
+    };
+    // Down at start-up: counted, queued.
+    write(&mut store, &mut sink, 0, 100);
+    write(&mut store, &mut sink, 1, 200);
+    sink.push(&store, &stats);
+    sink.push(&store, &stats);
+    assert_eq!(stats.postgres_write_failures.load(Relaxed), 2);
+    assert_eq!(sink.queued(), 2);
+    // Up: the queue is written.
+    pg.start();
+    write(&mut store, &mut sink, 0, 5); // the same interval again
+    sink.push(&store, &stats);
+    assert_eq!(sink.queued(), 0);
+    assert_eq!(stats.postgres_writes.load(Relaxed), 1);
+    same(&pg);
+    // Down while running.
+    pg.stop();
+    write(&mut store, &mut sink, 1, 7);
+    write(&mut store, &mut sink, 2, 300);
+    sink.push(&store, &stats);
+    assert_eq!(stats.postgres_write_failures.load(Relaxed), 3);
+    assert_eq!(sink.queued(), 2);
+    // Up again: caught up, totals equal (no double count).
+    pg.start();
+    write(&mut store, &mut sink, 3, 1);
+    sink.push(&store, &stats);
+    assert_eq!(sink.queued(), 0);
+    assert_eq!(stats.postgres_writes.load(Relaxed), 2);
+    same(&pg);
+    let (_, xs) = extracts(&pg.url(), Some("edge"), t0, t0 + 3600).unwrap();
+    let acme = &xs[0].samples[r#"{"customer":"acme"}"#];
+    let total: u64 = acme.iter().map(|(_, v)| v.in_bytes).sum();
+    assert_eq!(total, 100 + 200 + 5 + 7 + 300 + 1);
 }
