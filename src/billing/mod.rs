@@ -120,7 +120,7 @@ pub struct Ledger {
     /// The last wall time at which retention ran.
     retention_at: i64,
     /// The shared store, when `billing.postgres` is set.
-    pg: Option<postgres::Sink>,
+    pg: Option<postgres::Pusher>,
 }
 
 /// Start of the interval holding `ms` (Unix milliseconds), in seconds.
@@ -154,10 +154,29 @@ impl Ledger {
             pending: Vec::new(),
             stats: Arc::default(),
             retention_at: i64::MIN,
-            pg: cfg
-                .postgres
-                .as_deref()
-                .map(|url| postgres::Sink::new(url, &cfg.appliance, cfg.interval_secs())),
+            pg: None,
+        }
+        .with_postgres()
+    }
+
+    /// Starts the PostgreSQL writer when `billing.postgres` is set.
+    fn with_postgres(mut self) -> Self {
+        if let Some(url) = self.cfg.postgres.as_deref() {
+            let sink = postgres::Sink::new(url, &self.cfg.appliance, self.cfg.interval_secs());
+            self.pg = Some(postgres::Pusher::start(
+                sink,
+                self.store.path().to_path_buf(),
+                self.stats.clone(),
+            ));
+        }
+        self
+    }
+
+    /// Stops the PostgreSQL writer after a last attempt (replay's end; the
+    /// daemon's ledger does it when dropped).
+    pub fn finish_postgres(&mut self) {
+        if let Some(mut pg) = self.pg.take() {
+            pg.finish();
         }
     }
 
@@ -436,21 +455,11 @@ impl Ledger {
         match self.store.write(&self.pending) {
             Ok(()) => {
                 self.stats.writes.fetch_add(1, Relaxed);
-                if let Some(pg) = self.pg.as_mut() {
-                    for p in &self.pending {
-                        pg.mark(p.start);
-                    }
+                if let Some(pg) = &self.pg {
+                    pg.send(self.pending.iter().map(|p| p.start).collect());
                 }
                 self.pending.clear();
                 self.retention();
-                // After SQLite, never instead of it: a failure here leaves
-                // the intervals queued for the next write.
-                if let Some(pg) = self.pg.as_mut() {
-                    pg.push(&self.store, &self.stats);
-                    self.stats
-                        .postgres_queued
-                        .store(pg.queued() as u64, Relaxed);
-                }
                 Ok(())
             }
             Err(e) => {
@@ -555,10 +564,13 @@ pub fn replay_ledger(
 pub fn finish_replay(shared: &SharedLedger) -> Result<(), StoreError> {
     let mut guard = shared.lock().unwrap_or_else(|p| p.into_inner());
     let (ledger, error) = &mut *guard;
-    if error.is_some() {
-        ledger.write(true)?;
-    }
-    Ok(())
+    let r = if error.is_some() {
+        ledger.write(true)
+    } else {
+        Ok(())
+    };
+    ledger.finish_postgres();
+    r
 }
 
 #[cfg(test)]

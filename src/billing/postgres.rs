@@ -17,11 +17,13 @@
 //! The SQLite ledger stays the system of record on the appliance: after
 //! each successful SQLite write the touched intervals' *absolute* totals
 //! are read back from it and upserted (`ON CONFLICT … DO UPDATE SET x =
-//! excluded.x`), so a retried or repeated write never counts twice. When
-//! PostgreSQL cannot be reached, the interval starts stay queued (at most
-//! [`MAX_QUEUED`]; the oldest are dropped and logged) and are pushed again
-//! at the next write; the SQLite ledger is written regardless. Plain TCP
-//! only (no TLS yet). Not on the hot path; allocates freely.
+//! excluded.x`), so a retried or repeated write never counts twice. The
+//! push runs on its own thread ([`Pusher`]): the ledger thread never waits
+//! for PostgreSQL. When PostgreSQL cannot be reached, the interval starts
+//! stay queued (at most [`MAX_QUEUED`]; the oldest are dropped and logged)
+//! and are retried every [`RETRY`]; the SQLite ledger is written
+//! regardless. Plain TCP only (no TLS yet). Not on the hot path; allocates
+//! freely.
 
 use std::collections::BTreeSet;
 use std::str::FromStr;
@@ -30,7 +32,13 @@ use std::time::Duration;
 
 use postgres::{Client, Config, NoTls};
 
-use super::store::{Extract, IntervalState, IntervalTotals, Store, Volume};
+use std::path::PathBuf;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use super::store::{Extract, IntervalState, IntervalTotals, Reader, Store, StoreError, Volume};
 use super::LedgerStats;
 
 /// Interval starts kept queued while PostgreSQL is unreachable: 31 days of
@@ -39,6 +47,27 @@ pub const MAX_QUEUED: usize = 31 * 288;
 
 /// How long a connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Data unacknowledged this long fails the connection (a silent peer).
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(15);
+/// Time between attempts while PostgreSQL is unreachable.
+const RETRY: Duration = Duration::from_secs(5);
+
+/// Where the totals of an interval are read from (the SQLite ledger).
+pub trait Totals {
+    fn totals(&self, start: i64) -> Result<Option<IntervalTotals>, StoreError>;
+}
+
+impl Totals for Store {
+    fn totals(&self, start: i64) -> Result<Option<IntervalTotals>, StoreError> {
+        self.interval_totals(start)
+    }
+}
+
+impl Totals for Reader {
+    fn totals(&self, start: i64) -> Result<Option<IntervalTotals>, StoreError> {
+        self.interval_totals(start)
+    }
+}
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS xdpacct_billing_intervals (
@@ -97,6 +126,9 @@ fn connect(url: &str) -> Result<Client, PgError> {
     cfg.connect_timeout(CONNECT_TIMEOUT);
     cfg.keepalives(true);
     cfg.keepalives_idle(Duration::from_secs(30));
+    cfg.keepalives_interval(Duration::from_secs(5));
+    cfg.keepalives_retries(3);
+    cfg.tcp_user_timeout(TCP_USER_TIMEOUT);
     if cfg.get_application_name().is_none() {
         cfg.application_name("xdpacct");
     }
@@ -156,7 +188,7 @@ impl Sink {
     /// transaction. On failure the queue stays, the connection is dropped
     /// (reconnected next time), the failure counted, and logged once per
     /// outage.
-    pub fn push(&mut self, store: &Store, stats: &LedgerStats) {
+    pub fn push(&mut self, store: &impl Totals, stats: &LedgerStats) {
         if self.queued.is_empty() {
             return;
         }
@@ -185,7 +217,7 @@ impl Sink {
         }
     }
 
-    fn try_push(&mut self, store: &Store) -> Result<usize, PgError> {
+    fn try_push(&mut self, store: &impl Totals) -> Result<usize, PgError> {
         let err = |e: postgres::Error| PgError {
             url: redact(&self.url),
             msg: e.to_string(),
@@ -198,7 +230,7 @@ impl Sink {
         // Read from SQLite first: no SQLite work inside the PG transaction.
         let mut rows: Vec<(i64, IntervalTotals)> = Vec::new();
         for &start in &self.queued {
-            match store.interval_totals(start) {
+            match store.totals(start) {
                 Ok(Some(t)) => rows.push((start, t)),
                 Ok(None) => {}
                 Err(e) => {
@@ -265,6 +297,125 @@ impl Sink {
         }
         tx.commit().map_err(err)?;
         Ok(rows.len())
+    }
+}
+
+/// The writer's own thread: the ledger thread hands it the starts of the
+/// intervals it wrote to SQLite and never waits for PostgreSQL. The thread
+/// reads their totals back through its own read-only SQLite connection.
+pub struct Pusher {
+    tx: Option<mpsc::Sender<Vec<i64>>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Pusher {
+    /// Starts the thread for the ledger file `db` (which exists already).
+    pub fn start(mut sink: Sink, db: PathBuf, stats: Arc<LedgerStats>) -> Pusher {
+        let (tx, rx) = mpsc::channel::<Vec<i64>>();
+        let handle = std::thread::Builder::new()
+            .name("xdpacct-billing-pg".into())
+            .spawn(move || pusher(&rx, &mut sink, &db, &stats));
+        match handle {
+            Ok(h) => Pusher {
+                tx: Some(tx),
+                handle: Some(h),
+            },
+            Err(e) => {
+                tracing::error!("billing: cannot start the PostgreSQL writer thread: {e}");
+                Pusher {
+                    tx: None,
+                    handle: None,
+                }
+            }
+        }
+    }
+
+    /// Queues intervals (written to SQLite) to be pushed.
+    pub fn send(&self, starts: Vec<i64>) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(starts);
+        }
+    }
+
+    /// Makes a last attempt with what is queued and waits for the thread.
+    pub fn finish(&mut self) {
+        self.tx.take();
+        if let Some(h) = self.handle.take() {
+            if h.join().is_err() {
+                tracing::error!("billing: the PostgreSQL writer thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Pusher {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+fn pusher(
+    rx: &mpsc::Receiver<Vec<i64>>,
+    sink: &mut Sink,
+    db: &std::path::Path,
+    stats: &LedgerStats,
+) {
+    let mut reader: Option<Reader> = None;
+    let mut next_try = Instant::now();
+    loop {
+        let got = if sink.queued() == 0 {
+            rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
+        } else {
+            rx.recv_timeout(next_try.saturating_duration_since(Instant::now()))
+        };
+        let closed = match got {
+            Ok(starts) => {
+                starts.into_iter().for_each(|s| sink.mark(s));
+                false
+            }
+            Err(RecvTimeoutError::Timeout) => false,
+            Err(RecvTimeoutError::Disconnected) => true,
+        };
+        let mut closed = closed;
+        loop {
+            match rx.try_recv() {
+                Ok(starts) => starts.into_iter().for_each(|s| sink.mark(s)),
+                Err(mpsc::TryRecvError::Empty) => break,
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    closed = true;
+                    break;
+                }
+            }
+        }
+        if closed || Instant::now() >= next_try {
+            if reader.is_none() {
+                match Reader::open(db) {
+                    Ok(r) => reader = Some(r),
+                    Err(e) => {
+                        stats.postgres_write_failures.fetch_add(1, Relaxed);
+                        tracing::error!(
+                            "billing: the PostgreSQL writer cannot read the ledger: {e}"
+                        );
+                    }
+                }
+            }
+            if let Some(r) = &reader {
+                sink.push(r, stats);
+            }
+            if sink.queued() > 0 {
+                next_try = Instant::now() + RETRY;
+            }
+            stats.postgres_queued.store(sink.queued() as u64, Relaxed);
+        }
+        if closed {
+            if sink.queued() > 0 {
+                tracing::error!(
+                    "billing: {} intervals not written to PostgreSQL at exit (they are in the SQLite ledger)",
+                    sink.queued()
+                );
+            }
+            return;
+        }
     }
 }
 
