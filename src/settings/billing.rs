@@ -205,8 +205,15 @@ impl Billing {
             if !(p.starts_with("postgres://") || p.starts_with("postgresql://")) {
                 return Err(err("postgres", "must be a postgres:// URL".into()));
             }
-            if let Err(e) = <::postgres::Config as std::str::FromStr>::from_str(p) {
-                return Err(err("postgres", format!("not a usable URL: {e}")));
+            match <::postgres::Config as std::str::FromStr>::from_str(p) {
+                Err(e) => return Err(err("postgres", format!("not a usable URL: {e}"))),
+                Ok(c) if matches!(c.get_ssl_mode(), ::postgres::config::SslMode::Require) => {
+                    return Err(err(
+                        "postgres",
+                        "sslmode=require: TLS to PostgreSQL is not supported yet".into(),
+                    ))
+                }
+                Ok(_) => {}
             }
         }
         let appliance = match &b.appliance {
@@ -297,6 +304,9 @@ mod tests {
             "subject_labels = [\"a\", \"a\"]",
             "subject_labels = [\"1x\"]",
             "postgres = \"mysql://x\"",
+            "postgres = \"postgres://u@h/db?sslmode=require\"",
+            "postgres = \"postgres://u@h:notaport/db\"",
+            "appliance = \"\"",
             "unknown = 1",
         ] {
             let e = parse(&format!("[billing]\n{bad}\n"));
@@ -315,5 +325,10 @@ mod tests {
         assert!(
             parse("[billing]\ninterval = 2\nallow_short_interval = true\ncheckpoint = 1\n").is_ok()
         );
+        let b = parse("[billing]\nappliance = \"edge1\"\npostgres = \"postgres://x@db/bill\"\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(b.appliance, "edge1");
+        assert_eq!(b.postgres.as_deref(), Some("postgres://x@db/bill"));
     }
 }
