@@ -9,7 +9,10 @@
 //! tests/billing_replay.rs checks against the generator's truth ranked
 //! independently) and the truth's own totals. A repeated push of the same
 //! intervals must not count twice. An unreachable PostgreSQL must leave
-//! the SQLite ledger complete, with one clear log line.
+//! the SQLite ledger complete, with one clear log line. The writer is
+//! taken through an outage at start-up and one while running, and so is
+//! `xdpacct run` on a veth pair (root): failures counted on /metrics, the
+//! SQLite ledger written throughout, the backlog caught up.
 
 mod common;
 
@@ -501,4 +504,214 @@ fn an_outage_is_counted_queued_and_caught_up() {
     let acme = &xs[0].samples[r#"{"customer":"acme"}"#];
     let total: u64 = acme.iter().map(|(_, v)| v.in_bytes).sum();
     assert_eq!(total, 100 + 200 + 5 + 7 + 300 + 1);
+}
+
+/// GET `path` on 127.0.0.1:`port`; the body of a 200 answer.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    body.contains(" 200 ").then(|| {
+        body.split_once("\r\n\r\n")
+            .map_or(body.clone(), |(_, b)| b.to_string())
+    })
+}
+
+/// A value of an unlabelled family on the page.
+fn metric(page: &str, name: &str) -> Option<f64> {
+    page.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// Polls /metrics until `ok` holds for it (at most `secs`).
+fn wait_metrics(port: u16, secs: u64, what: &str, ok: impl Fn(&str) -> bool) -> String {
+    let until = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let page = http_get(port, "/metrics").unwrap_or_default();
+        if ok(&page) {
+            return page;
+        }
+        assert!(Instant::now() < until, "{what}: {page}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `xdpacct run` on a veth pair (root) with PostgreSQL going away and
+/// coming back while it runs: the SQLite ledger is written throughout,
+/// the failures are counted, the backlog is caught up, and PostgreSQL
+/// ends with the same samples as the SQLite ledger and the generator's
+/// truth.
+#[test]
+fn the_daemon_rides_out_a_postgres_outage() {
+    use common::testnet::{can_run, sh, TestNet};
+    if !can_run(
+        "billing postgres daemon test",
+        &["ip", "tcpreplay", "python3"],
+    ) {
+        return;
+    }
+    let Some(mut pg) = start_pg() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ledger.db");
+    let config = dir.path().join("live.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[accounting]
+local_networks = ["198.51.100.0/24", "2001:db8:1::/48"]
+[[accounting.ranges]]
+prefix = "198.51.100.0/24"
+labels = {{ customer = "live" }}
+[[accounting.ranges]]
+prefix = "2001:db8:1::/52"
+labels = {{ customer = "live" }}
+[billing]
+interval = 15
+allow_short_interval = true
+checkpoint = 1
+db = "{}"
+appliance = "live1"
+postgres = "{}"
+"#,
+            db.display(),
+            pg.url()
+        ),
+    )
+    .unwrap();
+    let truth = |json: &Path| -> [u64; 4] {
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+        let mut t = [0u64; 4];
+        for h in v["hosts"].as_object().unwrap().values() {
+            t[0] += h["in_packets"].as_u64().unwrap();
+            t[1] += h["in_l2_bytes"].as_u64().unwrap();
+            t[2] += h["out_packets"].as_u64().unwrap();
+            t[3] += h["out_l2_bytes"].as_u64().unwrap();
+        }
+        t
+    };
+    let (pa, ta) = common::generate(dir.path(), 3000, 11, 1600);
+    let (pb, tb) = common::generate(dir.path(), 2000, 12, 1600);
+    let (ta, tb) = (truth(&ta), truth(&tb));
+    let from = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 15
+        * 15;
+    let net = TestNet::new("xg", "p", 2);
+    let port = free_port();
+    let mut child = xdpacct()
+        .arg("--config")
+        .arg(&config)
+        .args([
+            "run",
+            "-i",
+            &net.root_if,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .args(["--log-level", "warn"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start xdpacct run");
+    struct Kill<'a>(&'a mut Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let guard = Kill(&mut child);
+    wait_metrics(port, 15, "xdpacct run serves /metrics", |p| !p.is_empty());
+    assert_eq!(net.replay(&pa), ta[0] + ta[2]);
+    wait_metrics(port, 15, "pushed to PostgreSQL", |p| {
+        metric(p, "xdpacct_billing_postgres_writes_total").is_some_and(|v| v >= 1.0)
+            && metric(p, "xdpacct_billing_postgres_queued_intervals") == Some(0.0)
+    });
+    // PostgreSQL goes away while traffic is counted.
+    pg.stop();
+    assert_eq!(net.replay(&pb), tb[0] + tb[2]);
+    let page = wait_metrics(port, 20, "the outage is counted", |p| {
+        metric(p, "xdpacct_billing_postgres_write_failures_total").is_some_and(|v| v >= 1.0)
+            && metric(p, "xdpacct_billing_postgres_queued_intervals").is_some_and(|v| v >= 1.0)
+    });
+    let writes = metric(&page, "xdpacct_billing_writes_total").unwrap();
+    assert_eq!(
+        metric(&page, "xdpacct_billing_write_failures_total"),
+        Some(0.0)
+    );
+    // The SQLite ledger goes on (checkpoint = 1 s).
+    wait_metrics(port, 10, "SQLite written during the outage", |p| {
+        metric(p, "xdpacct_billing_writes_total").is_some_and(|v| v > writes)
+    });
+    // Back: the backlog is written (retried every 5 s).
+    pg.start();
+    wait_metrics(port, 20, "the backlog is caught up", |p| {
+        metric(p, "xdpacct_billing_postgres_queued_intervals") == Some(0.0)
+    });
+    sh(&["kill", "-TERM", &guard.0.id().to_string()]);
+    let stop = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(s) = guard.0.try_wait().unwrap() {
+            assert!(s.success(), "clean exit on SIGTERM: {s}");
+            break;
+        }
+        assert!(Instant::now() < stop, "xdpacct run did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(guard);
+    let to = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 15
+        + 1)
+        * 15;
+    // A report counts intervals that ended: wait for the last one's end.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    std::thread::sleep(Duration::from_secs_f64(to as f64 + 0.2 - now));
+    let rep = |src: &[&str]| -> Value {
+        let out = xdpacct()
+            .arg("--config")
+            .arg(&config)
+            .args(["billing", "report", "--format", "json", "--from"])
+            .arg(from.to_string())
+            .arg("--to")
+            .arg(to.to_string())
+            .args(src)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let s = subject(&r, "live").clone();
+        serde_json::json!([
+            s["in"]["packets"],
+            s["in"]["bytes"],
+            s["out"]["packets"],
+            s["out"]["bytes"],
+            s["samples"]["present"],
+            s["samples"]["complete"]
+        ])
+    };
+    let from_pg = rep(&["--postgres", &pg.url()]);
+    let from_db = rep(&["--db", &db.display().to_string()]);
+    assert_eq!(from_pg, from_db);
+    let want: Vec<u64> = (0..4).map(|i| ta[i] + tb[i]).collect();
+    let got: Vec<u64> = from_pg.as_array().unwrap()[..4]
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert_eq!(got, want);
+    drop(net);
 }
