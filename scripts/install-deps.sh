@@ -6,7 +6,8 @@ set -euo pipefail
 
 PACKAGES=(clang llvm libelf-dev zlib1g-dev pkg-config make gcc python3 iproute2
           tcpreplay tshark nfdump pmacct softflowd prometheus ethtool curl
-          systemd rpm dpkg-dev binutils util-linux sqlite3)
+          systemd rpm dpkg-dev binutils util-linux sqlite3
+          postgresql)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

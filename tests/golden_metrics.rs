@@ -296,6 +296,10 @@ fn check_catalogue(text: &str) {
         &catalogue::BILLING_SAMPLES,
         &catalogue::BILLING_WRITE_FAILURES,
         &catalogue::BILLING_WRITES,
+        // With billing.postgres only: tests/billing_postgres.rs.
+        &catalogue::BILLING_POSTGRES_QUEUED,
+        &catalogue::BILLING_POSTGRES_WRITE_FAILURES,
+        &catalogue::BILLING_POSTGRES_WRITES,
     ];
     // Only with [tcp_rtt] (off in the golden config): tests/tcp_rtt.rs.
     let rtt_only = [

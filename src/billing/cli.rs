@@ -40,6 +40,14 @@ pub struct ReportArgs {
     /// Ledger file (repeatable). Defaults to billing.db.
     #[arg(long = "db", value_name = "PATH")]
     pub dbs: Vec<PathBuf>,
+    /// Read the samples of every appliance from this shared PostgreSQL
+    /// (`postgres://…`, what `billing.postgres` writes) instead of ledger
+    /// files; summed per subject and interval across appliances.
+    #[arg(long, value_name = "URL", conflicts_with = "dbs")]
+    pub postgres: Option<String>,
+    /// With --postgres: only this appliance's samples.
+    #[arg(long, value_name = "NAME", requires = "postgres")]
+    pub appliance: Option<String>,
     /// Only subjects with this label value (repeatable: all must hold).
     #[arg(long, value_name = "KEY=VALUE")]
     pub subject: Vec<String>,
@@ -111,6 +119,20 @@ pub fn report_from_args(billing: &Billing, a: &ReportArgs) -> Result<Report, Str
                 .ok_or_else(|| format!("--subject {s:?}: expected key=value"))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    if let Some(url) = &a.postgres {
+        let (interval, extracts) =
+            super::postgres::extracts(url, a.appliance.as_deref(), period.start, period.end)
+                .map_err(|e| e.to_string())?;
+        let q = Query {
+            period,
+            interval_secs: interval.unwrap_or(billing.interval_secs()),
+            method,
+            missing,
+            now: now.as_second(),
+            subject,
+        };
+        return Ok(report::build(&q, &extracts));
+    }
     let dbs = if a.dbs.is_empty() {
         vec![billing.db.clone()]
     } else {

@@ -96,6 +96,21 @@ impl Collector for BillingView {
         ] {
             out.push(f.family(vec![counter(vec![], v.load(Relaxed))]));
         }
+        if self.cfg.postgres.is_some() {
+            for (f, v) in [
+                (
+                    &cat::BILLING_POSTGRES_WRITE_FAILURES,
+                    &s.postgres_write_failures,
+                ),
+                (&cat::BILLING_POSTGRES_WRITES, &s.postgres_writes),
+            ] {
+                out.push(f.family(vec![counter(vec![], v.load(Relaxed))]));
+            }
+            out.push(
+                cat::BILLING_POSTGRES_QUEUED
+                    .family(vec![gauge(vec![], s.postgres_queued.load(Relaxed) as f64)]),
+            );
+        }
         let guard = self.report.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(r) = guard.as_ref() {
             let names: BTreeSet<&String> =
@@ -165,6 +180,9 @@ impl LiveLedger {
                 &cat::BILLING_CLOCK_STEPS,
                 &cat::BILLING_INTERVALS_LOST,
                 &cat::BILLING_P95,
+                &cat::BILLING_POSTGRES_QUEUED,
+                &cat::BILLING_POSTGRES_WRITE_FAILURES,
+                &cat::BILLING_POSTGRES_WRITES,
                 &cat::BILLING_SAMPLES,
                 &cat::BILLING_WRITE_FAILURES,
                 &cat::BILLING_WRITES,

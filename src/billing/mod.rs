@@ -21,6 +21,7 @@
 
 pub mod cli;
 pub mod live;
+pub mod postgres;
 pub mod report;
 pub mod store;
 
@@ -53,6 +54,12 @@ pub struct LedgerStats {
     pub intervals_lost: AtomicU64,
     /// Wall-clock steps seen (more than 1 s off the monotonic clock).
     pub clock_steps: AtomicU64,
+    /// Transactions committed to PostgreSQL (`billing.postgres`).
+    pub postgres_writes: AtomicU64,
+    /// Pushes to PostgreSQL that failed (the intervals stay queued).
+    pub postgres_write_failures: AtomicU64,
+    /// Intervals waiting to be pushed to PostgreSQL.
+    pub postgres_queued: AtomicU64,
 }
 
 /// Subject index of every slot of one table generation.
@@ -112,6 +119,8 @@ pub struct Ledger {
     stats: Arc<LedgerStats>,
     /// The last wall time at which retention ran.
     retention_at: i64,
+    /// The shared store, when `billing.postgres` is set.
+    pg: Option<postgres::Pusher>,
 }
 
 /// Start of the interval holding `ms` (Unix milliseconds), in seconds.
@@ -145,6 +154,29 @@ impl Ledger {
             pending: Vec::new(),
             stats: Arc::default(),
             retention_at: i64::MIN,
+            pg: None,
+        }
+        .with_postgres()
+    }
+
+    /// Starts the PostgreSQL writer when `billing.postgres` is set.
+    fn with_postgres(mut self) -> Self {
+        if let Some(url) = self.cfg.postgres.as_deref() {
+            let sink = postgres::Sink::new(url, &self.cfg.appliance, self.cfg.interval_secs());
+            self.pg = Some(postgres::Pusher::start(
+                sink,
+                self.store.path().to_path_buf(),
+                self.stats.clone(),
+            ));
+        }
+        self
+    }
+
+    /// Stops the PostgreSQL writer after a last attempt (replay's end; the
+    /// daemon's ledger does it when dropped).
+    pub fn finish_postgres(&mut self) {
+        if let Some(mut pg) = self.pg.take() {
+            pg.finish();
         }
     }
 
@@ -423,6 +455,9 @@ impl Ledger {
         match self.store.write(&self.pending) {
             Ok(()) => {
                 self.stats.writes.fetch_add(1, Relaxed);
+                if let Some(pg) = &self.pg {
+                    pg.send(self.pending.iter().map(|p| p.start).collect());
+                }
                 self.pending.clear();
                 self.retention();
                 Ok(())
@@ -529,10 +564,13 @@ pub fn replay_ledger(
 pub fn finish_replay(shared: &SharedLedger) -> Result<(), StoreError> {
     let mut guard = shared.lock().unwrap_or_else(|p| p.into_inner());
     let (ledger, error) = &mut *guard;
-    if error.is_some() {
-        ledger.write(true)?;
-    }
-    Ok(())
+    let r = if error.is_some() {
+        ledger.write(true)
+    } else {
+        Ok(())
+    };
+    ledger.finish_postgres();
+    r
 }
 
 #[cfg(test)]

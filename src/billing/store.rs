@@ -103,6 +103,9 @@ pub struct IntervalState {
     pub complete: bool,
 }
 
+/// One interval as stored: its state and its samples by subject labels.
+pub type IntervalTotals = (IntervalState, Vec<(String, Volume)>);
+
 /// A ledger open for writing.
 pub struct Store {
     path: PathBuf,
@@ -381,6 +384,12 @@ impl Store {
         Ok(())
     }
 
+    /// What the ledger holds for the interval at `start` (absolute totals,
+    /// after every write so far). `None` when the interval has no row.
+    pub fn interval_totals(&self, start: i64) -> Result<Option<IntervalTotals>, StoreError> {
+        interval_totals(&self.conn, &self.path, start)
+    }
+
     /// Deletes samples and intervals that started before `before` (Unix s).
     pub fn delete_before(&mut self, before: i64) -> Result<usize, StoreError> {
         let path = self.path.clone();
@@ -394,6 +403,55 @@ impl Store {
         tx.commit().map_err(&s)?;
         Ok(n)
     }
+}
+
+/// What the ledger holds for the interval at `start` (absolute totals,
+/// after every write so far): its state and the samples by subject
+/// labels. `None` when the interval has no row.
+fn interval_totals(
+    conn: &Connection,
+    path: &Path,
+    start: i64,
+) -> Result<Option<IntervalTotals>, StoreError> {
+    let s = sql(path);
+    let state = conn
+        .prepare_cached(
+            "SELECT covered_ms, dropped, down_ms, closed, complete FROM intervals WHERE start = ?1",
+        )
+        .map_err(&s)?
+        .query_row([start], |r| {
+            Ok(IntervalState {
+                covered_ms: r.get::<_, i64>(0)? as u64,
+                dropped: r.get::<_, i64>(1)? as u64,
+                down_ms: r.get::<_, i64>(2)? as u64,
+                closed: r.get::<_, i64>(3)? != 0,
+                complete: r.get::<_, i64>(4)? != 0,
+            })
+        })
+        .optional()
+        .map_err(&s)?;
+    let Some(state) = state else { return Ok(None) };
+    let mut st = conn
+        .prepare_cached(
+            "SELECT j.labels, s.in_packets, s.in_bytes, s.out_packets, s.out_bytes
+                 FROM samples s JOIN subjects j ON j.id = s.subject WHERE s.start = ?1",
+        )
+        .map_err(&s)?;
+    let rows = st
+        .query_map([start], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                Volume {
+                    in_packets: r.get::<_, i64>(1)? as u64,
+                    in_bytes: r.get::<_, i64>(2)? as u64,
+                    out_packets: r.get::<_, i64>(3)? as u64,
+                    out_bytes: r.get::<_, i64>(4)? as u64,
+                },
+            ))
+        })
+        .map_err(&s)?;
+    let samples = rows.collect::<Result<Vec<_>, _>>().map_err(&s)?;
+    Ok(Some((state, samples)))
 }
 
 /// A ledger open for reading (the report; several may be summed).
@@ -444,6 +502,11 @@ impl Reader {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// As [`Store::interval_totals`], from a reader.
+    pub fn interval_totals(&self, start: i64) -> Result<Option<IntervalTotals>, StoreError> {
+        interval_totals(&self.conn, &self.path, start)
     }
 
     /// Intervals and samples with start in [from, to).

@@ -621,6 +621,24 @@ pub const BILLING_CLOCK_STEPS: Family = Family::new(
     C,
     &[],
 );
+pub const BILLING_POSTGRES_WRITES: Family = Family::new(
+    "xdpacct_billing_postgres_writes_total",
+    "Transactions committed to the shared PostgreSQL (billing.postgres).",
+    C,
+    &[],
+);
+pub const BILLING_POSTGRES_WRITE_FAILURES: Family = Family::new(
+    "xdpacct_billing_postgres_write_failures_total",
+    "Pushes to the shared PostgreSQL (billing.postgres) that failed; the SQLite ledger is written regardless and the intervals are retried.",
+    C,
+    &[],
+);
+pub const BILLING_POSTGRES_QUEUED: Family = Family::new(
+    "xdpacct_billing_postgres_queued_intervals",
+    "Intervals written to the SQLite ledger and waiting to be pushed to the shared PostgreSQL (billing.postgres).",
+    G,
+    &[],
+);
 
 // Busiest connections (`export/connections.rs`): the top N of the flow
 // caches, merged over the workers at scrape.
@@ -641,7 +659,7 @@ pub const CONNECTION_PACKETS: Family = Family::new(
 
 /// Every family, in page order: sorted by name, then the families written
 /// as text after the others (customers, then hosts).
-pub const ALL: [&Family; 61] = [
+pub const ALL: [&Family; 64] = [
     &AS_BYTES,
     &AS_PACKETS,
     &AS_SERIES_FOLDED,
@@ -649,6 +667,9 @@ pub const ALL: [&Family; 61] = [
     &BILLING_CLOCK_STEPS,
     &BILLING_INTERVALS_LOST,
     &BILLING_P95,
+    &BILLING_POSTGRES_QUEUED,
+    &BILLING_POSTGRES_WRITE_FAILURES,
+    &BILLING_POSTGRES_WRITES,
     &BILLING_SAMPLES,
     &BILLING_WRITE_FAILURES,
     &BILLING_WRITES,

@@ -119,8 +119,9 @@ pub struct Billing {
     pub retention_months: u32,
     /// This appliance's name in a shared store. Defaults to the host name.
     pub appliance: String,
-    /// `postgres://…`: reserved for a shared store; refused for now (not
-    /// implemented). Always none.
+    /// `postgres://…`: a shared PostgreSQL that every sample is also
+    /// written to, keyed by `appliance` (plain TCP; no TLS yet). Defaults
+    /// to none (the SQLite ledger only).
     pub postgres: Option<String>,
 }
 
@@ -204,12 +205,16 @@ impl Billing {
             if !(p.starts_with("postgres://") || p.starts_with("postgresql://")) {
                 return Err(err("postgres", "must be a postgres:// URL".into()));
             }
-            // Refused rather than ignored: a shared store that silently
-            // receives nothing would be worse than none.
-            return Err(err(
-                "postgres",
-                "writing to PostgreSQL is not implemented yet; remove the key (the SQLite ledger is complete on its own)".into(),
-            ));
+            match <::postgres::Config as std::str::FromStr>::from_str(p) {
+                Err(e) => return Err(err("postgres", format!("not a usable URL: {e}"))),
+                Ok(c) if matches!(c.get_ssl_mode(), ::postgres::config::SslMode::Require) => {
+                    return Err(err(
+                        "postgres",
+                        "sslmode=require: TLS to PostgreSQL is not supported yet".into(),
+                    ))
+                }
+                Ok(_) => {}
+            }
         }
         let appliance = match &b.appliance {
             Some(a) if a.is_empty() => return Err(err("appliance", "must not be empty".into())),
@@ -299,6 +304,9 @@ mod tests {
             "subject_labels = [\"a\", \"a\"]",
             "subject_labels = [\"1x\"]",
             "postgres = \"mysql://x\"",
+            "postgres = \"postgres://u@h/db?sslmode=require\"",
+            "postgres = \"postgres://u@h:notaport/db\"",
+            "appliance = \"\"",
             "unknown = 1",
         ] {
             let e = parse(&format!("[billing]\n{bad}\n"));
@@ -317,5 +325,10 @@ mod tests {
         assert!(
             parse("[billing]\ninterval = 2\nallow_short_interval = true\ncheckpoint = 1\n").is_ok()
         );
+        let b = parse("[billing]\nappliance = \"edge1\"\npostgres = \"postgres://x@db/bill\"\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(b.appliance, "edge1");
+        assert_eq!(b.postgres.as_deref(), Some("postgres://x@db/bill"));
     }
 }
