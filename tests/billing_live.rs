@@ -6,6 +6,7 @@
 //! test-only) so that the suite stays fast.
 
 mod common;
+use common::http_get;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -28,19 +29,6 @@ impl Drop for Daemon {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn http_get(port: u16, path: &str) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
-    let mut body = String::new();
-    s.read_to_string(&mut body).ok()?;
-    body.contains(" 200 ").then(|| {
-        body.split_once("\r\n\r\n")
-            .map_or(body.clone(), |(_, b)| b.to_string())
-    })
 }
 
 fn start(config: &Path, iface: &str) -> Daemon {

@@ -12,6 +12,7 @@
 //!   collector would.
 
 mod common;
+use common::{free_tcp_port, free_udp_port, http_get};
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -22,37 +23,6 @@ use std::time::{Duration, Instant};
 
 use common::{parse_exposition, sum, xdpacct, Sample};
 use xdpacct::collector::socket::Receiver;
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .unwrap()
-}
-
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
-    let mut page = String::new();
-    s.read_to_string(&mut page).ok()?;
-    if !page.contains(" 200 ") {
-        return None;
-    }
-    Some(
-        page.split_once("\r\n\r\n")
-            .map_or(page.as_str(), |(_, b)| b)
-            .to_string(),
-    )
-}
 
 /// A generated capture (plain Ethernet) and its truth.
 fn generate(dir: &Path, packets: u32, seed: u32) -> (PathBuf, PathBuf) {

@@ -19,6 +19,7 @@
 //! daemon are printed when a test fails (and with XDPACCT_TEST_LOGS=1).
 
 mod common;
+use common::{free_tcp_port, free_udp_port, http_get};
 
 use common::testnet::{can_run as can_run_with, sh, TestNet};
 
@@ -86,37 +87,6 @@ fn truth() -> &'static Truth {
             json,
         }
     })
-}
-
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap()
-}
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .unwrap()
-}
-
-fn http_get(port: u16, path: &str) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
-    let mut page = String::new();
-    s.read_to_string(&mut page).ok()?;
-    if !page.contains(" 200 ") {
-        return None;
-    }
-    Some(
-        page.split_once("\r\n\r\n")
-            .map_or(page.as_str(), |(_, b)| b)
-            .to_string(),
-    )
 }
 
 /// Sum of every sample of metric `name` (any labels) on a metrics page.

@@ -7,6 +7,7 @@
 //! any traffic, is under 1 MB and passes promtool.
 
 mod common;
+use common::{free_tcp_port, http_get};
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -332,26 +333,6 @@ fn promtool_check_rejects_a_bad_page() {
 }
 
 // ---- the daemon ----------------------------------------------------------
-
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap()
-}
-
-fn http_get(port: u16, path: &str) -> Option<String> {
-    use std::io::Read;
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
-    let mut page = String::new();
-    s.read_to_string(&mut page).ok()?;
-    if !page.contains(" 200 ") {
-        return None;
-    }
-    Some(page.split_once("\r\n\r\n")?.1.to_string())
-}
 
 /// Polls `f` every 50 ms until it returns `Some`, at most `secs` seconds.
 fn wait_for<T>(secs: u64, mut f: impl FnMut() -> Option<T>) -> Option<T> {

@@ -22,6 +22,7 @@ use xdpacct::export::{
 use xdpacct::wire::{parse_frame, FrameFacts, L3Addrs};
 
 mod common;
+use common::free_udp_port;
 
 /// A child process stopped with SIGTERM (and reaped) even if the test fails.
 struct Daemon {
@@ -83,11 +84,6 @@ fn have(tool: &str) -> bool {
         .status()
         .map(|s| s.success())
         .unwrap_or(false)
-}
-
-fn free_udp_port() -> u16 {
-    let s = UdpSocket::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    s.local_addr().expect("local addr").port()
 }
 
 /// Waits until someone has bound 127.0.0.1:`port` (UDP).

@@ -13,8 +13,8 @@
 //! replay.
 
 mod common;
+use common::http_get;
 
-use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -34,19 +34,6 @@ impl Drop for Kill {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn http_get(port: u16) -> Option<String> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
-    let mut page = String::new();
-    s.read_to_string(&mut page).ok()?;
-    page.contains(" 200 ").then(|| {
-        page.split_once("\r\n\r\n")
-            .map_or("", |(_, b)| b)
-            .to_string()
-    })
 }
 
 fn run(mode: &str, tag: &str) {
@@ -109,7 +96,7 @@ enabled = true
             .unwrap(),
     );
     let deadline = Instant::now() + Duration::from_secs(20);
-    while http_get(port).is_none() {
+    while http_get(port, "/metrics").is_none() {
         assert!(
             Instant::now() < deadline,
             "xdpacct run did not serve\n{}",
@@ -147,7 +134,7 @@ enabled = true
         .status();
     let _ = dumpcap.0.wait();
     let want = reference_legs(&reference);
-    let samples = common::parse_exposition(&http_get(port).unwrap());
+    let samples = common::parse_exposition(&http_get(port, "/metrics").unwrap());
     let measured = common::sum(
         &samples,
         "xdpacct_tcp_handshakes_total",

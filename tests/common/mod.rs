@@ -354,3 +354,35 @@ pub fn assert_promtool_ok(page: &str) {
     );
     CHECKED.lock().unwrap().push(shape);
 }
+
+/// A free TCP port on 127.0.0.1 (for a daemon's /metrics).
+pub fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap()
+}
+
+/// A free UDP port on 127.0.0.1 (for a collector).
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .unwrap()
+}
+
+/// The body of `GET path` from 127.0.0.1:`port`, or `None` unless the
+/// answer is 200 within 10 s.
+pub fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut page = String::new();
+    s.read_to_string(&mut page).ok()?;
+    if !page.contains(" 200 ") {
+        return None;
+    }
+    Some(page.split_once("\r\n\r\n")?.1.to_string())
+}
