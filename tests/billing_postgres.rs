@@ -26,22 +26,10 @@ use serde_json::Value;
 
 const BIN: &str = "/usr/lib/postgresql/15/bin";
 
-const CONFIG: &str = r#"
-[accounting]
-[[accounting.ranges]]
-prefix = "198.51.100.0/28"
-labels = { customer = "acme" }
-[[accounting.ranges]]
-prefix = "198.51.100.16/28"
-labels = { customer = "beta" }
-[[accounting.ranges]]
-prefix = "203.0.113.0/28"
-labels = { customer = "gamma", site = "ams" }
-[[accounting.ranges]]
-prefix = "198.51.100.32/29"
-labels = { site = "x" }
-[billing]
-"#;
+/// The generator's ranges and an empty `[billing]` (tests/data/billing.toml).
+fn config_text() -> String {
+    std::fs::read_to_string(common::data_dir().join("billing.toml")).unwrap()
+}
 
 /// A PostgreSQL server of this test; stopped and its directory removed on
 /// drop.
@@ -229,7 +217,7 @@ fn fixture() -> Fixture {
 /// A config file with `extra` lines in [billing].
 fn config(f: &Fixture, name: &str, extra: &str) -> PathBuf {
     let p = f.dir.path().join(format!("{name}.toml"));
-    std::fs::write(&p, format!("{CONFIG}{extra}\n")).unwrap();
+    std::fs::write(&p, format!("{}{extra}\n", config_text())).unwrap();
     p
 }
 

@@ -15,22 +15,10 @@ use std::process::Output;
 use common::xdpacct;
 use serde_json::Value;
 
-const CONFIG: &str = r#"
-[accounting]
-[[accounting.ranges]]
-prefix = "198.51.100.0/28"
-labels = { customer = "acme" }
-[[accounting.ranges]]
-prefix = "198.51.100.16/28"
-labels = { customer = "beta" }
-[[accounting.ranges]]
-prefix = "203.0.113.0/28"
-labels = { customer = "gamma", site = "ams" }
-[[accounting.ranges]]
-prefix = "198.51.100.32/29"
-labels = { site = "x" }
-[billing]
-"#;
+/// The generator's ranges and an empty `[billing]` (tests/data/billing.toml).
+fn config_text() -> String {
+    std::fs::read_to_string(common::data_dir().join("billing.toml")).unwrap()
+}
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -63,7 +51,7 @@ fn fixture() -> Fixture {
         String::from_utf8_lossy(&out.stderr)
     );
     let config = dir.path().join("billing.toml");
-    std::fs::write(&config, CONFIG).unwrap();
+    std::fs::write(&config, config_text()).unwrap();
     let truth = serde_json::from_str(&std::fs::read_to_string(&t).unwrap()).unwrap();
     Fixture {
         dir,
@@ -485,7 +473,7 @@ fn hostile_ledger_files_are_refused_and_left_alone() {
     replay(&f, &f.b, &good, 1);
     let before = std::fs::read(&good).unwrap();
     let other = d.join("other.toml");
-    std::fs::write(&other, format!("{CONFIG}interval = 600\n")).unwrap();
+    std::fs::write(&other, format!("{}interval = 600\n", config_text())).unwrap();
     let out = xdpacct()
         .arg("--config")
         .arg(&other)
