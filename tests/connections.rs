@@ -50,18 +50,7 @@ idle_timeout = 300
 }
 
 fn replay(config: &Path, workers: u32, pcap: &Path) -> Vec<Sample> {
-    let out = xdpacct()
-        .args(["replay", "--workers", &workers.to_string(), "--config"])
-        .arg(config)
-        .arg(pcap)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    parse_exposition(&String::from_utf8(out.stdout).unwrap())
+    common::replay_samples(config, workers, &[], &[pcap])
 }
 
 const LABELS: [&str; 6] = [

@@ -61,18 +61,7 @@ prefixes = ["64.0.0.0/3"]
 }
 
 fn replay(pcap: &std::path::Path, config: &std::path::Path, workers: u32) -> Vec<Sample> {
-    let out = xdpacct()
-        .args(["replay", "--workers", &workers.to_string(), "--config"])
-        .arg(config)
-        .arg(pcap)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    parse_exposition(&String::from_utf8(out.stdout).unwrap())
+    common::replay_samples(config, workers, &[], &[pcap])
 }
 
 #[test]

@@ -59,19 +59,7 @@ timeout = 60
 }
 
 fn replay(config: &Path, workers: u32, extra: &[&str], files: &[PathBuf]) -> Vec<Sample> {
-    let out = xdpacct()
-        .args(["replay", "--workers", &workers.to_string(), "--config"])
-        .arg(config)
-        .args(extra)
-        .args(files)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    parse_exposition(&String::from_utf8(out.stdout).unwrap())
+    common::replay_samples(config, workers, extra, files)
 }
 
 /// (count, sum in seconds) of a histogram's series with these labels.

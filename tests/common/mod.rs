@@ -386,3 +386,26 @@ pub fn http_get(port: u16, path: &str) -> Option<String> {
     }
     Some(page.split_once("\r\n\r\n")?.1.to_string())
 }
+
+/// `xdpacct replay --workers N --config CONFIG EXTRA... FILES...`: the
+/// samples of the page it prints; panics with its stderr when it fails.
+pub fn replay_samples<F: AsRef<std::ffi::OsStr>>(
+    config: &Path,
+    workers: u32,
+    extra: &[&str],
+    files: &[F],
+) -> Vec<Sample> {
+    let out = xdpacct()
+        .args(["replay", "--workers", &workers.to_string(), "--config"])
+        .arg(config)
+        .args(extra)
+        .args(files)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    parse_exposition(&String::from_utf8(out.stdout).unwrap())
+}
