@@ -190,26 +190,7 @@ struct Fixture {
 
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let (a, b, t) = (
-        dir.path().join("a.pcap"),
-        dir.path().join("b.pcap"),
-        dir.path().join("truth.json"),
-    );
-    let out = Command::new("python3")
-        .arg(common::data_dir().join("gen_billing.py"))
-        .arg("--out-a")
-        .arg(&a)
-        .arg("--out-b")
-        .arg(&b)
-        .arg("--truth")
-        .arg(&t)
-        .output()
-        .expect("python3 runs gen_billing.py");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (a, b, t) = common::generate_billing(dir.path());
     let truth = serde_json::from_str(&std::fs::read_to_string(&t).unwrap()).unwrap();
     Fixture { dir, a, b, truth }
 }

@@ -409,3 +409,38 @@ pub fn replay_samples<F: AsRef<std::ffi::OsStr>>(
     );
     parse_exposition(&String::from_utf8(out.stdout).unwrap())
 }
+
+/// Runs one of tests/data's generators (`python3 tests/data/SCRIPT ARGS...`)
+/// and panics with its stderr when it fails.
+pub fn run_generator<A: AsRef<std::ffi::OsStr>>(script: &str, args: &[A]) {
+    let out = Command::new("python3")
+        .arg(data_dir().join(script))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("python3 runs {script}: {e}"));
+    assert!(
+        out.status.success(),
+        "{script} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// tests/data/gen_billing.py into `dir`: the captures of appliances a and b
+/// and the truth file, as (a.pcap, b.pcap, truth.json).
+pub fn generate_billing(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let (a, b, t) = (
+        dir.join("a.pcap"),
+        dir.join("b.pcap"),
+        dir.join("truth.json"),
+    );
+    let args = [
+        "--out-a".as_ref(),
+        a.as_os_str(),
+        "--out-b".as_ref(),
+        b.as_os_str(),
+        "--truth".as_ref(),
+        t.as_os_str(),
+    ];
+    run_generator::<&std::ffi::OsStr>("gen_billing.py", &args);
+    (a, b, t)
+}
