@@ -19,6 +19,7 @@
 //! daemon are printed when a test fails (and with XDPACCT_TEST_LOGS=1).
 
 mod common;
+use common::wait_for;
 use common::{free_tcp_port, free_udp_port, http_get};
 
 use common::testnet::{can_run as can_run_with, sh, TestNet};
@@ -95,20 +96,6 @@ fn metric_sum(page: &str, name: &str) -> u64 {
         .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>() as u64
-}
-
-/// Polls `f` every 100 ms until it returns `Some`, at most `secs` seconds.
-fn wait_for<T>(secs: u64, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// A running `xdpacct run`; killed on drop, its log printed if the test failed.

@@ -7,6 +7,7 @@
 //! any traffic, is under 1 MB and passes promtool.
 
 mod common;
+use common::wait_for;
 use common::{free_tcp_port, http_get};
 
 use std::io::Write;
@@ -333,20 +334,6 @@ fn promtool_check_rejects_a_bad_page() {
 }
 
 // ---- the daemon ----------------------------------------------------------
-
-/// Polls `f` every 50 ms until it returns `Some`, at most `secs` seconds.
-fn wait_for<T>(secs: u64, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// A running `xdpacct run`, killed on drop (its log printed if the test failed).
 struct Daemon {

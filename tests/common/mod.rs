@@ -444,3 +444,17 @@ pub fn generate_billing(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     run_generator::<&std::ffi::OsStr>("gen_billing.py", &args);
     (a, b, t)
 }
+
+/// Polls `f` every 50 ms until it returns `Some`, at most `secs` seconds.
+pub fn wait_for<T>(secs: u64, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if std::time::Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
