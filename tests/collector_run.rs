@@ -959,6 +959,9 @@ impl Nfcapd {
             .arg("-w")
             .arg(&dir)
             .args(["-p", &port.to_string(), "-b", "127.0.0.1", "-t", "3600"])
+            // The end-of-input flush is a burst (~120 packets of 1400
+            // bytes): more than the default socket buffer holds.
+            .args(["-B", "8000000"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
