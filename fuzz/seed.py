@@ -14,6 +14,10 @@
   tests/data/gen_flows.py capture; records of u16 length + datagram) and
   in the tcpdump captures (UDP to a flow port), each alone and, per
   source, as one `MULT` input in order (templates before their data).
+  Their committed corpora also hold what `cargo +nightly fuzz run` found,
+  minimised to edge coverage (`cargo +nightly fuzz cmin --fuzz-dir fuzz
+  <target> fuzz/corpus/<target> -- -use_counters=0`, which may drop seeds
+  written here that add no edge).
 
 Deterministic; run from anywhere: python3 fuzz/seed.py
 """

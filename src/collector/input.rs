@@ -4,7 +4,10 @@
 //! (`xdpacct replay`). Every record goes through
 //! [`crate::shard::worker::account_record`], the capture path's resolve and
 //! count: hosts, customers, AS, networks, protocol, and the flow
-//! interface `<exporter name>:<ifname or ifIndex>`.
+//! interface `<exporter name>:<ifname or ifIndex>`. With `[netflow]` it
+//! then goes into this input's own flow cache (`FlowCache::add_flow`, one
+//! flow of the record's packets and bytes) and leaves through the same
+//! sink and exporter thread as captured flows; the sink never blocks.
 //!
 //! The collector's own counters are published by the thread every 100 ms
 //! (and when idle) into a [`Published`] snapshot that [`CollectorMetrics`]
