@@ -1,32 +1,29 @@
 //! xdpacct-trafficgen: an exact-count traffic generator for the benches.
 //!
-//! `send` has two backends (`--backend`). `xdp-live` transmits frames out of
-//! an interface with BPF_PROG_RUN and
-//! BPF_F_TEST_XDP_LIVE_FRAMES: the kernel runs `trafficgen_tx`
-//! (bench/trafficgen/bpf/trafficgen.bpf.c) once per frame and its XDP_TX turns into a redirect
-//! to the interface in ctx_in `ingress_ifindex`. The program varies the IPv4
-//! addresses per frame (and the size, in IMIX mode). `--count N` is split over
-//! `--threads` and sent in `repeat` batches (the last one the remainder);
-//! `--pps` paces each thread against a deadline clock. `afpacket`
-//! (src/packet.rs) builds the same frames in user space and sends them with
-//! sendmmsg on an AF_PACKET socket that bypasses the qdisc, for kernels that
-//! refuse live frames; `auto` (the default) probes live frames once and
-//! falls back to it.
+//! `send` has two backends (`--backend`). `xdp-live` transmits frames with
+//! BPF_PROG_RUN and BPF_F_TEST_XDP_LIVE_FRAMES: the kernel runs
+//! `trafficgen_tx` (bench/trafficgen/bpf/trafficgen.bpf.c) once per frame and
+//! its XDP_TX turns into a redirect to the interface in ctx_in
+//! `ingress_ifindex`. The program varies the IPv4 addresses per frame (and
+//! the size, in IMIX mode). `afpacket` (src/packet.rs) builds the same frames
+//! in user space and sends them with sendmmsg on an AF_PACKET socket that
+//! bypasses the qdisc, for kernels that refuse live frames; `auto` (the
+//! default) probes live frames once and falls back to it. Either way
+//! `--count N` is split over `--threads`, each pinned to its core, and
+//! `--pps` paces each thread against a deadline clock.
 //!
 //! Exactness: on veth, frames the peer's ring cannot take are dropped by the
-//! kernel and show in the sender's `tx_dropped`; frames the peer's XDP program
-//! processed show in the sender's `tx_packets`/`tx_bytes`. `send` waits for
-//! these counters to settle, resends the dropped number (unless
-//! `--no-resend`), and reports delivered == count or fails.
-//!
-//! Every backend reports what the kernel took; delivery is checked on the
-//! interface's counters either way.
+//! kernel and show in the sender's `tx_dropped`; frames the peer processed
+//! show in the sender's `tx_packets`/`tx_bytes`. `send` waits for these
+//! counters to settle, resends the dropped number (unless `--no-resend`),
+//! and reports delivered == count or fails.
 //!
 //! `pass` attaches a pass-through XDP program in native mode through a
 //! bpf_link (the kernel removes it when this process dies) and holds it, so
 //! veth live frames reach receivers that read from the stack (AF_PACKET).
 //!
-//! Holds unsafe code (raw BPF syscalls); allocates only at start-up.
+//! Holds unsafe code (raw BPF and socket syscalls); allocates only at the
+//! start of a send round.
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 use std::fs;
@@ -62,7 +59,7 @@ mod packet;
 #[derive(Parser)]
 #[command(
     name = "xdpacct-trafficgen",
-    about = "Exact-count XDP live-frame traffic generator (bench only)"
+    about = "Exact-count traffic generator: XDP live frames or AF_PACKET (bench only)"
 )]
 struct Cli {
     #[command(subcommand)]
