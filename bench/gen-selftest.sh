@@ -34,6 +34,12 @@ done
 ip netns exec "$NS_S" ip link set xgt-s up
 ip netns exec "$NS_R" ip link set xgt-r up
 rx() { ip netns exec "$NS_R" cat /sys/class/net/xgt-r/statistics/rx_packets; }
+if [[ $GEN_BACKEND == auto ]]; then
+    # One frame: the generator says which backend the kernel lets it use.
+    probe=$(ip netns exec "$NS_S" "$GEN" send -i xgt-s -c 1 --no-resend --json --timeout 10 2>/dev/null || true)
+    GEN_BACKEND=$(sed -n 's/.*"backend":"\([a-z-]*\)".*/\1/p' <<<"$probe")
+    [[ -n $GEN_BACKEND ]] || { echo "the generator could not send: $probe" >&2; exit 1; }
+fi
 
 echo "backend $GEN_BACKEND, kernel $(uname -r), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 fail=0
