@@ -139,6 +139,15 @@ pub fn parse_exposition(text: &str) -> Vec<Sample> {
     out
 }
 
+/// Sum of every series of the metric `name` on a page, read line by line
+/// (no promtool check: for pages read many times while waiting).
+pub fn metric_sum(page: &str, name: &str) -> u64 {
+    page.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
 /// Sum of samples named `name` whose labels include all of `want`.
 pub fn sum(samples: &[Sample], name: &str, want: &[(&str, &str)]) -> f64 {
     samples
