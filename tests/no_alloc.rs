@@ -186,26 +186,48 @@ fn walking_a_capture_allocates_nothing_per_frame() {
 /// `xdpacct replay --workers 1` in-process: the reader and one worker over
 /// `path`, both counting. Returns (allocations, frames counted).
 fn replay_file(path: &Path) -> (u64, u64) {
+    replay_files(&[path], false)
+}
+
+/// Replays `paths` (read in order, or `merged` as one interface each) on
+/// one worker per interface; returns (allocations, frames counted).
+fn replay_files(paths: &[&Path], merged: bool) -> (u64, u64) {
     let acct = support::accounting(10_000);
-    let shard = support::shard(&acct);
     let stop = Arc::new(AtomicBool::new(false));
-    let (reader, mut queues) = replay::replay(vec![path.to_path_buf()], 1);
-    let mut queue = queues.pop().unwrap();
-    let mut worker = Worker::new(shard.clone(), 64);
+    let files: Vec<_> = paths.iter().map(|p| p.to_path_buf()).collect();
+    let (reader, queues) = if merged {
+        let (reader, groups) = replay::replay_merged(files, 1);
+        (reader, groups.into_iter().flatten().collect())
+    } else {
+        replay::replay(files, 1)
+    };
+    let shards: Vec<_> = queues.iter().map(|_| support::shard(&acct)).collect();
+    let workers: Vec<_> = shards.iter().map(|s| Worker::new(s.clone(), 64)).collect();
     let before = ALLOCS.load(Relaxed);
-    let worker_stop = stop.clone();
-    let h = std::thread::spawn(move || {
-        counting(true);
-        let r = worker.run(&mut queue, &worker_stop);
-        counting(false);
-        r
-    });
+    let handles: Vec<_> = queues
+        .into_iter()
+        .zip(workers)
+        .map(|(mut queue, mut worker)| {
+            let worker_stop = stop.clone();
+            std::thread::spawn(move || {
+                counting(true);
+                let r = worker.run(&mut queue, &worker_stop);
+                counting(false);
+                r
+            })
+        })
+        .collect();
     counting(true);
     let stats = reader.run(&stop).expect("replay reads the file");
     counting(false);
-    h.join().unwrap().unwrap();
+    for h in handles {
+        h.join().unwrap().unwrap();
+    }
     let allocs = ALLOCS.load(Relaxed) - before;
-    let counted: u64 = shard.snapshot().traffic.total().packets;
+    let counted: u64 = shards
+        .iter()
+        .map(|s| s.snapshot().traffic.total().packets)
+        .sum();
     assert_eq!(counted, stats.frames);
     (allocs, counted)
 }
@@ -242,6 +264,17 @@ fn replaying_a_file_allocates_nothing_per_frame_or_batch() {
             "{name}: {a_small} allocations for one small file"
         );
     }
+    // Two files merged by timestamp (replay --interface-per-file
+    // --billing-db): per file, not per frame or batch either.
+    let (small, big) = (dir.path().join("small.pcap"), dir.path().join("big.pcap"));
+    let (a_small, n_small) = replay_files(&[&small, &small], true);
+    let (a_big, n_big) = replay_files(&[&big, &big], true);
+    eprintln!("merged: {a_small} allocations for 2 x 2,000 frames, {a_big} for 2 x 200,000");
+    assert_eq!((n_small, n_big), (4_000, 400_000));
+    assert!(
+        a_big <= a_small + 32,
+        "merged: {a_small} allocations for 2 x 2,000 frames, {a_big} for 2 x 200,000"
+    );
 }
 
 /// A NetFlow v9 datagram: header, the template (with `template`), and 20
