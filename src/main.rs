@@ -180,7 +180,7 @@ fn cmd_replay(
     // One interface of all files (read in order), or one per file: a reader
     // each, concurrently; with a ledger one reader that merges the files by
     // timestamp, so that a boundary closes when every file has passed it
-    // (one thread reads them all: 1.1-1.3x the time, README "Billing").
+    // (one thread reads them all, README "Billing" has the cost).
     let names: Vec<String> = if interface_per_file {
         files
             .iter()

@@ -1,7 +1,9 @@
 //! Accounting a frame never allocates, nor does reading it from a capture
 //! file: a counting global allocator proves it. It counts only in threads
-//! that asked for it (`counting(true)`), so tests running side by side and
-//! the test harness do not disturb each other's counts.
+//! that asked for it (`counting(true)`), and the tests take turns
+//! (`serial`: a test's counting threads add to the one global count), so
+//! tests side by side and the test harness do not disturb each other's
+//! counts.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -52,8 +54,15 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// One test at a time: every counting thread adds to `ALLOCS`.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 #[test]
 fn parse_and_account_allocate_nothing_per_frame() {
+    let _serial = serial();
     let acct = support::accounting(10_000);
     let shard = support::shard(&acct);
     let mut frames: Vec<Vec<u8>> = support::frames64(4096, 10_000)
@@ -169,6 +178,7 @@ fn walk_and_account(file: &[u8]) -> (u64, u64) {
 
 #[test]
 fn walking_a_capture_allocates_nothing_per_frame() {
+    let _serial = serial();
     for (name, make) in [("pcap", pcap as fn(usize) -> Vec<u8>), ("pcapng", pcapng)] {
         let (small, big) = (make(1_000), make(50_000));
         let (a_small, n_small) = walk_and_account(&small);
@@ -234,6 +244,7 @@ fn replay_files(paths: &[&Path], merged: bool) -> (u64, u64) {
 
 #[test]
 fn replaying_a_file_allocates_nothing_per_frame_or_batch() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     for (name, make) in [("pcap", pcap as fn(usize) -> Vec<u8>), ("pcapng", pcapng)] {
         let small = dir.path().join(format!("small.{name}"));
@@ -322,6 +333,7 @@ fn v9_datagram(seq: u32, template: bool) -> Vec<u8> {
 /// interfaces are known.
 #[test]
 fn flow_records_are_counted_without_allocating() {
+    let _serial = serial();
     use xdpacct::collector::input::FlowInput;
     use xdpacct::collector::CollectorConfig;
     use xdpacct::settings::Accounting;
@@ -441,6 +453,7 @@ fn pipeline_allocations(n: usize) -> (u64, u64) {
 
 #[test]
 fn the_full_pipeline_allocates_nothing_per_frame() {
+    let _serial = serial();
     let (a_small, n_small) = pipeline_allocations(2_000);
     let (a_big, n_big) = pipeline_allocations(200_000);
     eprintln!("pipeline: {a_small} allocations for 2,000 frames, {a_big} for 200,000");
@@ -459,6 +472,7 @@ fn the_full_pipeline_allocates_nothing_per_frame() {
 /// once the cache and the view are built.
 #[test]
 fn the_connections_view_allocates_nothing_per_frame_or_sweep() {
+    let _serial = serial();
     use xdpacct::export::cache::SweepVisitor;
     use xdpacct::export::connections::TopView;
     use xdpacct::export::{FlowCache, FlowCacheConfig, FlowStats};

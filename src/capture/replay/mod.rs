@@ -15,8 +15,9 @@
 //!
 //! A file is read to its end or to its first damaged record or block; the
 //! stats then keep the file, the offset, the reason and the bytes left
-//! unread, and the next file (or the other merged files) is read. Truncated captures (a snap length)
-//! are not damaged: each frame counts its original length.
+//! unread, and the next file (or the other merged files) is read.
+//! Truncated captures (a snap length) are not damaged: each frame counts
+//! its original length.
 //!
 //! Allocates at start (a fixed pool of batch buffers per worker), per file
 //! (the mapping's `Arc`, the damage entry) and per pcapng interface; never
@@ -617,7 +618,7 @@ impl ReplayReader {
 
     /// Hands one frame of `map` to one of the workers `queues` (by flow
     /// hash), after the boundary it may pass.
-    #[inline]
+    #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn dispatch(
         &mut self,
@@ -1484,8 +1485,8 @@ mod tests {
         assert_eq!(stats.frames as usize, total);
         assert_eq!(stats.damaged.len(), 1);
         assert_eq!(stats.damaged[0].path, b);
-        // The first frame, each 10 s boundary (0..90 s of a, b's frames
-        // past a's end belong to none: a ends at 99.5 s), and the end.
+        // The first frame, each 10 s boundary up to 90 s, and the end (a's
+        // last frame, 99.5 s).
         let calls = calls.lock().unwrap();
         let starts: Vec<u64> = calls.iter().map(|c| c.0 / 1_000_000_000).collect();
         assert_eq!(starts, [0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 99]);
