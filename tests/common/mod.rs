@@ -139,6 +139,15 @@ pub fn parse_exposition(text: &str) -> Vec<Sample> {
     out
 }
 
+/// Sum of every series of the metric `name` on a page, read line by line
+/// (no promtool check: for pages read many times while waiting).
+pub fn metric_sum(page: &str, name: &str) -> u64 {
+    page.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
 /// Sum of samples named `name` whose labels include all of `want`.
 pub fn sum(samples: &[Sample], name: &str, want: &[(&str, &str)]) -> f64 {
     samples
@@ -426,13 +435,15 @@ pub fn run_generator<A: AsRef<std::ffi::OsStr>>(script: &str, args: &[A]) {
 }
 
 /// tests/data/gen_billing.py into `dir`: the captures of appliances a and b
-/// and the truth file, as (a.pcap, b.pcap, truth.json).
+/// and the truth file, as (a.pcap, b.pcap, truth.json); also a's traffic
+/// over its two links, at [`billing_links`].
 pub fn generate_billing(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let (a, b, t) = (
         dir.join("a.pcap"),
         dir.join("b.pcap"),
         dir.join("truth.json"),
     );
+    let [l1, l2] = billing_links(dir);
     let args = [
         "--out-a".as_ref(),
         a.as_os_str(),
@@ -440,9 +451,18 @@ pub fn generate_billing(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
         b.as_os_str(),
         "--truth".as_ref(),
         t.as_os_str(),
+        "--split-a".as_ref(),
+        l1.as_os_str(),
+        l2.as_os_str(),
     ];
     run_generator::<&std::ffi::OsStr>("gen_billing.py", &args);
     (a, b, t)
+}
+
+/// Where [`generate_billing`] writes appliance a's traffic split over two
+/// links (one customer on both): `link1.pcap` and `link2.pcap`.
+pub fn billing_links(dir: &Path) -> [PathBuf; 2] {
+    [dir.join("link1.pcap"), dir.join("link2.pcap")]
 }
 
 /// Polls `f` every 50 ms until it returns `Some`, at most `secs` seconds.
