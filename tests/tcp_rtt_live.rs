@@ -21,7 +21,9 @@
 //! reference; per customer and leg its handshakes number [`CONNECTIONS`],
 //! its mean leg is twice the chosen delay within [`DELAY_LINE_SLACK_MS`]
 //! (the delay line is a Python script on a shared machine), and xdpacct's
-//! count equals it and its mean is within the accuracy the README states.
+//! count equals it and its mean is within the accuracy the README states;
+//! xdpacct's frame and byte totals equal the reference's (with AF_XDP the
+//! XDP program's time stamps must not show in them).
 
 mod common;
 use common::http_get;
@@ -278,6 +280,22 @@ enabled = true
     drop(delay_line);
 
     let want = reference_legs(&reference);
+    // Every frame as on the wire (AF_XDP: without the stamp in front).
+    let (frames, bytes) = reference_totals(&reference);
+    let on_if = [("interface", net.root_if.as_str())];
+    let totals = |s: &[common::Sample]| {
+        (
+            common::sum(s, "xdpacct_interface_packets_total", &on_if),
+            common::sum(s, "xdpacct_interface_bytes_total", &on_if),
+        )
+    };
+    // The handshakes were counted; the closes may be later.
+    let got = common::wait_for(10, || {
+        let t = totals(&common::parse_exposition(&http_get(port, "/metrics")?));
+        (t.0 >= frames).then_some(t)
+    })
+    .unwrap_or_else(|| totals(&samples));
+    assert_eq!(got, (frames, bytes), "{mode}: frames and bytes");
     let measured = common::sum(
         &samples,
         "xdpacct_tcp_handshakes_total",
@@ -342,6 +360,22 @@ fn customer(a: &str) -> Option<&'static str> {
 
 fn local(a: &str) -> bool {
     customer(a).is_some()
+}
+
+/// Frames and their bytes in a capture.
+fn reference_totals(pcap: &std::path::Path) -> (f64, f64) {
+    let out = Command::new("tshark")
+        .args(["-n", "-r"])
+        .arg(pcap)
+        .args(["-T", "fields", "-e", "frame.len"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let lens: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect();
+    (lens.len() as f64, lens.iter().sum())
 }
 
 /// Per (customer, leg): legs and their sum in microseconds, from the
