@@ -4,11 +4,10 @@
 //! - [`Lpm4`]: DIR-24-8 (a 16M-entry first level indexed by the top 24 bits,
 //!   256-entry second-level chunks for prefixes longer than /24). One or two
 //!   memory reads per lookup.
-//! - [`Lpm6`]: a poptrie-style compressed multibit trie: a direct first
-//!   level (bits 3..24 inside 2000::/3, the top 18 bits elsewhere), then
-//!   6-bit strides whose 64-way nodes are two bitmaps and two base offsets
-//!   (children and run-length-compressed leaves are found by popcount). A
-//!   /48 in 2000::/3 is resolved in at most four node reads and a leaf.
+//! - [`Lpm6`]: a poptrie-style compressed multibit trie: a 20-bit direct
+//!   first level, then 6-bit strides whose 64-way nodes are two bitmaps and
+//!   two base offsets (children and run-length-compressed leaves are found by
+//!   popcount). A /48 is resolved in at most five node reads.
 //!
 //! Both tables map a prefix to a `u32` payload (an ASN, a network index, an
 //! index into a caller's `Vec`), stored in the table's entries themselves

@@ -1,64 +1,28 @@
 //! IPv6 longest-prefix match: a poptrie-style compressed multibit trie
 //! (Asai & Ohara, SIGCOMM 2015).
 //!
-//! The first level is indexed directly: inside 2000::/3, where the routed
-//! table lives, by bits 3..24 of the address (2 Mi entries, 8 MiB), so that
-//! the levels below end at /30, /36, /42 and /48 (the bulk of the table:
-//! a /48 takes four node reads); elsewhere by the top 18 bits (256 Ki
-//! entries, 1 MiB; the same level boundaries). A root entry is a value
-//! slot (the value + 1, 0 meaning no route; see `SlotValues`) or, with
+//! The top [`ROOT_BITS`] bits index `root` directly (1 Mi entries, 4 MiB).
+//! A root entry is a value slot (the value + 1, 0 meaning no route; see
+//! `SlotValues`) or, with
 //! [`NODE`] set, the index of a [`Node`]. Below the root every node consumes
 //! 6 bits: bit `v` of `vector` says slot `v` continues in a child node (the
 //! children of a node are contiguous from `base1`, child number = number of
 //! set bits of `vector` up to `v`, minus one); otherwise the slot is a leaf,
 //! and runs of equal leaves are stored once from `base0`, `leafvec` marking
-//! where a run starts. Nodes are 24 bytes. The last level (bits 126..132)
-//! reads the address's two last bits followed by four zero bits.
+//! where a run starts. Nodes are 24 bytes; a /48 takes at most 5 node reads.
 //!
 //! `lookup` never allocates and never panics. Building allocates: first a
-//! sort of all prefixes, then the nodes, recursively (depth at most 19).
+//! sort of all prefixes, then the nodes, recursively (depth at most 18).
 
 use super::{mask128, slot_value, PrefixError, SlotValues, MAX_PREFIXES};
 use crate::memory::OutOfMemory;
 
-/// Prefix length the first level resolves inside 2000::/3 (its index is
-/// the bits after the top three).
-const GUA_BITS: u32 = 24;
-const GUA_LEN: usize = 1 << (GUA_BITS - 3);
-/// Prefix length the first level resolves outside 2000::/3.
-const REST_BITS: u32 = 18;
-const REST_LEN: usize = 1 << REST_BITS;
-/// The 2000::/3 entries first, then the others (those of 2000::/3 among
-/// them are never read).
-const ROOT_LEN: usize = GUA_LEN + REST_LEN;
+/// Bits resolved by the direct-indexed first level. `128 - ROOT_BITS` must
+/// be a multiple of [`STRIDE`] so that the last level ends at bit 128.
+const ROOT_BITS: u32 = 20;
 const STRIDE: u32 = 6;
-// Both first levels put the node boundaries at the same prefix lengths.
-const _: () = assert!(GUA_BITS % STRIDE == REST_BITS % STRIDE);
-
-/// True for an address (or prefix of /3 or longer) inside 2000::/3.
-#[inline(always)]
-fn in_gua(addr: u128) -> bool {
-    addr >> 125 == 1
-}
-
-/// The first-level entry of `addr` and the prefix length it resolves.
-#[inline(always)]
-fn root_of(addr: u128) -> (usize, u32) {
-    // Selected with masks, not a branch: random addresses would mispredict.
-    let gua = in_gua(addr);
-    let mask = (gua as usize).wrapping_neg();
-    let inside = (addr >> (128 - GUA_BITS)) as usize & (GUA_LEN - 1);
-    let outside = GUA_LEN + (addr >> (128 - REST_BITS)) as usize;
-    let depth = REST_BITS + (GUA_BITS - REST_BITS) * gua as u32;
-    ((inside & mask) | (outside & !mask), depth)
-}
-
-/// The `STRIDE` bits of `addr` from bit `depth` on (zeros past bit 127).
-#[inline(always)]
-fn chunk_at(addr: u128, depth: u32) -> u32 {
-    // depth < 128 on a well-built table; wrapping keeps it panic-free.
-    (addr.wrapping_shl(depth) >> (128 - STRIDE)) as u32
-}
+const ROOT_LEN: usize = 1 << ROOT_BITS;
+const _: () = assert!((128 - ROOT_BITS) % STRIDE == 0);
 /// Lookups walked together by [`Lpm6::lookup_batch`].
 pub const BATCH_LANES: usize = 32;
 /// Flag bit of a root entry pointing at a node.
@@ -156,55 +120,29 @@ impl Lpm6Builder {
             nodes: Vec::new(),
             leaves: Vec::new(),
         };
-        // Outside 2000::/3 first, then inside; each pass paints the
-        // prefixes ending at its first level and builds a node under every
-        // entry that longer prefixes pass through (contiguous in the sorted
-        // order, shorter covering ones first).
-        for gua in [false, true] {
-            let depth = if gua { GUA_BITS } else { REST_BITS };
-            let mut i = 0;
-            while i < entries.len() {
-                let (p, l, slot) = entries[i];
-                let l32 = u32::from(l);
-                if gua && !in_gua(p) {
-                    // ::/0, ::/1, ::/2 cover all of 2000::/3.
-                    if l < 3 && (1u128 << 125) & mask128(l) == p {
-                        b.root[..GUA_LEN].fill(slot);
-                    }
-                    i += 1;
-                    continue;
+        let root_shift = 128 - ROOT_BITS;
+        let mut i = 0;
+        while i < entries.len() {
+            let (p, l, slot) = entries[i];
+            if l <= ROOT_BITS as u8 {
+                let start = (p >> root_shift) as usize;
+                let count = 1usize << (ROOT_BITS - u32::from(l));
+                b.root[start..start + count].fill(slot);
+                i += 1;
+            } else {
+                // All longer prefixes under this root slot are contiguous.
+                let r = (p >> root_shift) as usize;
+                let mut j = i + 1;
+                while j < entries.len() && (entries[j].0 >> root_shift) as usize == r {
+                    j += 1;
                 }
-                if !gua && in_gua(p) && l32 > REST_BITS {
-                    // Below a 2000::/3 entry: the other pass's.
-                    i += 1;
-                    continue;
-                }
-                if l32 <= depth {
-                    let start = if gua {
-                        root_of(p).0
-                    } else {
-                        GUA_LEN + (p >> (128 - REST_BITS)) as usize
-                    };
-                    let count = 1usize << (depth - l32);
-                    b.root[start..start + count].fill(slot);
-                    i += 1;
-                } else {
-                    let r = root_of(p).0;
-                    let mut j = i + 1;
-                    while j < entries.len()
-                        && in_gua(entries[j].0) == gua
-                        && root_of(entries[j].0).0 == r
-                    {
-                        j += 1;
-                    }
-                    let default = b.root[r];
-                    let idx = b.nodes.len();
-                    crate::memory::try_grow(&mut b.nodes, 1)?;
-                    b.nodes.push(Node::default());
-                    b.fill(idx, &entries[i..j], depth, default)?;
-                    b.root[r] = NODE | idx as u32;
-                    i = j;
-                }
+                let default = b.root[r];
+                let idx = b.nodes.len();
+                crate::memory::try_grow(&mut b.nodes, 1)?;
+                b.nodes.push(Node::default());
+                b.fill(idx, &entries[i..j], ROOT_BITS, default)?;
+                b.root[r] = NODE | idx as u32;
+                i = j;
             }
         }
         // Lookups walk the nodes at random: keep them on huge pages.
@@ -236,9 +174,9 @@ impl Build {
         base: u32,
         default: u32,
     ) -> Result<(), OutOfMemory> {
-        // Up to 132 at the last level (bits 126..132, see `chunk_at`).
+        let shift = 128 - base - STRIDE;
         let end = (base + STRIDE) as u8;
-        let chunk = |p: u128| chunk_at(p, base) as usize;
+        let chunk = |p: u128| ((p >> shift) & 63) as usize;
 
         let mut slots = [default; 64];
         // (slot, range in group) of each child, in slot order.
@@ -319,28 +257,31 @@ impl Lpm6 {
     /// [`lookup`](Self::lookup) (deeper levels depend on it).
     #[inline]
     pub fn prefetch(&self, addr: u128) {
-        crate::memory::prefetch(&self.root[root_of(addr).0]);
+        crate::memory::prefetch(&self.root[(addr >> (128 - ROOT_BITS)) as usize]);
     }
 
     /// The value of the longest prefix containing `addr` (host byte order,
     /// `u128::from(Ipv6Addr)` / `u128::from_be_bytes`), or `None`.
     #[inline]
     pub fn lookup(&self, addr: u128) -> Option<u32> {
-        let (r, mut depth) = root_of(addr);
-        // r < ROOT_LEN: no bounds check on the fixed-size array.
-        let mut e = self.root[r];
+        // addr >> 108 < 2^20: no bounds check on the fixed-size array.
+        let mut e = self.root[(addr >> (128 - ROOT_BITS)) as usize];
         if e & NODE != 0 {
             let mut idx = (e & !NODE) as usize;
+            let mut shift = 128 - ROOT_BITS - STRIDE;
             loop {
                 let node = self.nodes.get(idx)?;
-                let v = chunk_at(addr, depth);
+                let v = (addr.wrapping_shr(shift) & 63) as u32;
                 let bit = 1u64 << v;
                 let upto = bit | (bit - 1);
                 if node.vector & bit != 0 {
                     // At least one bit set in vector & upto: no underflow.
                     idx = (node.base1 as usize + (node.vector & upto).count_ones() as usize)
                         .wrapping_sub(1);
-                    depth = depth.wrapping_add(STRIDE);
+                    // Nodes at the last level have no children, so shift
+                    // never goes below 0 on a well-built table; wrapping keeps
+                    // lookup panic-free regardless.
+                    shift = shift.wrapping_sub(STRIDE);
                 } else {
                     let i = (node.base0 as usize + (node.leafvec & upto).count_ones() as usize)
                         .wrapping_sub(1);
@@ -381,17 +322,17 @@ impl Lpm6 {
     fn lookup_lanes(&self, addrs: &[u128], out: &mut [Option<u32>]) {
         let mut e = [0u32; BATCH_LANES];
         let mut idx = [0usize; BATCH_LANES];
-        let mut depth = [0u32; BATCH_LANES];
+        let mut shift = [0u32; BATCH_LANES];
         // Bit l: lane l is inside the trie / has a leaf to read.
         let mut walking = 0u32;
         let mut leaf = 0u32;
         // Lanes past `addrs.len()` stay idle (not walking, no leaf).
         for l in 0..addrs.len().min(BATCH_LANES) {
-            let (r, d) = root_of(addrs[l]);
-            e[l] = self.root[r];
+            let a = addrs[l];
+            e[l] = self.root[(a >> (128 - ROOT_BITS)) as usize];
             if e[l] & NODE != 0 {
                 idx[l] = (e[l] & !NODE) as usize;
-                depth[l] = d;
+                shift[l] = 128 - ROOT_BITS - STRIDE;
                 walking |= 1 << l;
             }
         }
@@ -410,13 +351,13 @@ impl Lpm6 {
                 }
                 let node = &nodes[l];
                 let a = addrs.get(l).copied().unwrap_or(0);
-                let v = chunk_at(a, depth[l]);
+                let v = (a.wrapping_shr(shift[l]) & 63) as u32;
                 let bit = 1u64 << v;
                 let upto = bit | (bit - 1);
                 if node.vector & bit != 0 {
                     idx[l] = (node.base1 as usize + (node.vector & upto).count_ones() as usize)
                         .wrapping_sub(1);
-                    depth[l] = depth[l].wrapping_add(STRIDE);
+                    shift[l] = shift[l].wrapping_sub(STRIDE);
                 } else {
                     idx[l] = (node.base0 as usize + (node.leafvec & upto).count_ones() as usize)
                         .wrapping_sub(1);
@@ -557,11 +498,10 @@ mod tests {
     }
 
     #[test]
-    fn both_first_levels_agree_with_reference() {
-        // Prefixes around 2000::/3, where the first level switches from 18
-        // to 24 bits: covering it (/0../2), inside it, next to it, ending
-        // on either first level or a node boundary, and host routes (the
-        // last level's two bits).
+    fn prefixes_around_2000_3_agree_with_reference() {
+        // Prefixes around 2000::/3 (where a wider first level would start):
+        // covering it (/0../2), inside it, next to it, ending on or next
+        // to a level boundary, and host routes.
         let mut rng = SplitMix64::new(9);
         let mut b = Lpm6Builder::new();
         let mut naive = Naive6::default();
