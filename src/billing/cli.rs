@@ -151,7 +151,7 @@ pub fn report_from_dbs(
     subject: Vec<(String, String)>,
 ) -> Result<Report, String> {
     let mut interval = None;
-    let mut extracts = Vec::new();
+    let mut readers = Vec::new();
     for db in dbs {
         let r = Reader::open(db).map_err(|e| e.to_string())?;
         match interval {
@@ -165,10 +165,7 @@ pub fn report_from_dbs(
             }
             _ => {}
         }
-        extracts.push(
-            r.extract(period.start, period.end)
-                .map_err(|e| e.to_string())?,
-        );
+        readers.push(r);
     }
     let q = Query {
         period,
@@ -178,5 +175,5 @@ pub fn report_from_dbs(
         now,
         subject,
     };
-    Ok(report::build(&q, &extracts))
+    report::build_from_ledgers(&q, &readers).map_err(|e| e.to_string())
 }
