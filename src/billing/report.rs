@@ -270,8 +270,11 @@ impl Ranker {
             dout.bytes += o;
             ins.push(*i);
             outs.push(*o);
-            maxes.push(*i.max(o));
-            sums.push(i.saturating_add(*o));
+            match q.method {
+                Method::MaxOfP95 => {}
+                Method::P95OfMax => maxes.push(*i.max(o)),
+                Method::P95OfSum => sums.push(i.saturating_add(*o)),
+            }
         }
         let rate = |bytes: u64| bytes as f64 * 8.0 / q.interval_secs as f64;
         din.max_bps = rate(ins.iter().copied().max().unwrap_or(0));
@@ -351,19 +354,34 @@ pub fn build(q: &Query, ledgers: &[Extract]) -> Report {
 }
 
 /// Builds the report from ledger files, [`CHUNK`] subjects at a time (so
-/// memory stays at CHUNK × intervals × 16 bytes whatever the number of
-/// subjects), from their dense `packed` copy where they have one. The
-/// subjects are grouped by their chunk in the first ledger that has them;
-/// a group reads the chunks that hold its subjects in every ledger (more
-/// than one when the ledgers numbered the subjects differently).
-pub fn build_from_ledgers(q: &Query, ledgers: &[Reader]) -> Result<Report, StoreError> {
+/// memory stays at CHUNK × intervals × 16 bytes per thread whatever the
+/// number of subjects), from their dense `packed` copy where they have one,
+/// on `threads` threads (each opens the ledgers again). The subjects are
+/// grouped by their chunk in the first ledger that has them; a group reads
+/// the chunks that hold its subjects in every ledger (more than one when
+/// the ledgers numbered the subjects differently).
+pub fn build_from_ledgers(
+    q: &Query,
+    ledgers: &[Reader],
+    threads: usize,
+) -> Result<Report, StoreError> {
     let (first, n) = Frame::span(q);
     let range = (first, first + n as i64 * q.interval_secs);
+    let _snapshots = ledgers
+        .iter()
+        .map(|l| l.snapshot())
+        .collect::<Result<Vec<_>, _>>()?;
     let mut states: Vec<HashMap<i64, StoredInterval>> = Vec::new();
     let mut unpacked: Vec<Vec<i64>> = Vec::new();
     for l in ledgers {
         let iv = l.intervals(range.0, range.1)?;
-        unpacked.push(iv.iter().filter(|(_, s)| !s.packed).map(|(s, _)| *s).collect());
+        let mut u: Vec<i64> = iv
+            .iter()
+            .filter(|(_, s)| !s.packed)
+            .map(|(s, _)| *s)
+            .collect();
+        u.sort_unstable();
+        unpacked.push(u);
         states.push(iv.into_iter().collect());
     }
     let frame = Frame::new(q, |s| {
@@ -378,16 +396,18 @@ pub fn build_from_ledgers(q: &Query, ledgers: &[Reader]) -> Result<Report, Store
     let mut ids: HashMap<String, Vec<Option<i64>>> = HashMap::new();
     for (j, l) in ledgers.iter().enumerate() {
         for (id, labels) in l.subjects()? {
-            ids.entry(labels).or_insert_with(|| vec![None; ledgers.len()])[j] = Some(id);
+            ids.entry(labels)
+                .or_insert_with(|| vec![None; ledgers.len()])[j] = Some(id);
         }
     }
-    let mut subjects: Vec<(String, BTreeMap<String, String>, Vec<Option<i64>>)> = ids
+    let mut subjects: Vec<Subject> = ids
         .into_iter()
         .filter_map(|(text, ids)| {
             let labels: BTreeMap<String, String> = serde_json::from_str(&text).unwrap_or_default();
             wanted(q, &labels).then_some((text, labels, ids))
         })
         .collect();
+    // Home: the first ledger having the subject, and its id there.
     let home = |ids: &[Option<i64>]| -> (usize, i64) {
         ids.iter()
             .enumerate()
@@ -395,9 +415,7 @@ pub fn build_from_ledgers(q: &Query, ledgers: &[Reader]) -> Result<Report, Store
             .unwrap_or((usize::MAX, 0))
     };
     subjects.sort_unstable_by_key(|(_, _, ids)| home(ids));
-    let mut out: Vec<(String, SubjectReport)> = Vec::new();
-    let mut ranker = Ranker::default();
-    let mut bytes: Vec<[u64; 2]> = Vec::new();
+    let mut groups: Vec<&mut [Subject]> = Vec::new();
     let mut rest = &mut subjects[..];
     while !rest.is_empty() {
         let key = |ids: &[Option<i64>]| {
@@ -408,48 +426,134 @@ pub fn build_from_ledgers(q: &Query, ledgers: &[Reader]) -> Result<Report, Store
         let len = rest.iter().take_while(|s| key(&s.2) == k).count();
         let (group, tail) = std::mem::take(&mut rest).split_at_mut(len);
         rest = tail;
-        bytes.clear();
-        bytes.resize(len * n, [0, 0]);
-        let mut packets = vec![[0u64; 2]; len];
-        let mut any = vec![false; len];
-        for (j, l) in ledgers.iter().enumerate() {
-            // This ledger's chunks holding the group: slot and group index.
-            let mut chunks: BTreeMap<i64, (Vec<usize>, Vec<usize>)> = BTreeMap::new();
-            for (g, (_, _, ids)) in group.iter().enumerate() {
-                if let Some(id) = ids[j] {
-                    let c = chunks.entry(id.div_euclid(CHUNK)).or_default();
-                    c.0.push(id.rem_euclid(CHUNK) as usize);
-                    c.1.push(g);
-                }
-            }
-            for (chunk, (slots, members)) in chunks {
-                l.read_chunk(chunk, &slots, range, &unpacked[j], |s, i, v| {
-                    let Some(k) = frame.index(s) else { return };
-                    let g = members[i];
-                    let cell = &mut bytes[g * n + k];
-                    cell[0] += v.in_bytes;
-                    cell[1] += v.out_bytes;
-                    packets[g][0] += v.in_packets;
-                    packets[g][1] += v.out_packets;
-                    any[g] = true;
-                })?;
-            }
-        }
-        for (g, (text, labels, _)) in group.iter_mut().enumerate() {
-            if any[g] {
-                let r = ranker.rank(
-                    q,
-                    &frame,
-                    std::mem::take(labels),
-                    &bytes[g * n..(g + 1) * n],
-                    packets[g],
-                );
-                out.push((std::mem::take(text), r));
-            }
-        }
+        groups.push(group);
     }
+    let threads = threads.clamp(1, groups.len().max(1));
+    let ctx = Groups {
+        q,
+        frame: &frame,
+        unpacked: &unpacked,
+        range,
+    };
+    let mut out = if threads == 1 {
+        ctx.run(ledgers, groups.into_iter())?
+    } else {
+        // Group g goes to thread g % threads.
+        let mut shares: Vec<Vec<&mut [Subject]>> = (0..threads).map(|_| Vec::new()).collect();
+        for (g, group) in groups.into_iter().enumerate() {
+            shares[g % threads].push(group);
+        }
+        let ctx = &ctx;
+        let paths: Vec<&std::path::Path> = ledgers.iter().map(|l| l.path()).collect();
+        let paths = &paths;
+        let results = std::thread::scope(|scope| {
+            let handles: Vec<_> = shares
+                .into_iter()
+                .map(|share| {
+                    scope.spawn(
+                        move || -> Result<Vec<(String, SubjectReport)>, StoreError> {
+                            let own = paths
+                                .iter()
+                                .map(|p| Reader::open(p))
+                                .collect::<Result<Vec<_>, _>>()?;
+                            let _snapshots = own
+                                .iter()
+                                .map(|l| l.snapshot())
+                                .collect::<Result<Vec<_>, _>>()?;
+                            ctx.run(&own, share.into_iter())
+                        },
+                    )
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect::<Vec<_>>()
+        });
+        let mut all = Vec::new();
+        for r in results {
+            all.extend(r?);
+        }
+        all
+    };
     out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     Ok(report(q, out.into_iter().map(|(_, r)| r).collect()))
+}
+
+/// A subject to report: labels (JSON text and parsed), id in each ledger.
+type Subject = (String, BTreeMap<String, String>, Vec<Option<i64>>);
+
+/// What every group of a report shares.
+struct Groups<'a> {
+    q: &'a Query,
+    frame: &'a Frame,
+    /// By ledger: the intervals read from `samples` (not packed).
+    unpacked: &'a [Vec<i64>],
+    range: (i64, i64),
+}
+
+impl Groups<'_> {
+    /// Reads and ranks `groups` (each at most CHUNK subjects).
+    fn run<'g>(
+        &self,
+        ledgers: &[Reader],
+        groups: impl Iterator<Item = &'g mut [Subject]>,
+    ) -> Result<Vec<(String, SubjectReport)>, StoreError> {
+        let n = self.frame.len();
+        let mut out = Vec::new();
+        let mut ranker = Ranker::default();
+        let mut bytes: Vec<[u64; 2]> = Vec::new();
+        for group in groups {
+            let len = group.len();
+            bytes.clear();
+            bytes.resize(len * n, [0, 0]);
+            let mut packets = vec![[0u64; 2]; len];
+            let mut any = vec![false; len];
+            for (j, l) in ledgers.iter().enumerate() {
+                // This ledger's chunks holding the group: slot and group index.
+                let mut chunks: BTreeMap<i64, (Vec<usize>, Vec<usize>)> = BTreeMap::new();
+                for (g, (_, _, ids)) in group.iter().enumerate() {
+                    if let Some(id) = ids[j] {
+                        let c = chunks.entry(id.div_euclid(CHUNK)).or_default();
+                        c.0.push(id.rem_euclid(CHUNK) as usize);
+                        c.1.push(g);
+                    }
+                }
+                for (chunk, (slots, members)) in chunks {
+                    let index = |s| self.frame.index(s);
+                    l.read_chunk(
+                        chunk,
+                        &slots,
+                        self.range,
+                        index,
+                        &self.unpacked[j],
+                        |k, i, v| {
+                            let g = members[i];
+                            let cell = &mut bytes[g * n + k];
+                            cell[0] += v.in_bytes;
+                            cell[1] += v.out_bytes;
+                            packets[g][0] += v.in_packets;
+                            packets[g][1] += v.out_packets;
+                            any[g] = true;
+                        },
+                    )?;
+                }
+            }
+            for (g, (text, labels, _)) in group.iter_mut().enumerate() {
+                if any[g] {
+                    let r = ranker.rank(
+                        self.q,
+                        self.frame,
+                        std::mem::take(labels),
+                        &bytes[g * n..(g + 1) * n],
+                        packets[g],
+                    );
+                    out.push((std::mem::take(text), r));
+                }
+            }
+        }
+        Ok(out)
+    }
 }
 
 impl Report {

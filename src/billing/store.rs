@@ -11,7 +11,7 @@
 //!           packed)                        -- 1: `packed` holds its samples too
 //! samples(start, subject, in_packets, in_bytes, out_packets, out_bytes,
 //!         PRIMARY KEY (start, subject)) WITHOUT ROWID
-//! packed(chunk, start, width, volumes, PRIMARY KEY (chunk, start)) WITHOUT ROWID
+//! packed(chunk, start, width, volumes, PRIMARY KEY (chunk, start))
 //! sample_view                              -- samples joined with labels and state
 //! ```
 //!
@@ -28,7 +28,9 @@
 //! `width` bytes little-endian (the least width holding the chunk's
 //! largest value), zero for a subject without a sample. It is rebuilt
 //! from `samples` in the same transaction as every write to a closed
-//! interval, so the two never disagree; an interval with `packed = 0`
+//! interval, so the two never disagree (a rowid table, not WITHOUT
+//! ROWID: rows are appended in interval order and stay dense on disk,
+//! the primary key index finds a chunk's rows). An interval with `packed = 0`
 //! (running, or written by schema version 1) is read from `samples`.
 //! Version 1 files are migrated in place when opened for writing (two
 //! cheap schema statements in one transaction); readers read both.
@@ -134,7 +136,7 @@ CREATE TABLE packed (
     width INTEGER NOT NULL,
     volumes BLOB NOT NULL,
     PRIMARY KEY (chunk, start)
-) WITHOUT ROWID;
+);
 UPDATE meta SET value = '2' WHERE key = 'schema_version';
 PRAGMA user_version = 2;
 COMMIT;
@@ -227,7 +229,7 @@ CREATE TABLE IF NOT EXISTS packed (
     width INTEGER NOT NULL,
     volumes BLOB NOT NULL,
     PRIMARY KEY (chunk, start)
-) WITHOUT ROWID;
+);
 CREATE VIEW IF NOT EXISTS sample_view AS
     SELECT s.start, datetime(s.start, 'unixepoch') AS start_utc, j.labels,
            s.in_packets, s.in_bytes, s.out_packets, s.out_bytes,
@@ -479,7 +481,10 @@ fn width_for(max: u64) -> usize {
 
 /// One `packed` row's `volumes`: `slots[j]` at byte `4·width·j`.
 fn encode_chunk(slots: &[Volume], out: &mut Vec<u8>) -> usize {
-    let used = slots.iter().rposition(|v| !v.is_zero()).map_or(0, |j| j + 1);
+    let used = slots
+        .iter()
+        .rposition(|v| !v.is_zero())
+        .map_or(0, |j| j + 1);
     let max = slots[..used]
         .iter()
         .flat_map(|v| [v.in_packets, v.in_bytes, v.out_packets, v.out_bytes])
@@ -497,6 +502,21 @@ fn encode_chunk(slots: &[Volume], out: &mut Vec<u8>) -> usize {
 
 /// The volume of slot `j` of a `packed` row; zero past its end.
 fn decode_slot(volumes: &[u8], width: usize, j: usize) -> Volume {
+    let o = 4 * j * width;
+    // Fast path: four unaligned 8-byte loads, masked to `width` bytes.
+    if let Some(x) = volumes.get(o..o + 3 * width + 8) {
+        let mask = u64::MAX >> (64 - 8 * width as u32);
+        let at = |f: usize| -> u64 {
+            let b: [u8; 8] = x[f * width..f * width + 8].try_into().unwrap_or([0; 8]);
+            u64::from_le_bytes(b) & mask
+        };
+        return Volume {
+            in_packets: at(0),
+            in_bytes: at(1),
+            out_packets: at(2),
+            out_bytes: at(3),
+        };
+    }
     let at = |f: usize| -> u64 {
         let o = (4 * j + f) * width;
         let mut b = [0u8; 8];
@@ -614,6 +634,15 @@ pub struct Reader {
     version: i32,
 }
 
+/// A read transaction of a [`Reader`], ended on drop.
+pub struct Snapshot<'a>(&'a Connection);
+
+impl Drop for Snapshot<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.execute_batch("COMMIT");
+    }
+}
+
 /// An interval as a report reads it: its state, and whether `packed` holds
 /// its samples.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -670,6 +699,14 @@ impl Reader {
         })
     }
 
+    /// Starts one read transaction: every query in it sees the ledger as
+    /// of its first one, whatever the writer commits meanwhile.
+    /// It ends when the returned guard is dropped.
+    pub fn snapshot(&self) -> Result<Snapshot<'_>, StoreError> {
+        self.conn.execute_batch("BEGIN").map_err(sql(&self.path))?;
+        Ok(Snapshot(&self.conn))
+    }
+
     /// Every subject: id and labels (JSON text).
     pub fn subjects(&self) -> Result<Vec<(i64, String)>, StoreError> {
         let s = sql(&self.path);
@@ -711,17 +748,20 @@ impl Reader {
         rows.collect::<Result<_, _>>().map_err(&s)
     }
 
-    /// The non-zero samples of the subjects `chunk·CHUNK + slots[i]` with
-    /// start in [from, to): `f(start, i, volume)`. Packed intervals come
-    /// from `packed`; those in `unpacked` (intervals with `packed = 0`)
-    /// from `samples`.
+    /// The non-zero samples of the subjects `chunk·CHUNK + slots[i]` in
+    /// the intervals with start in [from, to) that `index` maps to a k
+    /// (it is called once per interval): `f(k, i, volume)`. Intervals in `unpacked` (sorted; those
+    /// with `packed = 0`) are read from `samples`, the others from
+    /// `packed`. Call inside [`Reader::snapshot`] so that every read sees
+    /// the same writes.
     pub fn read_chunk(
         &self,
         chunk: i64,
         slots: &[usize],
         (from, to): (i64, i64),
+        index: impl Fn(i64) -> Option<usize>,
         unpacked: &[i64],
-        mut f: impl FnMut(i64, usize, Volume),
+        mut f: impl FnMut(usize, usize, Volume),
     ) -> Result<(), StoreError> {
         let s = sql(&self.path);
         if self.version >= 2 {
@@ -732,6 +772,10 @@ impl Reader {
             let mut rows = st.query([chunk, from, to]).map_err(&s)?;
             while let Some(r) = rows.next().map_err(&s)? {
                 let start: i64 = r.get(0).map_err(&s)?;
+                let Some(k) = index(start) else { continue };
+                if unpacked.binary_search(&start).is_ok() {
+                    continue;
+                }
                 let width: i64 = r.get(1).map_err(&s)?;
                 let blob = r.get_ref(2).and_then(|v| Ok(v.as_blob()?)).map_err(&s)?;
                 if !(1..=8).contains(&width) {
@@ -743,7 +787,7 @@ impl Reader {
                 for (i, j) in slots.iter().enumerate() {
                     let v = decode_slot(blob, width as usize, *j);
                     if !v.is_zero() {
-                        f(start, i, v);
+                        f(k, i, v);
                     }
                 }
             }
@@ -751,21 +795,22 @@ impl Reader {
         if unpacked.is_empty() {
             return Ok(());
         }
-        let mut index = vec![usize::MAX; CHUNK as usize];
+        let mut slot_of = vec![usize::MAX; CHUNK as usize];
         for (i, j) in slots.iter().enumerate() {
-            index[*j] = i;
+            slot_of[*j] = i;
         }
         let mut st = self
             .conn
             .prepare_cached("SELECT subject, in_packets, in_bytes, out_packets, out_bytes FROM samples WHERE start = ?1 AND subject >= ?2 AND subject < ?3")
             .map_err(&s)?;
         for start in unpacked {
+            let Some(k) = index(*start) else { continue };
             let mut rows = st
                 .query([*start, chunk * CHUNK, (chunk + 1) * CHUNK])
                 .map_err(&s)?;
             while let Some(r) = rows.next().map_err(&s)? {
                 let id: i64 = r.get(0).map_err(&s)?;
-                let i = index[(id - chunk * CHUNK) as usize];
+                let i = slot_of[(id - chunk * CHUNK) as usize];
                 if i == usize::MAX {
                     continue;
                 }
@@ -775,7 +820,7 @@ impl Reader {
                     out_packets: r.get::<_, i64>(3).map_err(&s)? as u64,
                     out_bytes: r.get::<_, i64>(4).map_err(&s)? as u64,
                 };
-                f(*start, i, v);
+                f(k, i, v);
             }
         }
         Ok(())
@@ -871,5 +916,164 @@ impl Reader {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::billing::report::{self, Period, Query};
+    use crate::settings::billing::{Method, Missing};
+    use std::sync::Arc;
+
+    /// Writes 4 intervals of `n` subjects (created in `order`), values of
+    /// every byte width, some zero; intervals 0..3 closed (interval 1 in
+    /// two writes), interval 3 still running.
+    fn fill(path: &Path, n: usize, reverse: bool) {
+        let mut st = Store::open(path, 300, "t").unwrap();
+        let labels: Vec<Arc<str>> = (0..n)
+            .map(|i| Arc::from(format!("{{\"customer\":\"c{i:03}\"}}")))
+            .collect();
+        let vol = |i: usize, k: i64| -> Volume {
+            if (i + k as usize) % 7 == 0 {
+                return Volume::default();
+            }
+            let big = 1u64 << ((i * 5 + k as usize) % 64);
+            Volume {
+                in_packets: i as u64 + 1,
+                in_bytes: big + k as u64,
+                out_packets: (i as u64) << 20,
+                out_bytes: (big >> 3) + i as u64,
+            }
+        };
+        for (k, closed) in [(0, true), (1, false), (1, true), (2, true), (3, false)] {
+            let mut w = IntervalWrite {
+                start: 1_800_000_000 + k * 300,
+                covered_ms: 150_000,
+                closed,
+                ..Default::default()
+            };
+            let order: Vec<usize> = if reverse {
+                (0..n).rev().collect()
+            } else {
+                (0..n).collect()
+            };
+            for i in order {
+                w.samples.insert(labels[i].clone(), vol(i, k));
+                // The first write of a subject is alone: ids follow `order`.
+                if k == 0 {
+                    st.write(&[IntervalWrite {
+                        start: w.start,
+                        samples: [(labels[i].clone(), vol(i, k))].into(),
+                        ..Default::default()
+                    }])
+                    .unwrap();
+                    w.samples.clear();
+                }
+            }
+            st.write(&[w]).unwrap();
+        }
+    }
+
+    fn query(missing: Missing, subject: Vec<(String, String)>) -> Query {
+        Query {
+            period: Period {
+                start: 1_800_000_000,
+                end: 1_800_000_000 + 6 * 300,
+            },
+            interval_secs: 300,
+            method: Method::P95OfSum,
+            missing,
+            now: i64::MAX / 2,
+            subject,
+        }
+    }
+
+    fn same_reports(paths: &[&Path]) {
+        let readers: Vec<Reader> = paths.iter().map(|p| Reader::open(p).unwrap()).collect();
+        let extracts: Vec<Extract> = readers
+            .iter()
+            .map(|r| r.extract(0, i64::MAX).unwrap())
+            .collect();
+        for missing in [Missing::Zero, Missing::Skip] {
+            for subject in [vec![], vec![("customer".into(), "c042".into())]] {
+                let q = query(missing, subject);
+                let want = report::build(&q, &extracts);
+                assert!(!want.subjects.is_empty());
+                for threads in [1, 2] {
+                    assert_eq!(
+                        report::build_from_ledgers(&q, &readers, threads).unwrap(),
+                        want
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_packed_copy_reports_as_the_rows_and_version_1_ledgers_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.db"), dir.path().join("b.db"));
+        // 600 subjects: 3 chunks; b numbers them the other way round.
+        fill(&a, 600, false);
+        fill(&b, 600, true);
+        let packed = |p: &Path| -> Vec<bool> {
+            let r = Reader::open(p).unwrap();
+            let mut v = r.intervals(0, i64::MAX).unwrap();
+            v.sort_by_key(|x| x.0);
+            v.iter().map(|x| x.1.packed).collect()
+        };
+        assert_eq!(packed(&a), [true, true, true, false]);
+        same_reports(&[&a]);
+        same_reports(&[&a, &b]);
+
+        // A version 1 ledger (as written before the packed copy): read from
+        // its rows, then migrated in place by a writer.
+        Connection::open(&a)
+            .unwrap()
+            .execute_batch(
+                "DROP TABLE packed; ALTER TABLE intervals DROP COLUMN packed;
+                 UPDATE meta SET value = '1' WHERE key = 'schema_version'; PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        same_reports(&[&a, &b]);
+        drop(Store::open(&a, 300, "t").unwrap());
+        assert_eq!(packed(&a), [false; 4]);
+        same_reports(&[&a, &b]);
+        fill(&a, 600, false);
+        assert_eq!(packed(&a), [true, true, true, false]);
+        same_reports(&[&a, &b]);
+
+        // A future version is refused, naming the file.
+        Connection::open(&a)
+            .unwrap()
+            .execute_batch("PRAGMA user_version = 3;")
+            .unwrap();
+        let e = Reader::open(&a).err().unwrap().to_string();
+        assert!(e.contains("a.db") && e.contains("schema version 3"), "{e}");
+        let e = Store::open(&a, 300, "t").err().unwrap().to_string();
+        assert!(e.contains("a.db") && e.contains("schema version 3"), "{e}");
+    }
+
+    #[test]
+    fn widths_round_trip() {
+        for max in [0u64, 1, 255, 256, 1 << 40, u64::MAX] {
+            let slots = [
+                Volume::default(),
+                Volume {
+                    in_packets: max,
+                    in_bytes: max / 3,
+                    out_packets: 1,
+                    out_bytes: 0,
+                },
+            ];
+            let mut blob = Vec::new();
+            let w = encode_chunk(&slots, &mut blob);
+            assert_eq!(w, width_for(max));
+            for (j, v) in slots.iter().enumerate() {
+                assert_eq!(decode_slot(&blob, w, j), *v);
+            }
+            assert_eq!(decode_slot(&blob, w, 9), Volume::default());
+        }
     }
 }
