@@ -938,7 +938,7 @@ mod tests {
             if (i + k as usize) % 7 == 0 {
                 return Volume::default();
             }
-            let big = 1u64 << ((i * 5 + k as usize) % 64);
+            let big = 1u64 << ((i * 5 + k as usize) % 60);
             Volume {
                 in_packets: i as u64 + 1,
                 in_bytes: big + k as u64,
