@@ -503,6 +503,7 @@ impl Groups<'_> {
         let mut out = Vec::new();
         let mut ranker = Ranker::default();
         let mut bytes: Vec<[u64; 2]> = Vec::new();
+        let mut columns: Vec<Vec<[u64; 2]>> = Vec::new();
         for group in groups {
             let len = group.len();
             bytes.clear();
@@ -529,7 +530,8 @@ impl Groups<'_> {
                         &self.unpacked[j],
                         |k, i, v| {
                             let g = members[i];
-                            let cell = &mut bytes[g * n + k];
+                            // Interval-major: one row's subjects are adjacent.
+                            let cell = &mut bytes[k * len + g];
                             cell[0] += v.in_bytes;
                             cell[1] += v.out_bytes;
                             packets[g][0] += v.in_packets;
@@ -539,16 +541,31 @@ impl Groups<'_> {
                     )?;
                 }
             }
-            for (g, (text, labels, _)) in group.iter_mut().enumerate() {
-                if any[g] {
-                    let r = ranker.rank(
-                        self.q,
-                        self.frame,
-                        std::mem::take(labels),
-                        &bytes[g * n..(g + 1) * n],
-                        packets[g],
-                    );
-                    out.push((std::mem::take(text), r));
+            // Columns of BATCH subjects at a time: a pass over the rows
+            // touches few pages (one subject's column alone would touch n).
+            const BATCH: usize = 16;
+            for (b, batch) in group.chunks_mut(BATCH).enumerate() {
+                let base = b * BATCH;
+                let width = batch.len();
+                columns.resize_with(width, Vec::new);
+                columns.iter_mut().for_each(Vec::clear);
+                for row in bytes.chunks_exact(len) {
+                    for (c, cell) in columns.iter_mut().zip(&row[base..base + width]) {
+                        c.push(*cell);
+                    }
+                }
+                for (i, (text, labels, _)) in batch.iter_mut().enumerate() {
+                    let g = base + i;
+                    if any[g] {
+                        let r = ranker.rank(
+                            self.q,
+                            self.frame,
+                            std::mem::take(labels),
+                            &columns[i],
+                            packets[g],
+                        );
+                        out.push((std::mem::take(text), r));
+                    }
                 }
             }
         }
