@@ -8,9 +8,14 @@
 #
 # Layout: netns xgbS holds xgb-s (sender), netns xgbR holds xgb-r (receiver);
 # nothing is in the root namespace, so no frame can leave the pair. The
-# generator (xdpacct-trafficgen, BPF_PROG_RUN live frames) runs on core 0;
-# the receiving veth's NAPI runs in the generator's softirq on that core too.
-# xdpacct's workers default to "every core but the first" = core 1.
+# generator (xdpacct-trafficgen) runs on core 0 (GEN_CORE=0,1: one thread on
+# each core, feeding rx queues 0 and 1); the receiving veth's NAPI runs in
+# the generator's softirq on that core too. xdpacct's workers default to
+# "every core but the first" = core 1, one per queue.
+# GEN_BACKEND picks how the generator sends: xdp-live (BPF_PROG_RUN live
+# frames), afpacket (sendmmsg on an AF_PACKET socket bypassing the qdisc,
+# for kernels that refuse live frames) or auto (the default: live frames if
+# the kernel allows them; a one-frame probe at start-up resolves it).
 #
 # Contenders (all on xgb-r inside xgbR):
 #   xdpacct-afxdp     xdpacct run, AF_XDP (its own native XDP program)
@@ -25,11 +30,12 @@
 # synthetic full BGP table as AS table, 100 named networks and IPFIX export
 # to nfcapd in xgbR (`examples/synth_table.rs` writes table and config;
 # build it with `cargo build --release --examples`).
-# The stack-reading ones get `xdpacct-trafficgen pass` (native XDP_PASS),
-# without which veth live frames never arrive.
+# With live frames the stack-reading ones get `xdpacct-trafficgen pass`
+# (native XDP_PASS), without which veth live frames never arrive; AF_PACKET
+# frames reach the stack as they are.
 #
-# Offered = the receiving veth's rx_packets/rx_bytes delta (frames its XDP
-# program ran on; equals the generator's delivered count). Output:
+# Offered = the receiving veth's rx_packets/rx_bytes delta (frames that
+# reached it; equals the generator's delivered count). Output:
 # $OUT/e2e.csv (one row per step), $OUT/env.txt, and the raw log
 # $OUT/e2e.log (kept locally: .gitignore leaves bench logs out of git).
 set -euo pipefail
@@ -48,6 +54,7 @@ CATCHUP_MS=${CATCHUP_MS:-2}                  # generator burst allowance after p
 SETTLE=${SETTLE:-2}                          # seconds for counters to catch up
 GEN_CORE=${GEN_CORE:-0}                      # comma list; one sender thread per entry
 GEN_THREADS=$(awk -F, '{print NF}' <<<"$GEN_CORE")
+GEN_BACKEND=${GEN_BACKEND:-auto}             # auto, xdp-live or afpacket
 PORT=9390
 FEATURES=${FEATURES:-}                       # "all": AS table, networks, flow export
 SYNTH=${SYNTH:-$ROOT/target/release/examples/synth_table}
@@ -164,6 +171,7 @@ queues() {
 
 PASS_PID=
 start_pass() {
+    [[ $GEN_BACKEND == xdp-live ]] || return 0
     ip netns exec "$NS_R" "$GEN" pass -i "$IF_R" --seconds 900 2>>"$LOG" &
     PASS_PID=$!
     PIDS+=("$PASS_PID")
@@ -295,7 +303,7 @@ run_step() {
         local cap=$([[ $prof == imix ]] && echo "$MAX_COUNT_IMIX" || echo "$MAX_COUNT_64")
         ((count > cap)) && count=$cap
     fi
-    args=(send -i "$IF_S" -c "$count" --pps "$pps" --cores "$GEN_CORE" -t "$GEN_THREADS" --catchup-ms "$CATCHUP_MS" --json --timeout 90)
+    args=(send -i "$IF_S" -c "$count" --pps "$pps" --cores "$GEN_CORE" -t "$GEN_THREADS" --catchup-ms "$CATCHUP_MS" --json --timeout 90 --backend "$GEN_BACKEND")
     [[ $prof == imix ]] && args+=(--imix) || args+=(--size 60)
 
     local f0 b0 f1 b1 rxp0 rxb0 rxp1 rxb1 t0 t1 gen
@@ -308,6 +316,11 @@ run_step() {
     rxp1=$(rx_stat rx_packets) rxb1=$(rx_stat rx_bytes) t1=$(cpu_ticks "$C_PID")
 
     local offered=$((rxp1 - rxp0)) obytes=$((rxb1 - rxb0)) cf=$((f1 - f0)) cb=-1 expect_b
+    # veth counts an skb that its XDP path takes (AF_PACKET generator, XDP
+    # program on xgb-r) after the Ethernet header was pulled: 14 bytes short.
+    if [[ $GEN_BACKEND == afpacket ]] && ip netns exec "$NS_R" ip link show "$IF_R" | grep -q 'prog/xdp'; then
+        obytes=$((obytes + 14 * offered))
+    fi
     PROFILE_FRAMES=$((PROFILE_FRAMES + offered)) PROFILE_BYTES=$((PROFILE_BYTES + obytes))
     [[ $b1 -ge 0 ]] && cb=$((b1 - b0))
     # pmacct counts IP total length (l3); xdpacct wire length without FCS (l2).
@@ -350,6 +363,14 @@ if [[ $FEATURES == all ]]; then
 fi
 setup_net
 log "netns $NS_S/$NS_R, veth $IF_S <-> $IF_R up"
+if [[ $GEN_BACKEND == auto ]]; then
+    # One frame into the bare veth: the generator says which backend it took.
+    probe=$(ip netns exec "$NS_S" "$GEN" send -i "$IF_S" -c 1 --no-resend --json --timeout 10 2>>"$LOG" || true)
+    GEN_BACKEND=$(sed -n 's/.*"backend":"\([a-z-]*\)".*/\1/p' <<<"$probe")
+    [[ -n $GEN_BACKEND ]] || { log "the generator could not send: $probe"; exit 1; }
+fi
+echo "generator backend: $GEN_BACKEND" >>"$OUT/env.txt"
+log "generator backend: $GEN_BACKEND"
 for prof in $PROFILES; do
     for c in $CONTENDERS; do
         if [[ $c == fastnetmon ]] && ! command -v fastnetmon >/dev/null; then

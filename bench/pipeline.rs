@@ -23,6 +23,11 @@
 //! `two_workers_two_cores` runs two queues of the same engine on cores 0
 //! and 1 with their own flows: its rate is the sum (per core = half).
 //!
+//! Each bench also prints its rate per CPU-second of the worker threads
+//! (their run time from `/proc/self/task/<tid>/schedstat`): on a machine
+//! shared with other work the wall-clock rate also counts the time the
+//! worker waited for a CPU, the CPU-time rate does not.
+//!
 //! Run: `cargo bench --bench pipeline -- --warm-up-time 1 --measurement-time 3`
 
 use std::net::{Ipv4Addr, Ipv6Addr, UdpSocket};
@@ -316,6 +321,35 @@ struct Running {
     feed: Arc<Feed>,
     done: mpsc::Receiver<()>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// The worker thread's id, for its CPU time.
+    tid: String,
+}
+
+/// Nanoseconds thread `tid` of this process has run on a CPU (0 when
+/// /proc cannot tell).
+fn cpu_ns(tid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Frames handed out and worker CPU time spent on them, over a bench.
+#[derive(Default)]
+struct CpuTally {
+    frames: u64,
+    cpu_ns: u64,
+}
+
+impl CpuTally {
+    fn report(&self, name: &str) {
+        if self.cpu_ns > 0 {
+            eprintln!(
+                "pipeline/{name}: {:.2} Mpps per CPU-second of the worker(s)",
+                self.frames as f64 / self.cpu_ns as f64 * 1e3
+            );
+        }
+    }
 }
 
 impl Running {
@@ -327,10 +361,15 @@ impl Running {
             done: std::sync::Mutex::new(tx),
         });
         let f = feed.clone();
+        let (tid_tx, tid_rx) = mpsc::channel();
         let thread = std::thread::spawn(move || {
             if let Some(c) = core {
                 core_affinity::set_for_current(c);
             }
+            // "<pid>/task/<tid>"
+            let me = std::fs::read_link("/proc/thread-self").unwrap_or_default();
+            let tid = me.file_name().map(|t| t.to_string_lossy().into_owned());
+            let _ = tid_tx.send(tid.unwrap_or_default());
             let stop = AtomicBool::new(false);
             let mut cap = LoopCapture {
                 frames,
@@ -343,6 +382,7 @@ impl Running {
             feed,
             done: rx,
             thread: Some(thread),
+            tid: tid_rx.recv().unwrap_or_default(),
         }
     }
 
@@ -364,8 +404,10 @@ impl Drop for Running {
     }
 }
 
-/// Times `iters` passes of `frames` frames through every running worker.
-fn timed(workers: &[&Running], frames: u64, iters: u64) -> Duration {
+/// Times `iters` passes of `frames` frames through every running worker;
+/// adds the frames and the workers' CPU time to `tally`.
+fn timed(workers: &[&Running], frames: u64, iters: u64, tally: &mut CpuTally) -> Duration {
+    let cpu0: u64 = workers.iter().map(|w| cpu_ns(&w.tid)).sum();
     let t = Instant::now();
     for w in workers {
         w.give(frames * iters);
@@ -373,7 +415,11 @@ fn timed(workers: &[&Running], frames: u64, iters: u64) -> Duration {
     for w in workers {
         w.wait();
     }
-    t.elapsed()
+    let wall = t.elapsed();
+    let cpu1: u64 = workers.iter().map(|w| cpu_ns(&w.tid)).sum();
+    tally.frames += frames * iters * workers.len() as u64;
+    tally.cpu_ns += cpu1.saturating_sub(cpu0);
+    wall
 }
 
 /// The settings of the pipeline: every feature on.
@@ -467,9 +513,11 @@ fn pipeline(c: &mut Criterion) {
             Arc::new(plain_frames()),
             core(1),
         );
+        let mut tally = CpuTally::default();
         g.bench_function("plain_worker_64B_10k_hosts", |b| {
-            b.iter_custom(|iters| timed(&[&w], FRAMES as u64, iters))
+            b.iter_custom(|iters| timed(&[&w], FRAMES as u64, iters, &mut tally))
         });
+        tally.report("plain_worker_64B_10k_hosts");
     }
     for (name, frames) in [
         ("all_features_1_core", &both),
@@ -484,9 +532,11 @@ fn pipeline(c: &mut Criterion) {
         // Warm: every flow in the cache (100,000 live flows), tables touched.
         w.give(frames.lens.len() as u64 + FRAMES as u64);
         w.wait();
+        let mut tally = CpuTally::default();
         g.bench_function(name, |b| {
-            b.iter_custom(|iters| timed(&[&w], FRAMES as u64, iters))
+            b.iter_custom(|iters| timed(&[&w], FRAMES as u64, iters, &mut tally))
         });
+        tally.report(name);
     }
     g.throughput(Throughput::Elements(2 * FRAMES as u64));
     if cores.len() >= 2 {
@@ -506,9 +556,12 @@ fn pipeline(c: &mut Criterion) {
         for w in [&a, &b2] {
             w.wait();
         }
+        let mut tally = CpuTally::default();
         g.bench_function("all_features_two_workers_two_cores", |b| {
-            b.iter_custom(|iters| timed(&[&a, &b2], FRAMES as u64, iters))
+            b.iter_custom(|iters| timed(&[&a, &b2], FRAMES as u64, iters, &mut tally))
         });
+        // Frames of both workers over the CPU time of both: per core.
+        tally.report("all_features_two_workers_two_cores (per core)");
     }
     g.finish();
     drop(collector);

@@ -152,11 +152,23 @@ fn worker_with_and_without_rtt(c: &mut Criterion) {
 /// runs; the probe's cost is a few ns in ~50. So the two workers also run
 /// interleaved, off and on alternately, many times: the minimum and the
 /// median per frame of each, and their differences, are printed.
+///
+/// `TCP_RTT_ONLY=off` or `on` runs only that worker (`TCP_RTT_ROUNDS`
+/// rounds, default 400, the 2 % mix) and nothing else: for instruction
+/// counts, repeatable where times are not, e.g.
+/// `valgrind --tool=callgrind --toggle-collect='*Worker*run*'`; the
+/// difference of the two runs' counts over rounds x 8,192 is the probe's
+/// instructions per frame.
 fn interleaved() {
     let acct = support::accounting(10_000);
     let shard = support::shard(&acct);
-    const ROUNDS: usize = 400;
-    for pct in [0usize, 2] {
+    let only = std::env::var("TCP_RTT_ONLY").ok();
+    let rounds: usize = std::env::var("TCP_RTT_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(400);
+    let pcts: &[usize] = if only.is_some() { &[2] } else { &[0, 2] };
+    for &pct in pcts {
         let frames = mix(8192, pct);
         let table = Arc::new(HandshakeTable::new(65_536, 10_000_000_000));
         let rtt = Arc::new(RttShard::default());
@@ -166,8 +178,12 @@ fn interleaved() {
         let stop = AtomicBool::new(false);
         let (mut t_off, mut t_on) = (Vec::new(), Vec::new());
         let mut t = 1;
-        for round in 0..ROUNDS {
+        for round in 0..rounds {
             for which in [round % 2, 1 - round % 2] {
+                match (only.as_deref(), which) {
+                    (Some("off"), 1) | (Some("on"), 0) => continue,
+                    _ => {}
+                }
                 let mut cap = Timed {
                     frames: &frames,
                     next: 0,
@@ -185,6 +201,18 @@ fn interleaved() {
                 }
             }
         }
+        if only.is_some() {
+            let (n, v) = if t_on.is_empty() {
+                ("off", &t_off)
+            } else {
+                ("on", &t_on)
+            };
+            println!(
+                "tcp_rtt {n} only: {rounds} rounds, {:.2} ns/frame mean",
+                v.iter().sum::<f64>() / v.len().max(1) as f64
+            );
+            return;
+        }
         let stat = |v: &mut Vec<f64>| {
             v.sort_by(|a, b| a.total_cmp(b));
             (v[0], v[v.len() / 2])
@@ -193,7 +221,7 @@ fn interleaved() {
         let (on_min, on_med) = stat(&mut t_on);
         let measured = rtt.outcomes[0].get();
         println!(
-            "tcp_rtt interleaved, {pct} % handshake frames, {ROUNDS} rounds of {} frames: \
+            "tcp_rtt interleaved, {pct} % handshake frames, {rounds} rounds of {} frames: \
              off min {off_min:.2} / median {off_med:.2} ns/frame, on min {on_min:.2} / median \
              {on_med:.2} ns/frame; added: min {:+.2}, median {:+.2} ns/frame \
              ({measured} handshakes measured)",
@@ -208,6 +236,9 @@ criterion_group!(benches, worker_with_and_without_rtt);
 
 fn main() {
     interleaved();
+    if std::env::var_os("TCP_RTT_ONLY").is_some() {
+        return;
+    }
     benches();
     Criterion::default().configure_from_args().final_summary();
 }

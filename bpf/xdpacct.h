@@ -15,4 +15,15 @@ struct queue_counters {
 	__u64 redirect_failed; /* no socket registered for the queue: passed to the stack */
 };
 
+/* Put in front of a TCP handshake frame (SYN set, or a pure ACK) redirected
+ * to a socket, when user space asked for frame times ([tcp_rtt]): the
+ * socket gets the frame 16 bytes longer, starting with this. `magic` is a
+ * random number user space chose at load, so that no frame from the wire
+ * can pass for a stamp. (bpf_xdp_adjust_meta is refused to multi-buffer
+ * programs, hence a prefix, not metadata.) */
+struct frame_stamp {
+	__u64 magic;
+	__u64 ktime_ns; /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+};
+
 #endif

@@ -65,12 +65,14 @@ enum Command {
         #[arg(long, default_value = "replay", value_name = "NAME")]
         interface_name: String,
         /// Replay each file as its own interface, named after the file
-        /// (its name without extension), all at once, each with --workers
-        /// workers: e.g. the two fibres of an optical tap.
+        /// (its name without extension), each with --workers workers: e.g.
+        /// the two fibres of an optical tap. The files are read at once;
+        /// with --billing-db by one reader, in timestamp order across them.
         #[arg(long)]
         interface_per_file: bool,
         /// Write billing samples at the capture's own timestamps to this
-        /// ledger (the [billing] settings, or their defaults).
+        /// ledger (the [billing] settings, or their defaults); with
+        /// --interface-per-file, one ledger for all the files' interfaces.
         #[arg(long, value_name = "FILE")]
         billing_db: Option<PathBuf>,
     },
@@ -166,13 +168,6 @@ fn cmd_replay(
             return Err(xdpacct::StartupError(format!("{}: no such file", f.display())).into());
         }
     }
-    if billing_db.is_some() && interface_per_file && files.len() > 1 {
-        // The ledger's boundaries follow one reader's clock.
-        return Err(xdpacct::StartupError(
-            "--billing-db takes one interface: drop --interface-per-file or give one file".into(),
-        )
-        .into());
-    }
     let startup = |e: xdpacct::engine::EngineError| xdpacct::StartupError(e.to_string());
     let mut engine = Engine::build(settings).map_err(startup)?;
     engine.start_export().map_err(startup)?;
@@ -182,43 +177,54 @@ fn cmd_replay(
     }
 
     let started = Instant::now();
-    // One interface of all files, or one per file (read concurrently).
-    let groups: Vec<(String, Vec<PathBuf>)> = if interface_per_file {
+    // One interface of all files (read in order), or one per file: a reader
+    // each, concurrently; with a ledger one reader that merges the files by
+    // timestamp, so that a boundary closes when every file has passed it
+    // (one thread reads them all, README "Billing" has the cost).
+    let names: Vec<String> = if interface_per_file {
         files
-            .into_iter()
+            .iter()
             .map(|f| {
-                let name = f
-                    .file_stem()
-                    .map_or_else(|| iface.to_string(), |s| s.to_string_lossy().into_owned());
-                (name, vec![f])
+                f.file_stem()
+                    .map_or_else(|| iface.to_string(), |s| s.to_string_lossy().into_owned())
             })
             .collect()
     } else {
-        vec![(iface.to_string(), files)]
+        vec![iface.to_string()]
     };
     // Every shard is built before any thread starts: one that does not fit
     // in memory is a start-up error, not an abort.
-    let mut planned = Vec::with_capacity(groups.len());
-    for (g, (name, files)) in groups.into_iter().enumerate() {
+    let mut planned = Vec::with_capacity(names.len());
+    for (g, name) in names.iter().enumerate() {
         let mut group = Vec::with_capacity(workers);
         for i in 0..workers {
             let worker = engine
-                .add_queue(&name, i as u32, g as u32 + 1)
+                .add_queue(name, i as u32, g as u32 + 1)
                 .map_err(startup)?;
             // With [collector], datagrams to its listen ports are decoded
             // as flows (README "Flow input") instead of counted as frames.
             let flow = engine.add_flow_input("", (g * workers + i) as u32);
             group.push((worker, flow));
         }
-        planned.push((files, group));
+        planned.push(group);
     }
     let listen = engine
         .flow_settings()
         .map_or_else(Vec::new, |c| c.listen.clone());
-    let mut handles = Vec::new();
-    let mut readers = Vec::new();
-    for (g, (files, group)) in planned.into_iter().enumerate() {
+    let (mut readers, queues): (Vec<_>, Vec<_>) = if !interface_per_file {
         let (reader, queues) = replay::replay(files, workers);
+        (vec![reader], vec![queues])
+    } else if billing_db.is_some() {
+        let (reader, groups) = replay::replay_merged(files, workers);
+        (vec![reader], groups)
+    } else {
+        files
+            .into_iter()
+            .map(|f| replay::replay(vec![f], workers))
+            .unzip()
+    };
+    let mut handles = Vec::new();
+    for (g, (queues, group)) in queues.into_iter().zip(planned).enumerate() {
         for (i, (mut queue, (mut worker, flow))) in queues.into_iter().zip(group).enumerate() {
             let stop = stop.clone();
             let listen = listen.clone();
@@ -232,16 +238,16 @@ fn cmd_replay(
                     .expect("spawning a worker thread"),
             );
         }
-        readers.push(reader);
     }
-    let last = readers.pop().expect("at least one file");
-    let (last, ledger) = match billing_db {
+    let first = readers.remove(0);
+    let (first, ledger) = match billing_db {
         Some(db) => {
-            let (reader, ledger) = xdpacct::billing::replay_ledger(&mut engine, settings, db, last)
-                .map_err(|e| xdpacct::StartupError(e.to_string()))?;
+            let (reader, ledger) =
+                xdpacct::billing::replay_ledger(&mut engine, settings, db, first)
+                    .map_err(|e| xdpacct::StartupError(e.to_string()))?;
             (reader, Some(ledger))
         }
-        None => (last, None),
+        None => (first, None),
     };
     let others: Vec<_> = readers
         .into_iter()
@@ -250,7 +256,7 @@ fn cmd_replay(
             std::thread::spawn(move || r.run(&stop))
         })
         .collect();
-    let mut reads = vec![last.run(&stop)];
+    let mut reads = vec![first.run(&stop)];
     for r in others {
         reads.push(r.join().map_err(|_| anyhow::anyhow!("a reader panicked"))?);
     }

@@ -1,8 +1,11 @@
 //! The billing ledger in `xdpacct run` on a veth pair (root): SIGTERM in
 //! the middle of an interval and a restart inside it leave exactly the
 //! frames offered in the interval; SIGKILL loses at most the frames of the
-//! last `checkpoint` seconds and the sample says it is incomplete. The
-//! truth is the generator's; the interval is 15 s (`allow_short_interval`,
+//! last `checkpoint` seconds and the sample says it is incomplete; frames
+//! the capture queue drops in an interval (a burst into tiny rings while the
+//! daemon is paused, as a stalled worker would be) are counted in its
+//! sample, which is then incomplete. The truth is the generator's and
+//! tcpreplay's count; the interval is 15 s (`allow_short_interval`,
 //! test-only) so that the suite stays fast.
 
 mod common;
@@ -111,7 +114,9 @@ struct Setup {
     b: (PathBuf, [u64; 4]),
 }
 
-fn setup(checkpoint: u64) -> Setup {
+/// The config (with `capture`, TOML of a `[capture]` section or nothing)
+/// and two generated captures with their truth.
+fn setup(checkpoint: u64, capture: &str) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("ledger.db");
     let config = dir.path().join("live.toml");
@@ -119,6 +124,7 @@ fn setup(checkpoint: u64) -> Setup {
         &config,
         format!(
             r#"
+{capture}
 [accounting]
 local_networks = ["198.51.100.0/24", "2001:db8:1::/48"]
 [[accounting.ranges]]
@@ -193,7 +199,7 @@ fn sigterm_and_restart_inside_an_interval_keep_every_frame_once() {
         return;
     }
     let _serial = serial();
-    let s = setup(1);
+    let s = setup(1, "");
     let net = TestNet::new("xb", "t", 2);
     let d = start(&s.config, &net.root_if);
     let t0 = next_interval_start();
@@ -249,7 +255,7 @@ fn sigkill_loses_at_most_the_last_checkpoint_and_marks_the_sample() {
     }
     let _serial = serial();
     let checkpoint = 1;
-    let s = setup(checkpoint);
+    let s = setup(checkpoint, "");
     let net = TestNet::new("xb", "k", 2);
     let mut d = start(&s.config, &net.root_if);
     let t0 = next_interval_start();
@@ -278,4 +284,78 @@ fn sigkill_loses_at_most_the_last_checkpoint_and_marks_the_sample() {
         got["samples"]["complete"], 0,
         "a killed run's interval is incomplete"
     );
+}
+
+/// A metric's sum over all its series on the daemon's page.
+fn metric(d: &Daemon, name: &str) -> u64 {
+    common::metric_sum(&http_get(d.1, "/metrics").expect("scrape"), name)
+}
+
+#[test]
+fn capture_drops_in_an_interval_are_counted_in_its_sample_and_mark_it() {
+    if !can_run("billing live test", &["ip", "tcpreplay", "python3"]) {
+        return;
+    }
+    let _serial = serial();
+    // The smallest rings: at most 64 frames wait for the worker.
+    let s = setup(
+        1,
+        "[capture]\nframes_per_queue = 64\nrx_ring = 64\nfill_ring = 64\n",
+    );
+    let net = TestNet::new("xb", "d", 1);
+    let d = start(&s.config, &net.root_if);
+    let pid = d.0.id().to_string();
+    let t0 = next_interval_start();
+    // The daemon paused (its worker does not drain the ring) while a burst
+    // of 3000 frames arrives: the kernel drops what does not fit.
+    sh(&["kill", "-STOP", &pid]);
+    let sent = net.replay(&s.a.0);
+    sh(&["kill", "-CONT", &pid]);
+    assert_eq!(sent, s.a.1[0] + s.a.1[2], "tcpreplay sent every frame");
+    let (accounted, dropped) = common::wait_for(10, || {
+        let a = metric(&d, "xdpacct_queue_frames_accounted_total");
+        let x = metric(&d, "xdpacct_queue_dropped_total");
+        (a + x >= sent).then_some((a, x))
+    })
+    .expect("every frame offered is accounted or dropped");
+    eprintln!("offered {sent}: accounted {accounted}, dropped {dropped}");
+    assert_eq!(accounted + dropped, sent);
+    assert!(dropped > 0, "the burst into 64-frame rings dropped nothing");
+    assert!(
+        now_secs() < (t0 + INTERVAL) as f64 - 2.0,
+        "the test machine is too slow: the drops must be seen by a checkpoint inside the interval"
+    );
+    sleep_until((t0 + INTERVAL) as f64 + 1.5);
+    // Nothing more came.
+    assert_eq!(metric(&d, "xdpacct_queue_dropped_total"), dropped);
+    let api = http_get(
+        d.1,
+        &format!(
+            "/api/v1/billing/samples?subject=customer%3Dlive&from={t0}&to={}",
+            t0 + INTERVAL
+        ),
+    )
+    .expect("GET /api/v1/billing/samples");
+    let v: Value = serde_json::from_str(&api).unwrap();
+    let samples = v["samples"].as_array().unwrap();
+    assert_eq!(samples.len(), 1, "{api}");
+    let x = &samples[0];
+    assert_eq!(
+        x["dropped"], dropped,
+        "the ledger's drops are the queue's: {api}"
+    );
+    assert_eq!(x["closed"], true, "{api}");
+    assert_eq!(
+        x["complete"], false,
+        "an interval with drops is incomplete: {api}"
+    );
+    assert_eq!(
+        x["in"]["packets"].as_u64().unwrap() + x["out"]["packets"].as_u64().unwrap(),
+        accounted,
+        "{api}"
+    );
+    let got = sample(&s, t0);
+    assert_eq!(got["samples"]["present"], 1);
+    assert_eq!(got["samples"]["complete"], 0);
+    terminate(d);
 }

@@ -3,8 +3,10 @@
 //! and the truth per interval; `xdpacct replay --billing-db` samples it at
 //! the capture's own timestamps; `xdpacct billing report` must equal the
 //! ranking this test does itself of the truth, for every method and both
-//! `missing` modes, on 1 and 4 workers, for one ledger and for two summed.
-//! Also: hostile ledger files and a full disk.
+//! `missing` modes, on 1 and 4 workers, for one ledger and for two summed,
+//! and for one appliance's two links replayed as two interfaces into one
+//! ledger (a customer on both). Also: hostile ledger files, a damaged
+//! capture among several and a full disk.
 
 mod common;
 
@@ -25,6 +27,8 @@ struct Fixture {
     config: PathBuf,
     a: PathBuf,
     b: PathBuf,
+    /// Appliance a's traffic over its two links (acme on both).
+    links: [PathBuf; 2],
     truth: Value,
 }
 
@@ -35,6 +39,7 @@ fn fixture() -> Fixture {
     std::fs::write(&config, config_text()).unwrap();
     let truth = serde_json::from_str(&std::fs::read_to_string(&t).unwrap()).unwrap();
     Fixture {
+        links: common::billing_links(dir.path()),
         dir,
         config,
         a,
@@ -53,20 +58,37 @@ fn run(f: &Fixture, args: &[&str]) -> Output {
 }
 
 fn replay(f: &Fixture, pcap: &Path, db: &Path, workers: usize) {
-    let out = xdpacct()
-        .arg("--config")
-        .arg(&f.config)
-        .arg("replay")
-        .arg(pcap)
-        .args(["--workers", &workers.to_string(), "--billing-db"])
-        .arg(db)
-        .output()
-        .unwrap();
+    replay_files(f, &[pcap], &[], db, workers);
+}
+
+/// `xdpacct replay FILES... --workers N --billing-db DB EXTRA...`, which must succeed.
+fn replay_files(f: &Fixture, pcaps: &[&Path], extra: &[&str], db: &Path, workers: usize) -> Output {
+    let out = replay_output(f, pcaps, extra, db, workers);
     assert!(
         out.status.success(),
         "replay failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    out
+}
+
+fn replay_output(
+    f: &Fixture,
+    pcaps: &[&Path],
+    extra: &[&str],
+    db: &Path,
+    workers: usize,
+) -> Output {
+    xdpacct()
+        .arg("--config")
+        .arg(&f.config)
+        .arg("replay")
+        .args(pcaps)
+        .args(extra)
+        .args(["--workers", &workers.to_string(), "--billing-db"])
+        .arg(db)
+        .output()
+        .unwrap()
 }
 
 fn report(f: &Fixture, dbs: &[&Path], method: &str, missing: &str) -> Value {
@@ -387,20 +409,80 @@ fn two_ledgers_are_summed_per_interval_before_ranking() {
     assert!(close(g["in"]["p95_bps"].as_f64().unwrap(), psum));
 }
 
+#[test]
+fn two_links_replayed_as_two_interfaces_into_one_ledger_match_the_truth_on_1_and_4_workers() {
+    let f = fixture();
+    let links: Vec<&Path> = f.links.iter().map(|p| p.as_path()).collect();
+    for workers in [1, 4] {
+        let db = f.dir.path().join(format!("links-{workers}.db"));
+        let out = replay_files(&f, &links, &["--interface-per-file"], &db, workers);
+        // Two interfaces named after the files, more than the two markers
+        // on each (link2 carries acme only).
+        let page = common::parse_exposition(&String::from_utf8_lossy(&out.stdout));
+        for link in ["link1", "link2"] {
+            let n = common::sum(
+                &page,
+                "xdpacct_interface_packets_total",
+                &[("interface", link)],
+            );
+            assert!(n > 2.0, "{n} frames on {link}");
+        }
+        // The ledger holds the per-interval sum of both links: a's truth.
+        for method in METHODS {
+            for missing in ["zero", "skip"] {
+                let got = report(&f, &[&db], method, missing);
+                check(&f.truth, &["a"], &got, method, missing);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_damaged_capture_among_several_ends_with_the_usual_message() {
+    let f = fixture();
+    let d = f.dir.path();
+    // link2 cut in the middle of a record.
+    let cut = d.join("link2.pcap");
+    let bytes = std::fs::read(&cut).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() / 2 + 7]).unwrap();
+    for workers in [1, 4] {
+        let db = d.join(format!("cut-{workers}.db"));
+        let links: Vec<&Path> = f.links.iter().map(|p| p.as_path()).collect();
+        let out = replay_output(&f, &links, &["--interface-per-file"], &db, workers);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        let damage: Vec<&str> = err
+            .lines()
+            .filter(|l| l.contains("damaged at byte"))
+            .collect();
+        assert_eq!(damage.len(), 1, "{err}");
+        assert!(damage[0].starts_with(cut.to_str().unwrap()), "{err}");
+        // The ledger was written up to the end of input, link1 in full.
+        let got = report(&f, &[&db], "max_of_p95", "zero");
+        assert!(!got["subjects"].as_array().unwrap().is_empty(), "{got:#}");
+    }
+    // A file that is not a capture among several: one line naming it, status 2.
+    let text = d.join("notes.pcap");
+    std::fs::write(&text, "not a capture").unwrap();
+    let out = replay_output(
+        &f,
+        &[&f.links[0], &text],
+        &["--interface-per-file"],
+        &d.join("text.db"),
+        2,
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(err.contains(text.to_str().unwrap()), "{err}");
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 fn replay_status(f: &Fixture, db: &Path) -> Output {
-    xdpacct()
-        .arg("--config")
-        .arg(&f.config)
-        .arg("replay")
-        .arg(&f.b)
-        .arg("--billing-db")
-        .arg(db)
-        .output()
-        .unwrap()
+    replay_output(f, &[&f.b], &[], db, 1)
 }
 
 #[test]

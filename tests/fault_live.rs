@@ -19,6 +19,7 @@
 //! daemon are printed when a test fails (and with XDPACCT_TEST_LOGS=1).
 
 mod common;
+use common::metric_sum;
 use common::wait_for;
 use common::{free_tcp_port, free_udp_port, http_get};
 
@@ -88,14 +89,6 @@ fn truth() -> &'static Truth {
             json,
         }
     })
-}
-
-/// Sum of every sample of metric `name` (any labels) on a metrics page.
-fn metric_sum(page: &str, name: &str) -> u64 {
-    page.lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
 }
 
 /// A running `xdpacct run`; killed on drop, its log printed if the test failed.

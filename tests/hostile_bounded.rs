@@ -323,10 +323,16 @@ fn promtool_check_rejects_a_bad_page() {
     common::assert_promtool_ok(
         "# HELP x_total A counter.\n# TYPE x_total counter\nx_total{a=\"1\"} 1\n",
     );
+    // The billing percentile keeps its contract name in bits/s.
+    common::assert_promtool_ok(
+        "# HELP xdpacct_billing_p95_bits p95.\n# TYPE xdpacct_billing_p95_bits gauge\nxdpacct_billing_p95_bits 1\n",
+    );
     for bad in [
         "# HELP x_total A counter.\n# TYPE x_total counter\nx_total{1abc=\"1\"} 1\n",
         // A lint warning is a failure too.
         "# HELP x A counter.\n# TYPE x counter\nx 1\n",
+        // The billing unit lint is accepted alone, not beside another finding.
+        "# HELP xdpacct_billing_p95_bits p95.\n# TYPE xdpacct_billing_p95_bits gauge\nxdpacct_billing_p95_bits 1\n# HELP x A counter.\n# TYPE x counter\nx 1\n",
     ] {
         let caught = std::panic::catch_unwind(|| common::assert_promtool_ok(bad));
         assert!(caught.is_err(), "promtool accepted {bad:?}");

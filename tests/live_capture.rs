@@ -10,6 +10,7 @@
 //!   cargo test --test live_capture -- --test-threads=1
 
 mod common;
+use common::metric_sum;
 
 use common::testnet::{can_run as can_run_with, sh, TestNet};
 
@@ -474,14 +475,6 @@ fn http_get(port: u16, path: &str) -> Option<String> {
     let mut body = String::new();
     s.read_to_string(&mut body).ok()?;
     body.contains(" 200 ").then_some(body)
-}
-
-/// Sum of every sample of metric `name` (any labels) on a metrics page.
-fn metric_sum(page: &str, name: &str) -> u64 {
-    page.lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
 }
 
 /// The real binary end to end: `xdpacct run` on the veth, replay, scrape.

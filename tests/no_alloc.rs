@@ -1,7 +1,9 @@
 //! Accounting a frame never allocates, nor does reading it from a capture
 //! file: a counting global allocator proves it. It counts only in threads
-//! that asked for it (`counting(true)`), so tests running side by side and
-//! the test harness do not disturb each other's counts.
+//! that asked for it (`counting(true)`), and the tests take turns
+//! (`serial`: a test's counting threads add to the one global count), so
+//! tests side by side and the test harness do not disturb each other's
+//! counts.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -52,8 +54,15 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// One test at a time: every counting thread adds to `ALLOCS`.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 #[test]
 fn parse_and_account_allocate_nothing_per_frame() {
+    let _serial = serial();
     let acct = support::accounting(10_000);
     let shard = support::shard(&acct);
     let mut frames: Vec<Vec<u8>> = support::frames64(4096, 10_000)
@@ -169,6 +178,7 @@ fn walk_and_account(file: &[u8]) -> (u64, u64) {
 
 #[test]
 fn walking_a_capture_allocates_nothing_per_frame() {
+    let _serial = serial();
     for (name, make) in [("pcap", pcap as fn(usize) -> Vec<u8>), ("pcapng", pcapng)] {
         let (small, big) = (make(1_000), make(50_000));
         let (a_small, n_small) = walk_and_account(&small);
@@ -186,32 +196,55 @@ fn walking_a_capture_allocates_nothing_per_frame() {
 /// `xdpacct replay --workers 1` in-process: the reader and one worker over
 /// `path`, both counting. Returns (allocations, frames counted).
 fn replay_file(path: &Path) -> (u64, u64) {
+    replay_files(&[path], false)
+}
+
+/// Replays `paths` (read in order, or `merged` as one interface each) on
+/// one worker per interface; returns (allocations, frames counted).
+fn replay_files(paths: &[&Path], merged: bool) -> (u64, u64) {
     let acct = support::accounting(10_000);
-    let shard = support::shard(&acct);
     let stop = Arc::new(AtomicBool::new(false));
-    let (reader, mut queues) = replay::replay(vec![path.to_path_buf()], 1);
-    let mut queue = queues.pop().unwrap();
-    let mut worker = Worker::new(shard.clone(), 64);
+    let files: Vec<_> = paths.iter().map(|p| p.to_path_buf()).collect();
+    let (reader, queues) = if merged {
+        let (reader, groups) = replay::replay_merged(files, 1);
+        (reader, groups.into_iter().flatten().collect())
+    } else {
+        replay::replay(files, 1)
+    };
+    let shards: Vec<_> = queues.iter().map(|_| support::shard(&acct)).collect();
+    let workers: Vec<_> = shards.iter().map(|s| Worker::new(s.clone(), 64)).collect();
     let before = ALLOCS.load(Relaxed);
-    let worker_stop = stop.clone();
-    let h = std::thread::spawn(move || {
-        counting(true);
-        let r = worker.run(&mut queue, &worker_stop);
-        counting(false);
-        r
-    });
+    let handles: Vec<_> = queues
+        .into_iter()
+        .zip(workers)
+        .map(|(mut queue, mut worker)| {
+            let worker_stop = stop.clone();
+            std::thread::spawn(move || {
+                counting(true);
+                let r = worker.run(&mut queue, &worker_stop);
+                counting(false);
+                r
+            })
+        })
+        .collect();
     counting(true);
     let stats = reader.run(&stop).expect("replay reads the file");
     counting(false);
-    h.join().unwrap().unwrap();
+    for h in handles {
+        h.join().unwrap().unwrap();
+    }
     let allocs = ALLOCS.load(Relaxed) - before;
-    let counted: u64 = shard.snapshot().traffic.total().packets;
+    let counted: u64 = shards
+        .iter()
+        .map(|s| s.snapshot().traffic.total().packets)
+        .sum();
     assert_eq!(counted, stats.frames);
     (allocs, counted)
 }
 
 #[test]
 fn replaying_a_file_allocates_nothing_per_frame_or_batch() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     for (name, make) in [("pcap", pcap as fn(usize) -> Vec<u8>), ("pcapng", pcapng)] {
         let small = dir.path().join(format!("small.{name}"));
@@ -242,6 +275,17 @@ fn replaying_a_file_allocates_nothing_per_frame_or_batch() {
             "{name}: {a_small} allocations for one small file"
         );
     }
+    // Two files merged by timestamp (replay --interface-per-file
+    // --billing-db): per file, not per frame or batch either.
+    let (small, big) = (dir.path().join("small.pcap"), dir.path().join("big.pcap"));
+    let (a_small, n_small) = replay_files(&[&small, &small], true);
+    let (a_big, n_big) = replay_files(&[&big, &big], true);
+    eprintln!("merged: {a_small} allocations for 2 x 2,000 frames, {a_big} for 2 x 200,000");
+    assert_eq!((n_small, n_big), (4_000, 400_000));
+    assert!(
+        a_big <= a_small + 32,
+        "merged: {a_small} allocations for 2 x 2,000 frames, {a_big} for 2 x 200,000"
+    );
 }
 
 /// A NetFlow v9 datagram: header, the template (with `template`), and 20
@@ -289,6 +333,7 @@ fn v9_datagram(seq: u32, template: bool) -> Vec<u8> {
 /// interfaces are known.
 #[test]
 fn flow_records_are_counted_without_allocating() {
+    let _serial = serial();
     use xdpacct::collector::input::FlowInput;
     use xdpacct::collector::CollectorConfig;
     use xdpacct::settings::Accounting;
@@ -408,6 +453,7 @@ fn pipeline_allocations(n: usize) -> (u64, u64) {
 
 #[test]
 fn the_full_pipeline_allocates_nothing_per_frame() {
+    let _serial = serial();
     let (a_small, n_small) = pipeline_allocations(2_000);
     let (a_big, n_big) = pipeline_allocations(200_000);
     eprintln!("pipeline: {a_small} allocations for 2,000 frames, {a_big} for 200,000");
@@ -426,6 +472,7 @@ fn the_full_pipeline_allocates_nothing_per_frame() {
 /// once the cache and the view are built.
 #[test]
 fn the_connections_view_allocates_nothing_per_frame_or_sweep() {
+    let _serial = serial();
     use xdpacct::export::cache::SweepVisitor;
     use xdpacct::export::connections::TopView;
     use xdpacct::export::{FlowCache, FlowCacheConfig, FlowStats};

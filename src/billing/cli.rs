@@ -138,10 +138,21 @@ pub fn report_from_args(billing: &Billing, a: &ReportArgs) -> Result<Report, Str
     } else {
         a.dbs.clone()
     };
-    report_from_dbs(&dbs, period, method, missing, now.as_second(), subject)
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    report_from_dbs_on(
+        threads,
+        &dbs,
+        period,
+        method,
+        missing,
+        now.as_second(),
+        subject,
+    )
 }
 
-/// Reads the ledgers over `period` and builds the report.
+/// Reads the ledgers over `period` and builds the report on one thread
+/// (the daemon's refresh of the running period: it does not take the
+/// workers' cores).
 pub fn report_from_dbs(
     dbs: &[PathBuf],
     period: Period,
@@ -150,8 +161,22 @@ pub fn report_from_dbs(
     now: i64,
     subject: Vec<(String, String)>,
 ) -> Result<Report, String> {
+    report_from_dbs_on(1, dbs, period, method, missing, now, subject)
+}
+
+/// Reads the ledgers over `period` on `threads` threads and builds the
+/// report.
+pub fn report_from_dbs_on(
+    threads: usize,
+    dbs: &[PathBuf],
+    period: Period,
+    method: Method,
+    missing: Missing,
+    now: i64,
+    subject: Vec<(String, String)>,
+) -> Result<Report, String> {
     let mut interval = None;
-    let mut extracts = Vec::new();
+    let mut readers = Vec::new();
     for db in dbs {
         let r = Reader::open(db).map_err(|e| e.to_string())?;
         match interval {
@@ -165,10 +190,7 @@ pub fn report_from_dbs(
             }
             _ => {}
         }
-        extracts.push(
-            r.extract(period.start, period.end)
-                .map_err(|e| e.to_string())?,
-        );
+        readers.push(r);
     }
     let q = Query {
         period,
@@ -178,5 +200,5 @@ pub fn report_from_dbs(
         now,
         subject,
     };
-    Ok(report::build(&q, &extracts))
+    report::build_from_ledgers(&q, &readers, threads).map_err(|e| e.to_string())
 }

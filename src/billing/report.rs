@@ -10,13 +10,13 @@
 //! subject and interval are summed before ranking; an interval is present
 //! when any ledger has it and complete when every ledger has it complete.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::store::{Extract, Volume};
+use super::store::{Extract, Reader, StoreError, StoredInterval, CHUNK};
 use crate::settings::billing::{Method, Missing};
 
 /// `[start, end)` in Unix seconds.
@@ -159,58 +159,184 @@ pub fn rfc3339(secs: i64) -> String {
     Timestamp::from_second(secs).map_or_else(|_| secs.to_string(), |t| t.to_string())
 }
 
-/// Builds the report from the extracts of one or more ledgers.
-pub fn build(q: &Query, ledgers: &[Extract]) -> Report {
-    let i = q.interval_secs;
-    let first = q.period.start.div_euclid(i) * i
-        + if q.period.start.rem_euclid(i) == 0 {
-            0
-        } else {
-            i
-        };
-    let expected: Vec<i64> = (0..)
-        .map(|k| first + k * i)
-        .take_while(|s| *s < q.period.end && s + i <= q.now)
-        .collect();
-    // Interval state across ledgers, by index: (present in any, complete in all).
-    let state: Vec<(bool, bool)> = expected
-        .iter()
-        .map(|s| {
-            let present = ledgers.iter().any(|l| l.intervals.contains_key(s));
-            let complete = ledgers
-                .iter()
-                .all(|l| l.intervals.get(s).is_some_and(|st| st.complete));
-            (present, complete)
-        })
-        .collect();
-    let mut counts = Counts {
-        expected: expected.len() as u64,
-        ..Default::default()
-    };
-    for (present, complete) in &state {
-        counts.present += *present as u64;
-        counts.complete += *complete as u64;
-    }
-    counts.missing = counts.expected - counts.present;
-    let index = |s: i64| -> Option<usize> {
-        let k = (s - first).checked_div(i)?;
-        (s >= first && (s - first) % i == 0 && (k as usize) < expected.len()).then_some(k as usize)
-    };
+/// The intervals a query expects (on the grid, in the period, ended by
+/// `now`) and their state across ledgers.
+struct Frame {
+    first: i64,
+    interval: i64,
+    /// By expected interval: present in any ledger.
+    present: Vec<bool>,
+    counts: Counts,
+}
 
+impl Frame {
+    /// The first expected start and how many there are.
+    fn span(q: &Query) -> (i64, usize) {
+        let i = q.interval_secs;
+        let first = q.period.start.div_euclid(i) * i
+            + if q.period.start.rem_euclid(i) == 0 {
+                0
+            } else {
+                i
+            };
+        let n = (0..)
+            .map(|k| first + k * i)
+            .take_while(|s| *s < q.period.end && s + i <= q.now)
+            .count();
+        (first, n)
+    }
+
+    /// `state(start)`: (present in any ledger, complete in all).
+    fn new(q: &Query, state: impl Fn(i64) -> (bool, bool)) -> Frame {
+        let (first, n) = Frame::span(q);
+        let mut counts = Counts {
+            expected: n as u64,
+            ..Default::default()
+        };
+        let present = (0..n as i64)
+            .map(|k| {
+                let (present, complete) = state(first + k * q.interval_secs);
+                counts.present += present as u64;
+                counts.complete += complete as u64;
+                present
+            })
+            .collect();
+        counts.missing = counts.expected - counts.present;
+        Frame {
+            first,
+            interval: q.interval_secs,
+            present,
+            counts,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.present.len()
+    }
+
+    /// The expected interval starting at `s`, by index.
+    fn index(&self, s: i64) -> Option<usize> {
+        let d = s.checked_sub(self.first)?;
+        let k = d.checked_div(self.interval)?;
+        (d >= 0 && d % self.interval == 0 && (k as usize) < self.len()).then_some(k as usize)
+    }
+}
+
+/// True when `labels` has every `--subject` pair.
+fn wanted(q: &Query, labels: &BTreeMap<String, String>) -> bool {
+    q.subject
+        .iter()
+        .all(|(k, v)| labels.get(k).is_some_and(|x| x == v))
+}
+
+/// Ranks subjects; keeps its buffers between them.
+#[derive(Default)]
+struct Ranker {
+    ins: Vec<u64>,
+    outs: Vec<u64>,
+    maxes: Vec<u64>,
+    sums: Vec<u64>,
+}
+
+impl Ranker {
+    /// One subject's report from its bytes (in, out) per expected interval
+    /// and its packets (in, out) over them.
+    fn rank(
+        &mut self,
+        q: &Query,
+        frame: &Frame,
+        labels: BTreeMap<String, String>,
+        bytes: &[[u64; 2]],
+        packets: [u64; 2],
+    ) -> SubjectReport {
+        let Ranker {
+            ins,
+            outs,
+            maxes,
+            sums,
+        } = self;
+        ins.clear();
+        outs.clear();
+        maxes.clear();
+        sums.clear();
+        let (mut din, mut dout) = (DirectionReport::default(), DirectionReport::default());
+        din.packets = packets[0];
+        dout.packets = packets[1];
+        for ([i, o], present) in bytes.iter().zip(&frame.present) {
+            if !present && q.missing == Missing::Skip {
+                continue;
+            }
+            din.bytes += i;
+            dout.bytes += o;
+            ins.push(*i);
+            outs.push(*o);
+            match q.method {
+                Method::MaxOfP95 => {}
+                Method::P95OfMax => maxes.push(*i.max(o)),
+                Method::P95OfSum => sums.push(i.saturating_add(*o)),
+            }
+        }
+        let rate = |bytes: u64| bytes as f64 * 8.0 / q.interval_secs as f64;
+        din.max_bps = rate(ins.iter().copied().max().unwrap_or(0));
+        dout.max_bps = rate(outs.iter().copied().max().unwrap_or(0));
+        din.p95_bps = rate(p95_nearest_rank(ins));
+        dout.p95_bps = rate(p95_nearest_rank(outs));
+        let billable_bps = match q.method {
+            Method::MaxOfP95 => din.p95_bps.max(dout.p95_bps),
+            Method::P95OfMax => rate(p95_nearest_rank(maxes)),
+            Method::P95OfSum => rate(p95_nearest_rank(sums)),
+        };
+        SubjectReport {
+            labels,
+            samples: frame.counts,
+            in_: din,
+            out: dout,
+            billable_bps,
+        }
+    }
+}
+
+fn report(q: &Query, subjects: Vec<SubjectReport>) -> Report {
+    Report {
+        period: PeriodOut {
+            start: rfc3339(q.period.start),
+            end: rfc3339(q.period.end),
+        },
+        interval_seconds: q.interval_secs,
+        method: q.method.as_str(),
+        missing: q.missing.as_str(),
+        subjects,
+    }
+}
+
+/// Builds the report from the extracts of one or more ledgers (all in
+/// memory: PostgreSQL's).
+pub fn build(q: &Query, ledgers: &[Extract]) -> Report {
+    let frame = Frame::new(q, |s| {
+        let present = ledgers.iter().any(|l| l.intervals.contains_key(&s));
+        let complete = ledgers
+            .iter()
+            .all(|l| l.intervals.get(&s).is_some_and(|st| st.complete));
+        (present, complete)
+    });
     // Subjects of every ledger, in label order; each ranked on its own.
     let mut names: Vec<&String> = ledgers.iter().flat_map(|l| l.samples.keys()).collect();
     names.sort();
     names.dedup();
     let mut subjects = Vec::new();
-    let mut volumes = vec![Volume::default(); expected.len()];
-    let (mut ins, mut outs, mut maxes, mut sums) = (vec![], vec![], vec![], vec![]);
+    let mut bytes = vec![[0u64; 2]; frame.len()];
+    let mut ranker = Ranker::default();
     for labels_text in names {
-        volumes.iter_mut().for_each(|v| *v = Volume::default());
+        bytes.iter_mut().for_each(|v| *v = [0, 0]);
+        let mut packets = [0u64; 2];
         let mut any = false;
         for l in ledgers {
             for (s, v) in l.samples.get(labels_text).into_iter().flatten() {
-                if let Some(k) = index(*s) {
-                    volumes[k] += *v;
+                if let Some(k) = frame.index(*s) {
+                    bytes[k][0] += v.in_bytes;
+                    bytes[k][1] += v.out_bytes;
+                    packets[0] += v.in_packets;
+                    packets[1] += v.out_packets;
                     any = true;
                 }
             }
@@ -220,58 +346,230 @@ pub fn build(q: &Query, ledgers: &[Extract]) -> Report {
         }
         let labels: BTreeMap<String, String> =
             serde_json::from_str(labels_text).unwrap_or_default();
-        if !q
-            .subject
-            .iter()
-            .all(|(k, v)| labels.get(k).is_some_and(|x| x == v))
-        {
-            continue;
+        if wanted(q, &labels) {
+            subjects.push(ranker.rank(q, &frame, labels, &bytes, packets));
         }
-        ins.clear();
-        outs.clear();
-        maxes.clear();
-        sums.clear();
-        let (mut din, mut dout) = (DirectionReport::default(), DirectionReport::default());
-        for (v, (present, _)) in volumes.iter().zip(&state) {
-            if !present && q.missing == Missing::Skip {
-                continue;
-            }
-            din.bytes += v.in_bytes;
-            din.packets += v.in_packets;
-            dout.bytes += v.out_bytes;
-            dout.packets += v.out_packets;
-            ins.push(v.in_bytes);
-            outs.push(v.out_bytes);
-            maxes.push(v.in_bytes.max(v.out_bytes));
-            sums.push(v.in_bytes.saturating_add(v.out_bytes));
-        }
-        let rate = |bytes: u64| bytes as f64 * 8.0 / i as f64;
-        din.max_bps = rate(ins.iter().copied().max().unwrap_or(0));
-        dout.max_bps = rate(outs.iter().copied().max().unwrap_or(0));
-        din.p95_bps = rate(p95_nearest_rank(&mut ins));
-        dout.p95_bps = rate(p95_nearest_rank(&mut outs));
-        let billable_bps = match q.method {
-            Method::MaxOfP95 => din.p95_bps.max(dout.p95_bps),
-            Method::P95OfMax => rate(p95_nearest_rank(&mut maxes)),
-            Method::P95OfSum => rate(p95_nearest_rank(&mut sums)),
-        };
-        subjects.push(SubjectReport {
-            labels,
-            samples: counts,
-            in_: din,
-            out: dout,
-            billable_bps,
-        });
     }
-    Report {
-        period: PeriodOut {
-            start: rfc3339(q.period.start),
-            end: rfc3339(q.period.end),
-        },
-        interval_seconds: i,
-        method: q.method.as_str(),
-        missing: q.missing.as_str(),
-        subjects,
+    report(q, subjects)
+}
+
+/// Builds the report from ledger files, [`CHUNK`] subjects at a time (so
+/// memory stays at CHUNK × intervals × 16 bytes per thread whatever the
+/// number of subjects), from their dense `packed` copy where they have one,
+/// on `threads` threads (each opens the ledgers again). The subjects are
+/// grouped by their chunk in the first ledger that has them; a group reads
+/// the chunks that hold its subjects in every ledger (more than one when
+/// the ledgers numbered the subjects differently).
+pub fn build_from_ledgers(
+    q: &Query,
+    ledgers: &[Reader],
+    threads: usize,
+) -> Result<Report, StoreError> {
+    let (first, n) = Frame::span(q);
+    let range = (first, first + n as i64 * q.interval_secs);
+    let _snapshots = ledgers
+        .iter()
+        .map(|l| l.snapshot())
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut states: Vec<HashMap<i64, StoredInterval>> = Vec::new();
+    let mut unpacked: Vec<Vec<i64>> = Vec::new();
+    for l in ledgers {
+        let iv = l.intervals(range.0, range.1)?;
+        let mut u: Vec<i64> = iv
+            .iter()
+            .filter(|(_, s)| !s.packed)
+            .map(|(s, _)| *s)
+            .collect();
+        u.sort_unstable();
+        unpacked.push(u);
+        states.push(iv.into_iter().collect());
+    }
+    let frame = Frame::new(q, |s| {
+        let present = states.iter().any(|l| l.contains_key(&s));
+        let complete = states
+            .iter()
+            .all(|l| l.get(&s).is_some_and(|st| st.state.complete));
+        (present, complete)
+    });
+    drop(states);
+    // Labels -> id in each ledger; only the subjects asked for.
+    let mut ids: HashMap<String, Vec<Option<i64>>> = HashMap::new();
+    for (j, l) in ledgers.iter().enumerate() {
+        for (id, labels) in l.subjects()? {
+            ids.entry(labels)
+                .or_insert_with(|| vec![None; ledgers.len()])[j] = Some(id);
+        }
+    }
+    let mut subjects: Vec<Subject> = ids
+        .into_iter()
+        .filter_map(|(text, ids)| {
+            let labels: BTreeMap<String, String> = serde_json::from_str(&text).unwrap_or_default();
+            wanted(q, &labels).then_some((text, labels, ids))
+        })
+        .collect();
+    // Home: the first ledger having the subject, and its id there.
+    let home = |ids: &[Option<i64>]| -> (usize, i64) {
+        ids.iter()
+            .enumerate()
+            .find_map(|(j, id)| id.map(|id| (j, id)))
+            .unwrap_or((usize::MAX, 0))
+    };
+    subjects.sort_unstable_by_key(|(_, _, ids)| home(ids));
+    let mut groups: Vec<&mut [Subject]> = Vec::new();
+    let mut rest = &mut subjects[..];
+    while !rest.is_empty() {
+        let key = |ids: &[Option<i64>]| {
+            let (j, id) = home(ids);
+            (j, id.div_euclid(CHUNK))
+        };
+        let k = key(&rest[0].2);
+        let len = rest.iter().take_while(|s| key(&s.2) == k).count();
+        let (group, tail) = std::mem::take(&mut rest).split_at_mut(len);
+        rest = tail;
+        groups.push(group);
+    }
+    let threads = threads.clamp(1, groups.len().max(1));
+    let ctx = Groups {
+        q,
+        frame: &frame,
+        unpacked: &unpacked,
+        range,
+    };
+    let mut out = if threads == 1 {
+        ctx.run(ledgers, groups.into_iter())?
+    } else {
+        // Group g goes to thread g % threads.
+        let mut shares: Vec<Vec<&mut [Subject]>> = (0..threads).map(|_| Vec::new()).collect();
+        for (g, group) in groups.into_iter().enumerate() {
+            shares[g % threads].push(group);
+        }
+        let ctx = &ctx;
+        let paths: Vec<&std::path::Path> = ledgers.iter().map(|l| l.path()).collect();
+        let paths = &paths;
+        let results = std::thread::scope(|scope| {
+            let handles: Vec<_> = shares
+                .into_iter()
+                .map(|share| {
+                    scope.spawn(
+                        move || -> Result<Vec<(String, SubjectReport)>, StoreError> {
+                            let own = paths
+                                .iter()
+                                .map(|p| Reader::open(p))
+                                .collect::<Result<Vec<_>, _>>()?;
+                            let _snapshots = own
+                                .iter()
+                                .map(|l| l.snapshot())
+                                .collect::<Result<Vec<_>, _>>()?;
+                            ctx.run(&own, share.into_iter())
+                        },
+                    )
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect::<Vec<_>>()
+        });
+        let mut all = Vec::new();
+        for r in results {
+            all.extend(r?);
+        }
+        all
+    };
+    out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    Ok(report(q, out.into_iter().map(|(_, r)| r).collect()))
+}
+
+/// A subject to report: labels (JSON text and parsed), id in each ledger.
+type Subject = (String, BTreeMap<String, String>, Vec<Option<i64>>);
+
+/// What every group of a report shares.
+struct Groups<'a> {
+    q: &'a Query,
+    frame: &'a Frame,
+    /// By ledger: the intervals read from `samples` (not packed).
+    unpacked: &'a [Vec<i64>],
+    range: (i64, i64),
+}
+
+impl Groups<'_> {
+    /// Reads and ranks `groups` (each at most CHUNK subjects).
+    fn run<'g>(
+        &self,
+        ledgers: &[Reader],
+        groups: impl Iterator<Item = &'g mut [Subject]>,
+    ) -> Result<Vec<(String, SubjectReport)>, StoreError> {
+        let n = self.frame.len();
+        let mut out = Vec::new();
+        let mut ranker = Ranker::default();
+        let mut bytes: Vec<[u64; 2]> = Vec::new();
+        let mut columns: Vec<Vec<[u64; 2]>> = Vec::new();
+        for group in groups {
+            let len = group.len();
+            bytes.clear();
+            bytes.resize(len * n, [0, 0]);
+            let mut packets = vec![[0u64; 2]; len];
+            let mut any = vec![false; len];
+            for (j, l) in ledgers.iter().enumerate() {
+                // This ledger's chunks holding the group: slot and group index.
+                let mut chunks: BTreeMap<i64, (Vec<usize>, Vec<usize>)> = BTreeMap::new();
+                for (g, (_, _, ids)) in group.iter().enumerate() {
+                    if let Some(id) = ids[j] {
+                        let c = chunks.entry(id.div_euclid(CHUNK)).or_default();
+                        c.0.push(id.rem_euclid(CHUNK) as usize);
+                        c.1.push(g);
+                    }
+                }
+                for (chunk, (slots, members)) in chunks {
+                    let index = |s| self.frame.index(s);
+                    l.read_chunk(
+                        chunk,
+                        &slots,
+                        self.range,
+                        index,
+                        &self.unpacked[j],
+                        |k, i, v| {
+                            let g = members[i];
+                            // Interval-major: one row's subjects are adjacent.
+                            let cell = &mut bytes[k * len + g];
+                            cell[0] += v.in_bytes;
+                            cell[1] += v.out_bytes;
+                            packets[g][0] += v.in_packets;
+                            packets[g][1] += v.out_packets;
+                            any[g] = true;
+                        },
+                    )?;
+                }
+            }
+            // Columns of BATCH subjects at a time: a pass over the rows
+            // touches few pages (one subject's column alone would touch n).
+            const BATCH: usize = 16;
+            for (b, batch) in group.chunks_mut(BATCH).enumerate() {
+                let base = b * BATCH;
+                let width = batch.len();
+                columns.resize_with(width, Vec::new);
+                columns.iter_mut().for_each(Vec::clear);
+                for row in bytes.chunks_exact(len) {
+                    for (c, cell) in columns.iter_mut().zip(&row[base..base + width]) {
+                        c.push(*cell);
+                    }
+                }
+                for (i, (text, labels, _)) in batch.iter_mut().enumerate() {
+                    let g = base + i;
+                    if any[g] {
+                        let r = ranker.rank(
+                            self.q,
+                            self.frame,
+                            std::mem::take(labels),
+                            &columns[i],
+                            packets[g],
+                        );
+                        out.push((std::mem::take(text), r));
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 }
 

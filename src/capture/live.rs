@@ -67,6 +67,7 @@ pub fn open(
                 fill_ring: Some(x.fill_ring),
                 promiscuous: c.promiscuous,
                 queues: None,
+                handshake_times: x.handshake_times,
             };
             if let Some(want) = queues {
                 let count = netdev::rx_queue_count(ifname)?;

@@ -10,7 +10,9 @@
 //!   popcount). A /48 is resolved in at most five node reads.
 //!
 //! Both tables map a prefix to a `u32` payload (an ASN, a network index, an
-//! index into a caller's `Vec`). Tables are built once by a builder
+//! index into a caller's `Vec`), stored in the table's entries themselves
+//! (values from 2^30 - 1 up, such as 4-byte private ASNs, behind one more
+//! read: see [`SlotValues`]). Tables are built once by a builder
 //! (`Lpm4Builder`, `Lpm6Builder`), then read-only: `Send + Sync`, shared by
 //! workers through `Arc` / `arc-swap`, rebuilt off the hot path on reload.
 //!
@@ -31,6 +33,7 @@ pub use load::{AsTable, AsTableBuilder, LineError, LoadError, NetworkTable, Netw
 pub use v4::{Lpm4, Lpm4Builder};
 pub use v6::{Lpm6, Lpm6Builder, BATCH_LANES};
 
+use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
@@ -52,6 +55,62 @@ pub enum PrefixError {
 /// Largest number of prefix insertions one builder accepts. Value ids and
 /// chunk pointers share a `u32` with a flag bit, hence the limit.
 pub const MAX_PREFIXES: usize = (1 << 31) - 2;
+
+/// Flag of a table entry holding an index into the side table of large
+/// values instead of the value itself.
+pub(crate) const INDIRECT: u32 = 1 << 30;
+
+/// How the tables store a value in an entry (a `u32` whose top bit the
+/// tables keep for their own pointers): a value below `INDIRECT - 1` as
+/// itself + 1 (0 = no route), so the lookup's last table read yields the
+/// value; a larger one as `INDIRECT | index` into `big`, one more read.
+#[derive(Default)]
+pub(crate) struct SlotValues {
+    big: Vec<u32>,
+    ids: HashMap<u32, u32>,
+}
+
+impl SlotValues {
+    /// The entry that stores `value`.
+    pub(crate) fn slot(&mut self, value: u32) -> Result<u32, crate::memory::OutOfMemory> {
+        if value < INDIRECT - 1 {
+            return Ok(value + 1);
+        }
+        if let Some(&id) = self.ids.get(&value) {
+            return Ok(INDIRECT | id);
+        }
+        // Each index must fit below the flag bits (2^30 distinct large values
+        // would take tens of GiB of insertions first).
+        let too_big = crate::memory::OutOfMemory {
+            bytes: self.big.len().saturating_mul(16),
+        };
+        if self.big.len() >= INDIRECT as usize - 1 {
+            return Err(too_big);
+        }
+        self.ids.try_reserve(1).map_err(|_| too_big)?;
+        crate::memory::try_grow(&mut self.big, 1)?;
+        self.big.push(value);
+        let id = (self.big.len() - 1) as u32;
+        self.ids.insert(value, id);
+        Ok(INDIRECT | id)
+    }
+
+    /// The side table of large values, for the built table.
+    pub(crate) fn finish(mut self) -> Vec<u32> {
+        self.big.shrink_to_fit();
+        self.big
+    }
+}
+
+/// The value an entry stores (see [`SlotValues`]), or `None` for 0.
+#[inline(always)]
+pub(crate) fn slot_value(e: u32, big: &[u32]) -> Option<u32> {
+    if e & INDIRECT == 0 {
+        e.checked_sub(1)
+    } else {
+        big.get((e & !INDIRECT) as usize).copied()
+    }
+}
 
 /// An IPv4 or IPv6 prefix with its host bits cleared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -1,17 +1,16 @@
 //! IPv4 longest-prefix match, DIR-24-8.
 //!
 //! `tbl24` has one `u32` per /24 (2^24 entries, 64 MiB). An entry is either a
-//! value slot (`id + 1`, 0 meaning no route) or, with [`CHUNK`] set, the
-//! number of a 256-entry chunk in `tbl8` that resolves the last octet for
-//! the prefixes longer than /24 inside that /24. `id` indexes `values`.
+//! value slot (the value + 1, 0 meaning no route; see `SlotValues`) or, with
+//! [`CHUNK`] set, the number of a 256-entry chunk in `tbl8` that resolves the
+//! last octet for the prefixes longer than /24 inside that /24.
 //!
-//! A lookup is one read of `tbl24`, sometimes one of `tbl8`, and one of the
-//! small `values` table; it never allocates and never panics. Building
+//! A lookup is one read of `tbl24` and sometimes one of `tbl8` (values of
+//! 2^30 - 1 and up: one more, of the small `values` table); it never
+//! allocates and never panics. Building
 //! allocates and paints the ranges of all prefixes, shortest first.
 
-use std::collections::HashMap;
-
-use super::{mask32, PrefixError, MAX_PREFIXES};
+use super::{mask32, slot_value, PrefixError, SlotValues, MAX_PREFIXES};
 use crate::memory::OutOfMemory;
 
 /// Flag bit of a `tbl24` entry pointing at a `tbl8` chunk.
@@ -79,8 +78,7 @@ impl Lpm4Builder {
         // painted last and wins.
         entries.sort_by_key(|&(_, len, _)| len);
 
-        let mut values: Vec<u32> = Vec::new();
-        let mut ids: HashMap<u32, u32> = HashMap::new();
+        let mut values = SlotValues::default();
         // Zero-filled (0 is "no route"), on huge pages: a lookup is one
         // random read in 64 MiB, which on 4 KiB pages also misses the TLB.
         let mut tbl24: Box<[u32; TBL24_LEN]> = crate::memory::try_filled(TBL24_LEN, 0u32)?
@@ -89,18 +87,8 @@ impl Lpm4Builder {
         let mut tbl8: Vec<u32> = Vec::new();
 
         for &(prefix, len, value) in &entries {
-            if !ids.contains_key(&value) {
-                ids.try_reserve(1).map_err(|_| OutOfMemory {
-                    bytes: ids.len().saturating_mul(16),
-                })?;
-                crate::memory::try_grow(&mut values, 1)?;
-            }
-            let id = *ids.entry(value).or_insert_with(|| {
-                values.push(value);
-                (values.len() - 1) as u32
-            });
-            // `id + 1 < CHUNK` because ids < MAX_PREFIXES.
-            let slot = id + 1;
+            // The value itself (+ 1) or an index behind INDIRECT: below CHUNK.
+            let slot = values.slot(value)?;
             if len <= 24 {
                 let start = (prefix >> 8) as usize;
                 let count = 1usize << (24 - len);
@@ -127,11 +115,10 @@ impl Lpm4Builder {
         entries.dedup_by_key(|&mut (p, l, _)| (l, p));
         let distinct = entries.len();
         tbl8.shrink_to_fit();
-        values.shrink_to_fit();
         Ok(Lpm4 {
             tbl24,
             tbl8,
-            values,
+            values: values.finish(),
             prefixes: distinct,
         })
     }
@@ -142,6 +129,7 @@ impl Lpm4Builder {
 pub struct Lpm4 {
     tbl24: Box<[u32; TBL24_LEN]>,
     tbl8: Vec<u32>,
+    /// Values too large to store in an entry (see `SlotValues`).
     values: Vec<u32>,
     prefixes: usize,
 }
@@ -165,8 +153,7 @@ impl Lpm4 {
             // In range by construction; `get` keeps lookup panic-free.
             e = self.tbl8.get(i).copied().unwrap_or(0);
         }
-        // e == 0 wraps to usize::MAX: out of range, no route.
-        self.values.get((e as usize).wrapping_sub(1)).copied()
+        slot_value(e, &self.values)
     }
 
     /// Looks up `addrs[i]` into `out[i]` for every `i` below the shorter
@@ -317,10 +304,20 @@ mod tests {
             ("1.0.0.0", 24, u32::MAX),
             ("1.0.0.0", 25, 0),
             ("2.0.0.0", 8, 1 << 31),
+            // Around the largest value stored in the entry itself.
+            ("3.0.0.0", 8, (1 << 30) - 2),
+            ("3.1.0.0", 16, (1 << 30) - 1),
+            ("3.1.2.0", 24, 1 << 30),
+            ("3.1.2.128", 25, (1 << 30) + 1),
         ]);
         assert_eq!(t.lookup(ip("1.0.0.200")), Some(u32::MAX));
         assert_eq!(t.lookup(ip("1.0.0.1")), Some(0));
         assert_eq!(t.lookup(ip("2.3.4.5")), Some(1 << 31));
+        assert_eq!(t.lookup(ip("3.0.0.1")), Some((1 << 30) - 2));
+        assert_eq!(t.lookup(ip("3.1.0.1")), Some((1 << 30) - 1));
+        assert_eq!(t.lookup(ip("3.1.2.1")), Some(1 << 30));
+        assert_eq!(t.lookup(ip("3.1.2.129")), Some((1 << 30) + 1));
+        assert_eq!(t.lookup(ip("4.0.0.0")), None);
     }
 
     #[test]

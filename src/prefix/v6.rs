@@ -2,7 +2,8 @@
 //! (Asai & Ohara, SIGCOMM 2015).
 //!
 //! The top [`ROOT_BITS`] bits index `root` directly (1 Mi entries, 4 MiB).
-//! A root entry is a value slot (`id + 1`, 0 meaning no route) or, with
+//! A root entry is a value slot (the value + 1, 0 meaning no route; see
+//! `SlotValues`) or, with
 //! [`NODE`] set, the index of a [`Node`]. Below the root every node consumes
 //! 6 bits: bit `v` of `vector` says slot `v` continues in a child node (the
 //! children of a node are contiguous from `base1`, child number = number of
@@ -13,9 +14,7 @@
 //! `lookup` never allocates and never panics. Building allocates: first a
 //! sort of all prefixes, then the nodes, recursively (depth at most 18).
 
-use std::collections::HashMap;
-
-use super::{mask128, PrefixError, MAX_PREFIXES};
+use super::{mask128, slot_value, PrefixError, SlotValues, MAX_PREFIXES};
 use crate::memory::OutOfMemory;
 
 /// Bits resolved by the direct-indexed first level. `128 - ROOT_BITS` must
@@ -92,26 +91,15 @@ impl Lpm6Builder {
     /// [`build`](Self::build), or an error when the table does not fit in
     /// memory (every big allocation is fallible).
     pub fn try_build(self) -> Result<Lpm6, OutOfMemory> {
-        let mut values: Vec<u32> = Vec::new();
-        let mut ids: HashMap<u32, u32> = HashMap::new();
-        // Entries become (prefix, len, slot = id + 1).
+        let mut values = SlotValues::default();
+        // Entries become (prefix, len, slot): the value + 1, or an index
+        // behind INDIRECT (below NODE either way).
         let mut entries = self.entries;
         // The stable sort's buffer (half the entries) must fit too.
         crate::memory::headroom(std::mem::size_of_val(&entries[..]) / 2 + 1)?;
         for e in entries.iter_mut() {
-            if !ids.contains_key(&e.2) {
-                ids.try_reserve(1).map_err(|_| OutOfMemory {
-                    bytes: ids.len().saturating_mul(16),
-                })?;
-                crate::memory::try_grow(&mut values, 1)?;
-            }
-            let id = *ids.entry(e.2).or_insert_with(|| {
-                values.push(e.2);
-                (values.len() - 1) as u32
-            });
-            e.2 = id + 1;
+            e.2 = values.slot(e.2)?;
         }
-        drop(ids);
         // Address order, shorter first on ties: a prefix comes before every
         // prefix it contains, so painting in this order lets longer prefixes
         // overwrite shorter ones. Stable, so duplicates keep insertion order;
@@ -157,13 +145,12 @@ impl Lpm6Builder {
                 i = j;
             }
         }
-        values.shrink_to_fit();
         // Lookups walk the nodes at random: keep them on huge pages.
         Ok(Lpm6 {
             root: b.root,
             nodes: crate::memory::try_copied(&b.nodes)?,
             leaves: crate::memory::try_copied(&b.leaves)?,
-            values,
+            values: values.finish(),
             prefixes: entries.len(),
         })
     }
@@ -260,6 +247,7 @@ pub struct Lpm6 {
     root: Box<[u32; ROOT_LEN]>,
     nodes: Vec<Node>,
     leaves: Vec<u32>,
+    /// Values too large to store in an entry (see `SlotValues`).
     values: Vec<u32>,
     prefixes: usize,
 }
@@ -302,8 +290,7 @@ impl Lpm6 {
                 }
             }
         }
-        // e == 0 wraps to usize::MAX: out of range, no route.
-        self.values.get((e as usize).wrapping_sub(1)).copied()
+        slot_value(e, &self.values)
     }
 
     /// Looks up `addrs[i]` into `out[i]` for every `i` below the shorter
@@ -385,7 +372,7 @@ impl Lpm6 {
             }
         }
         for (l, o) in out.iter_mut().enumerate().take(BATCH_LANES) {
-            *o = self.values.get((e[l] as usize).wrapping_sub(1)).copied();
+            *o = slot_value(e[l], &self.values);
         }
     }
 
@@ -490,6 +477,61 @@ mod tests {
         assert_eq!(t.lookup(ip("2001:db8::2")), Some(2));
         assert_eq!(t.lookup(ip("2001:db8::1")), Some(8));
         assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn full_u32_values_are_kept() {
+        // Stored in the entry up to 2^30 - 2, behind an index above.
+        let t = table(&[
+            ("2001:db8::", 32, u32::MAX),
+            ("2001:db8::", 48, (1 << 30) - 2),
+            ("2001:db8:0:1::", 64, (1 << 30) - 1),
+            ("2001:db8:0:1::1", 128, 1 << 31),
+            ("fe80::", 10, (1 << 30) - 1),
+        ]);
+        assert_eq!(t.lookup(ip("2001:db8:1::1")), Some(u32::MAX));
+        assert_eq!(t.lookup(ip("2001:db8::1")), Some((1 << 30) - 2));
+        assert_eq!(t.lookup(ip("2001:db8:0:1::2")), Some((1 << 30) - 1));
+        assert_eq!(t.lookup(ip("2001:db8:0:1::1")), Some(1 << 31));
+        assert_eq!(t.lookup(ip("fe80::1")), Some((1 << 30) - 1));
+        assert_eq!(t.lookup(ip("2001:db9::")), None);
+    }
+
+    #[test]
+    fn prefixes_around_2000_3_agree_with_reference() {
+        // Prefixes around 2000::/3 (where a wider first level would start):
+        // covering it (/0../2), inside it, next to it, ending on or next
+        // to a level boundary, and host routes.
+        let mut rng = SplitMix64::new(9);
+        let mut b = Lpm6Builder::new();
+        let mut naive = Naive6::default();
+        let edges = [0u128, 1 << 125, (2 << 125) - 1, 2 << 125, u128::MAX];
+        for k in 0..4000u32 {
+            let base = edges[rng.below(edges.len() as u64) as usize];
+            let r = rng.next_u128() >> rng.below(128);
+            let a = if rng.below(2) == 0 {
+                base.wrapping_add(r)
+            } else {
+                base.wrapping_sub(r)
+            };
+            let len = match rng.below(4) {
+                0 => rng.below(4) as u8,
+                1 => [17, 18, 19, 23, 24, 25, 30, 48][rng.below(8) as usize],
+                2 => 120 + rng.below(9) as u8,
+                _ => rng.below(129) as u8,
+            };
+            b.insert(a, len, k).unwrap();
+            naive.insert(a, len, k);
+        }
+        let t = b.build();
+        for (p, l, _) in naive.prefixes() {
+            for a in synth::edges6(p, l) {
+                assert_eq!(t.lookup(a), naive.lookup(a), "addr {}", Ipv6Addr::from(a));
+                let mut out = [None; 3];
+                t.lookup_batch(&[a, a ^ 1, !a], &mut out);
+                assert_eq!(out, [t.lookup(a), t.lookup(a ^ 1), t.lookup(!a)]);
+            }
+        }
     }
 
     #[test]

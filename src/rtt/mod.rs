@@ -233,14 +233,16 @@ impl Probe {
         // `tcp_flags` is 0 unless a TCP header was read (the parser resets
         // the facts for each frame), so it alone tells TCP frames apart.
         let fl = f.tcp_flags & (SYN | ACK | RST | FIN);
-        if fl == ACK {
-            if !self.filter.may_pend(f.tcp_seq.wrapping_sub(1)) {
-                return;
-            }
-        } else if fl != SYN && fl != SYN | ACK {
-            return;
+        // Pure ACKs (most TCP frames) first: a multiply, a shift and a
+        // load. Then one test for SYN and SYN/ACK together.
+        let handshake = if fl == ACK {
+            self.filter.may_pend(f.tcp_seq.wrapping_sub(1))
+        } else {
+            fl & !ACK == SYN
+        };
+        if handshake {
+            self.handshake_frame(f, timestamp_ns, tables);
         }
-        self.handshake_frame(f, timestamp_ns, tables);
     }
 
     /// Called after each batch: sweeps a bucket of the table now and then.
@@ -252,6 +254,9 @@ impl Probe {
         }
     }
 
+    /// Out of line and cold: the per-frame path above stays a few
+    /// instructions in the worker's loop.
+    #[cold]
     #[inline(never)]
     fn handshake_frame(&mut self, f: &FrameFacts, timestamp_ns: u64, tables: &Arc<Tables>) {
         if !f.has_l4 || f.protocol != ip_proto::TCP {

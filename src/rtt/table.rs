@@ -19,11 +19,12 @@
 //! the lock, which gives the ordering), so there is no unsafe code.
 //!
 //! Pure ACKs are by far the most common TCP frames; only the one that
-//! completes a handshake matters. A counting filter of one byte per bucket
-//! (indexed by the client ISN, which is the ACK's sequence number minus
-//! one), mirrored as one bit per slot, says "no pending handshake can have
-//! this ISN" with one load from a small bit array (2 KiB at the default
-//! size); only the rest probe the table.
+//! completes a handshake matters. A counting filter of [`FILTER_SLOTS`]
+//! bytes (indexed by the client ISN, which is the ACK's sequence number
+//! minus one), mirrored as one bit per slot, says "no pending handshake can
+//! have this ISN" with one load from a 4 KiB bit array; only the rest probe
+//! the table. Its size is fixed, whatever the table's, so that the check
+//! is a multiply, a shift and a load, with no bound to load or test.
 //!
 //! Allocates once (at start-up); never panics; no unsafe.
 
@@ -75,28 +76,38 @@ impl Bucket {
     }
 }
 
+/// log2 of the filter's slots.
+const FILTER_LOG2: u32 = 15;
+/// Slots of the ACK filter: twice the buckets of the default table (more
+/// would not fit in L1 next to the worker's counters; a table much fuller
+/// than 32,768 handshakes sets most bits whatever the size, and its ACKs
+/// then probe the table).
+pub const FILTER_SLOTS: usize = 1 << FILTER_LOG2;
+
+/// The filter's bits (a fixed size: the index needs no bound check).
+type Bits = [AtomicU64; FILTER_SLOTS / 64];
+
 /// A handle on the table's filter bits (see [`HandshakeTable::filter_bits`]).
 #[derive(Clone)]
 pub struct FilterBits {
-    bits: Arc<[AtomicU64]>,
-    mask: usize,
+    bits: Arc<Bits>,
 }
 
 impl FilterBits {
     /// False when no pending handshake has this client ISN.
     #[inline(always)]
     pub fn may_pend(&self, client_isn: u32) -> bool {
-        let i = filter_slot(client_isn, self.mask);
-        self.bits
-            .get(i / 64)
-            .is_some_and(|w| w.load(Relaxed) & (1 << (i % 64)) != 0)
+        let i = filter_slot(client_isn);
+        self.bits[i / 64].load(Relaxed) & (1 << (i % 64)) != 0
     }
 }
 
-/// The filter slot of a client ISN.
+/// The filter slot of a client ISN (Fibonacci hashing: the top bits of a
+/// 32-bit multiply, so ISNs that differ only in their low or high bits
+/// still spread).
 #[inline(always)]
-fn filter_slot(client_isn: u32, mask: usize) -> usize {
-    (u64::from(client_isn).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize & mask
+fn filter_slot(client_isn: u32) -> usize {
+    (client_isn.wrapping_mul(0x9e37_79b1) >> (32 - FILTER_LOG2)) as usize
 }
 
 /// Which frame of a handshake.
@@ -137,12 +148,13 @@ pub struct TableStats {
 /// The shared table. See the module docs.
 pub struct HandshakeTable {
     buckets: Box<[Bucket]>,
-    /// Per bucket: how many pending handshakes have a client ISN of that
-    /// filter slot (saturating at 255, then never decremented).
+    /// Per filter slot: how many pending handshakes have a client ISN of
+    /// that slot (saturating at 255, then never decremented).
     filter: Box<[AtomicU8]>,
     /// One bit per filter slot: its count is not 0. What the hot path reads
-    /// (a 16 KiB table at the default size is 2 KiB of bits: stays in L1).
-    bits: Arc<[AtomicU64]>,
+    /// (4 KiB: stays in L1).
+    bits: Arc<Bits>,
+    /// Buckets − 1.
     mask: usize,
     timeout_ns: u64,
     pub stats: TableStats,
@@ -162,10 +174,15 @@ fn mix(mut x: u64) -> u64 {
 /// client ISN. Never 0.
 pub fn key(client: &[u8], server: &[u8], cport: u16, sport: u16, client_isn: u32) -> u64 {
     let mut h = 0x9e37_79b9_7f4a_7c15u64 ^ (u64::from(cport) << 16 | u64::from(sport));
-    for chunk in client.chunks(8).chain(server.chunks(8)) {
-        let mut b = [0u8; 8];
-        b[..chunk.len()].copy_from_slice(chunk);
-        h = mix(h ^ u64::from_le_bytes(b));
+    if let (Ok(c), Ok(s)) = (<[u8; 4]>::try_from(client), <[u8; 4]>::try_from(server)) {
+        // IPv4: both addresses in one word.
+        h = mix(h ^ (u64::from(u32::from_le_bytes(c)) << 32 | u64::from(u32::from_le_bytes(s))));
+    } else {
+        for chunk in client.chunks(8).chain(server.chunks(8)) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            h = mix(h ^ u64::from_le_bytes(b));
+        }
     }
     h = mix(h ^ u64::from(client_isn) ^ (u64::from(client.len() as u8) << 40));
     h | 1
@@ -181,10 +198,8 @@ impl HandshakeTable {
         let buckets = (max_pending as usize).next_power_of_two().max(1024) / 4;
         HandshakeTable {
             buckets: (0..buckets).map(|_| Bucket::default()).collect(),
-            filter: (0..buckets).map(|_| AtomicU8::new(0)).collect(),
-            bits: (0..buckets.div_ceil(64))
-                .map(|_| AtomicU64::new(0))
-                .collect(),
+            filter: (0..FILTER_SLOTS).map(|_| AtomicU8::new(0)).collect(),
+            bits: Arc::new(std::array::from_fn(|_| AtomicU64::new(0))),
             mask: buckets - 1,
             timeout_ns,
             stats: TableStats::default(),
@@ -202,12 +217,6 @@ impl HandshakeTable {
         (key >> 1) as usize & self.mask
     }
 
-    /// The filter slot of a client ISN.
-    #[inline(always)]
-    fn filter_at(&self, client_isn: u32) -> usize {
-        filter_slot(client_isn, self.mask)
-    }
-
     /// False when no pending handshake has this client ISN.
     #[inline(always)]
     pub fn may_pend(&self, client_isn: u32) -> bool {
@@ -219,12 +228,11 @@ impl HandshakeTable {
     pub fn filter_bits(&self) -> FilterBits {
         FilterBits {
             bits: self.bits.clone(),
-            mask: self.mask,
         }
     }
 
     fn filter_add(&self, client_isn: u32) {
-        let i = self.filter_at(client_isn);
+        let i = filter_slot(client_isn);
         let was = self.filter[i].fetch_update(SeqCst, SeqCst, |v| v.checked_add(1));
         if was == Ok(0) {
             self.bits[i / 64].fetch_or(1 << (i % 64), SeqCst);
@@ -232,7 +240,7 @@ impl HandshakeTable {
     }
 
     fn filter_remove(&self, client_isn: u32) {
-        let i = self.filter_at(client_isn);
+        let i = filter_slot(client_isn);
         // A saturated counter (255) stays so: it only costs probes.
         let was = self.filter[i].fetch_update(SeqCst, SeqCst, |v| {
             (v != u8::MAX).then(|| v.saturating_sub(1))

@@ -141,6 +141,9 @@ pub struct Afxdp {
     pub rx_ring: u32,
     /// Fill ring slots (power of two). Defaults to twice `frames_per_queue`.
     pub fill_ring: u32,
+    /// The XDP program stamps TCP handshake frames with their time: on
+    /// when `[tcp_rtt]` is (not a key of its own).
+    pub handshake_times: bool,
 }
 
 impl Default for Afxdp {
@@ -151,6 +154,7 @@ impl Default for Afxdp {
             frames_per_queue: 16384,
             rx_ring: 16384,
             fill_ring: 2 * 16384,
+            handshake_times: false,
         }
     }
 }
@@ -359,7 +363,7 @@ impl Settings {
     /// is here.
     pub fn from_raw(raw: &raw::Config, origin: &str) -> Result<Settings, SettingsError> {
         let v = Validator { origin };
-        Ok(Settings {
+        let mut s = Settings {
             origin: origin.to_string(),
             capture: v.capture(&raw.capture)?,
             accounting: Accounting::from_raw(&raw.accounting, origin)?,
@@ -369,7 +373,11 @@ impl Settings {
             collector: collector::Collector::from_raw(raw.collector.as_ref(), origin)?,
             billing: billing::Billing::from_raw(raw.billing.as_ref(), origin)?,
             connections: connections::Connections::from_raw(&raw.connections, origin)?,
-        })
+        };
+        if let Backend::Afxdp(x) = &mut s.capture.backend {
+            x.handshake_times = s.tcp_rtt.enabled;
+        }
+        Ok(s)
     }
 }
 
@@ -440,6 +448,7 @@ impl Validator<'_> {
                     fill_ring: self
                         .ring("capture.fill_ring", c.fill_ring)?
                         .unwrap_or(2 * frames),
+                    handshake_times: false,
                 })
             }
             raw::CaptureMode::Afpacket => {

@@ -158,3 +158,61 @@ impl Drop for TestNet {
         self.remove();
     }
 }
+
+/// A bare network namespace (for hosts the test makes talk to each other),
+/// deleted on drop with the veth ends in it, even when the test panics.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    /// Namespace `name` (a leftover of a killed earlier run goes first).
+    pub fn new(name: &str) -> Netns {
+        let ns = Netns {
+            name: name.to_string(),
+        };
+        ns.remove();
+        sh(&["ip", "netns", "add", name]);
+        ns
+    }
+
+    pub fn exec(&self, args: &[&str]) -> String {
+        let mut full = vec!["ip", "netns", "exec", &self.name];
+        full.extend_from_slice(args);
+        sh(&full)
+    }
+
+    fn remove(&self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+/// A veth pair between two namespaces, `(namespace, interface, MAC)` at
+/// each end ("" for a random MAC), both ends up with IPv6 off (no
+/// neighbour discovery or router solicitations among the test's frames).
+pub fn veth_between(a: (&str, &str, &str), b: (&str, &str, &str)) {
+    let mut args = vec!["ip", "link", "add", a.1];
+    if !a.2.is_empty() {
+        args.extend(["address", a.2]);
+    }
+    args.extend(["netns", a.0, "type", "veth", "peer", "name", b.1]);
+    if !b.2.is_empty() {
+        args.extend(["address", b.2]);
+    }
+    args.extend(["netns", b.0]);
+    sh(&args);
+    for (ns, ifname, _) in [a, b] {
+        let ipv6 = format!("net.ipv6.conf.{ifname}.disable_ipv6=1");
+        sh(&["ip", "netns", "exec", ns, "sysctl", "-qw", &ipv6]);
+        sh(&["ip", "netns", "exec", ns, "ip", "link", "set", ifname, "up"]);
+    }
+}

@@ -22,6 +22,11 @@ Frames sit at random offsets in their interval, some exactly at its start
 and some in its last microsecond. Bytes are wire lengths (Ethernet header and
 payload, no FCS); records are cut to 96 captured bytes.
 
+With --split-a L1 L2, appliance "a"'s frames are also written over two
+more captures, its two links (interfaces): acme's frames go to either at
+random, everyone else's to L1, the markers to both. The truth of "a" is
+then the per-interval sum over the two links, and a.pcap is unchanged.
+
 Patterns: idle intervals (no frames), normal ones (a few frames), and for
 each customer a set of burst intervals (hundreds of full-size frames) in the
 top 5 %; gamma's bursts on "a" and on "b" never coincide, so the p95 of the
@@ -48,6 +53,8 @@ CUSTOMERS = [
     ("", "198.51.100.32/29", {"customer": ""}),
 ]
 ON_B = {"gamma"}
+# The customer on both links of appliance "a" with --split-a.
+SPLIT = "acme"
 REMOTE = ipaddress.ip_network("192.0.2.0/24")
 OUTSIDE = (ipaddress.ip_address("100.64.0.1"), ipaddress.ip_address("100.64.0.2"))
 
@@ -121,9 +128,13 @@ def main():
     ap.add_argument("--from", dest="frm", type=int, default=1761955200)  # 2025-11-01T00:00Z
     ap.add_argument("--days", type=int, default=3)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--split-a", nargs=2, metavar=("L1", "L2"))
     a = ap.parse_args()
     args_interval = a.interval
     rnd = random.Random(a.seed)
+    # Its own generator, so that the other files are the same with or without.
+    split_rnd = random.Random(a.seed + 1000)
+    split_net = ipaddress.ip_network(dict((c[0], c[1]) for c in CUSTOMERS)[SPLIT])
     iv = a.interval
     to = a.frm + a.days * 86400
     # "a" starts 6 h into the range (intervals before it are missing), "b"
@@ -168,12 +179,27 @@ def main():
         # Start marker (at "first" exactly) and end marker (after "last").
         frames.insert(0, (first * 1_000_000, OUTSIDE[0], OUTSIDE[1], 100, "-"))
         frames.append(((last + iv) * 1_000_000 + 1, OUTSIDE[0], OUTSIDE[1], 100, "-"))
-        with open(path, "wb") as f:
+        links = a.split_a if app == "a" and a.split_a else []
+        outs = [open(p, "wb") for p in [path] + links]
+        for f in outs:
             f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, SNAP, LINKTYPE_ETHERNET))
-            for usec, src, dst, wl, _ in frames:
-                data = frame(src, dst, wl, rnd)
-                sec, us = divmod(usec, 1_000_000)
-                f.write(struct.pack("<IIII", sec, us, len(data), wl) + data)
+        for usec, src, dst, wl, d in frames:
+            data = frame(src, dst, wl, rnd)
+            sec, us = divmod(usec, 1_000_000)
+            rec = struct.pack("<IIII", sec, us, len(data), wl) + data
+            outs[0].write(rec)
+            if links:
+                host = dst if d == "in" else src
+                if d == "-":
+                    to = outs[1:]
+                elif host in split_net and split_rnd.random() < 0.5:
+                    to = outs[2:]
+                else:
+                    to = outs[1:2]
+                for f in to:
+                    f.write(rec)
+        for f in outs:
+            f.close()
         truth["appliances"][app] = {"first": first, "last": last, "samples": samples}
     with open(a.truth, "w") as f:
         json.dump(truth, f, indent=1, sort_keys=True)

@@ -1,24 +1,29 @@
 //! xdpacct-trafficgen: an exact-count traffic generator for the benches.
 //!
-//! `send` transmits frames out of an interface with BPF_PROG_RUN and
-//! BPF_F_TEST_XDP_LIVE_FRAMES: the kernel runs `trafficgen_tx`
-//! (bench/trafficgen/bpf/trafficgen.bpf.c) once per frame and its XDP_TX turns into a redirect
-//! to the interface in ctx_in `ingress_ifindex`. The program varies the IPv4
-//! addresses per frame (and the size, in IMIX mode). `--count N` is split over
-//! `--threads` and sent in `repeat` batches (the last one the remainder);
+//! `send` has two backends (`--backend`). `xdp-live` transmits frames with
+//! BPF_PROG_RUN and BPF_F_TEST_XDP_LIVE_FRAMES: the kernel runs
+//! `trafficgen_tx` (bench/trafficgen/bpf/trafficgen.bpf.c) once per frame and
+//! its XDP_TX turns into a redirect to the interface in ctx_in
+//! `ingress_ifindex`. The program varies the IPv4 addresses per frame (and
+//! the size, in IMIX mode). `afpacket` (src/packet.rs) builds the same frames
+//! in user space and sends them with sendmmsg on an AF_PACKET socket that
+//! bypasses the qdisc, for kernels that refuse live frames; `auto` (the
+//! default) probes live frames once and falls back to it. Either way
+//! `--count N` is split over `--threads`, each pinned to its core, and
 //! `--pps` paces each thread against a deadline clock.
 //!
 //! Exactness: on veth, frames the peer's ring cannot take are dropped by the
-//! kernel and show in the sender's `tx_dropped`; frames the peer's XDP program
-//! processed show in the sender's `tx_packets`/`tx_bytes`. `send` waits for
-//! these counters to settle, resends the dropped number (unless
-//! `--no-resend`), and reports delivered == count or fails.
+//! kernel and show in the sender's `tx_dropped`; frames the peer processed
+//! show in the sender's `tx_packets`/`tx_bytes`. `send` waits for these
+//! counters to settle, resends the dropped number (unless `--no-resend`),
+//! and reports delivered == count or fails.
 //!
 //! `pass` attaches a pass-through XDP program in native mode through a
 //! bpf_link (the kernel removes it when this process dies) and holds it, so
 //! veth live frames reach receivers that read from the stack (AF_PACKET).
 //!
-//! Holds unsafe code (raw BPF syscalls); allocates only at start-up.
+//! Holds unsafe code (raw BPF and socket syscalls); allocates only at the
+//! start of a send round.
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 use std::fs;
@@ -49,10 +54,12 @@ mod skel {
 }
 use skel::TrafficgenSkelBuilder;
 
+mod packet;
+
 #[derive(Parser)]
 #[command(
     name = "xdpacct-trafficgen",
-    about = "Exact-count XDP live-frame traffic generator (bench only)"
+    about = "Exact-count traffic generator: XDP live frames or AF_PACKET (bench only)"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -112,7 +119,7 @@ struct SendArgs {
     /// Cores the sender threads run on (thread i on cores[i % len]). Defaults to 0, 1, ...
     #[arg(long, value_delimiter = ',')]
     cores: Vec<usize>,
-    /// Kernel batch size for live frames (1..=256).
+    /// Kernel batch size for live frames, frames per sendmmsg for afpacket (1..=256).
     #[arg(long, default_value_t = 256)]
     batch: u32,
     /// Runs per BPF_PROG_RUN call (0: automatic). Each call costs ~20 ms of set-up here.
@@ -131,6 +138,27 @@ struct SendArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// How frames are sent: BPF_PROG_RUN live frames, AF_PACKET sendmmsg
+    /// with the qdisc bypassed, or auto (live frames if the kernel allows them).
+    #[arg(long, value_enum, default_value_t = Backend::Auto)]
+    backend: Backend,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Backend {
+    Auto,
+    XdpLive,
+    Afpacket,
+}
+
+impl Backend {
+    fn name(self) -> &'static str {
+        match self {
+            Backend::Auto => "auto",
+            Backend::XdpLive => "xdp-live",
+            Backend::Afpacket => "afpacket",
+        }
+    }
 }
 
 // Layouts shared with bpf/trafficgen.bpf.c, as the skeleton generates them
@@ -218,7 +246,7 @@ fn pass(iface: &str, seconds: u64, drop: bool) -> Result<()> {
     Ok(())
 }
 
-fn synthetic_frame(size: usize) -> Vec<u8> {
+pub(crate) fn synthetic_frame(size: usize) -> Vec<u8> {
     let size = size.max(42);
     let mut f = vec![0u8; size];
     f[0..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x02]);
@@ -444,6 +472,69 @@ fn send_round(
     Ok(start.elapsed())
 }
 
+/// Sends `counts[i]` frames from core `cores[i % len]` through AF_PACKET
+/// sockets, frame numbers from `seq0` on. Returns the wall time of the
+/// slowest thread and what the kernel took.
+fn send_round_packet(
+    ifindex: u32,
+    shape: &Arc<packet::Shape>,
+    counts: &[u64],
+    seq0: u64,
+    a: &SendArgs,
+    cores: &[usize],
+) -> Result<(Duration, packet::Sent)> {
+    let ns_per_frame = if a.pps > 0 {
+        (1e9 * a.threads.max(1) as f64 / a.pps as f64).max(1.0) as u64
+    } else {
+        0
+    };
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(a.timeout);
+    let catchup = Duration::from_millis(a.catchup_ms);
+    let mut handles = Vec::new();
+    let mut offset = seq0;
+    for (i, &n) in counts.iter().enumerate() {
+        let first = offset;
+        offset += n;
+        if n == 0 {
+            continue;
+        }
+        let cpu = cores[i % cores.len()];
+        let shape = Arc::clone(shape);
+        let batch = a.batch as usize;
+        handles.push(thread::spawn(move || -> io::Result<packet::Sent> {
+            if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
+                return Err(io::Error::other(format!(
+                    "cannot pin a sender thread to core {cpu}"
+                )));
+            }
+            let sock = packet::PacketSocket::open(ifindex)?;
+            packet::send(
+                &sock,
+                &shape,
+                n,
+                first,
+                i as u32,
+                batch,
+                ns_per_frame,
+                catchup,
+                deadline,
+            )
+        }));
+    }
+    let mut total = packet::Sent::default();
+    for h in handles {
+        let s = h
+            .join()
+            .map_err(|_| anyhow::anyhow!("a sender thread panicked"))?
+            .context("AF_PACKET sendmmsg")?;
+        total.frames += s.frames;
+        total.bytes += s.bytes;
+        total.busy += s.busy;
+    }
+    Ok((start.elapsed(), total))
+}
+
 fn split(n: u64, t: usize) -> Vec<u64> {
     let t = t.max(1) as u64;
     (0..t).map(|i| n / t + u64::from(i < n % t)).collect()
@@ -463,19 +554,23 @@ fn settle(iface: &str, base: DevStats, expect: u64) -> Result<DevStats> {
     }
 }
 
-fn send(a: SendArgs) -> Result<()> {
-    if a.count == 0 {
-        bail!("--count must be at least 1");
-    }
-    if !(1..=256).contains(&a.batch) {
-        bail!("--batch must be 1..=256");
-    }
-    let idx = ifindex(&a.iface)?;
-    let frames: Vec<Vec<u8>> = match &a.pcap {
-        Some(p) => pcap_frames(p, a.pcap_frames)?,
-        None if a.imix => vec![synthetic_frame(1514)],
-        None => vec![synthetic_frame(a.size)],
-    };
+/// The live-frame backend, loaded and configured.
+struct Live {
+    /// Keeps the program and maps loaded.
+    _skel: skel::TrafficgenSkel<'static>,
+    prog_fd: RawFd,
+    stats: Arc<StatsMap>,
+    ctx: XdpMd,
+    frames: Arc<Vec<Vec<u8>>>,
+}
+
+/// The backend `send` uses: live frames, or AF_PACKET with its frame shape.
+enum Sender {
+    Live(Box<Live>),
+    Packet(Arc<packet::Shape>),
+}
+
+fn live_setup(a: &SendArgs, idx: u32, frames: &[Vec<u8>]) -> Result<Live> {
     let skel = load()?;
     let per_thread_pps = a.pps as f64 / a.threads.max(1) as f64;
     let ns_per_frame = if a.pps > 0 {
@@ -513,26 +608,101 @@ fn send(a: SendArgs) -> Result<()> {
         rx_queue_index: 0,
         ..Default::default()
     };
-    let frames = Arc::new(frames);
+    Ok(Live {
+        _skel: skel,
+        prog_fd,
+        stats,
+        ctx,
+        frames: Arc::new(frames.to_vec()),
+    })
+}
+
+/// Whether the kernel runs live frames: one run with no quota set, which
+/// the program drops (nothing leaves).
+fn live_allowed(live: &Live, batch: u32) -> Result<bool> {
+    match run_batch(live.prog_fd, &live.frames[0], &live.ctx, 1, batch) {
+        Ok(()) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => Ok(false),
+        Err(e) => Err(e).context("probing BPF_PROG_RUN with live frames"),
+    }
+}
+
+fn send(a: SendArgs) -> Result<()> {
+    if a.count == 0 {
+        bail!("--count must be at least 1");
+    }
+    if !(1..=256).contains(&a.batch) {
+        bail!("--batch must be 1..=256");
+    }
+    let idx = ifindex(&a.iface)?;
+    let frames: Vec<Vec<u8>> = match &a.pcap {
+        Some(p) => pcap_frames(p, a.pcap_frames)?,
+        None if a.imix => vec![synthetic_frame(1514)],
+        None => vec![synthetic_frame(a.size)],
+    };
+    if let Some(f) = frames.iter().find(|f| f.len() > packet::MAX_FRAME) {
+        bail!(
+            "a template frame has {} bytes; at most {} are supported",
+            f.len(),
+            packet::MAX_FRAME
+        );
+    }
+    let shape = || {
+        let low = |bits: u32| ((1u64 << bits.min(16)) - 1) as u32;
+        Sender::Packet(Arc::new(packet::Shape {
+            templates: frames.clone(),
+            src_mask: low(a.src_bits),
+            dst_mask: low(a.dst_bits),
+            imix: a.imix,
+        }))
+    };
+    let sender = match a.backend {
+        Backend::Afpacket => shape(),
+        Backend::XdpLive => Sender::Live(Box::new(live_setup(&a, idx, &frames)?)),
+        Backend::Auto => {
+            let live = live_setup(&a, idx, &frames)?;
+            if live_allowed(&live, a.batch)? {
+                Sender::Live(Box::new(live))
+            } else {
+                eprintln!("trafficgen: the kernel refuses BPF_PROG_RUN live frames (EPERM): sending with AF_PACKET");
+                shape()
+            }
+        }
+    };
+    let backend = match sender {
+        Sender::Live(_) => Backend::XdpLive,
+        Sender::Packet(_) => Backend::Afpacket,
+    };
+    let ncpus = libbpf_rs::num_possible_cpus().context("counting possible CPUs")?;
     let threads = a.threads.max(1);
     let cores: Vec<usize> = if a.cores.is_empty() {
-        (0..threads).map(|i| i % stats.ncpus.max(1)).collect()
+        (0..threads).map(|i| i % ncpus.max(1)).collect()
     } else {
         a.cores.clone()
     };
+    if let Some(c) = cores.iter().find(|&&c| c >= ncpus) {
+        bail!("core {c} does not exist");
+    }
     let paced = a.pps > 0;
+    // What the kernel took from the AF_PACKET senders over all rounds.
+    let mut taken = packet::Sent::default();
+    let mut round = |counts: &[u64], seq0: u64| -> Result<Duration> {
+        match &sender {
+            Sender::Live(l) => send_round(
+                l.prog_fd, &l.stats, &l.frames, l.ctx, counts, paced, &a, &cores,
+            ),
+            Sender::Packet(shape) => {
+                let (t, s) = send_round_packet(idx, shape, counts, seq0, &a, &cores)?;
+                taken.frames += s.frames;
+                taken.bytes += s.bytes;
+                taken.busy += s.busy;
+                Ok(t)
+            }
+        }
+    };
 
     let base = dev_stats(&a.iface)?;
-    let first = send_round(
-        prog_fd,
-        &stats,
-        &frames,
-        ctx,
-        &split(a.count, threads),
-        paced,
-        &a,
-        &cores,
-    )?;
+    let first = round(&split(a.count, threads), 0)?;
     // Sending time of all rounds (settle waits excluded): the rate reported
     // is delivered frames over this, not attempts over the first round.
     let mut elapsed = first;
@@ -557,16 +727,7 @@ fn send(a: SendArgs) -> Result<()> {
         rounds += 1;
         // Resend from every sender core in the same shares, so the frames
         // land on the same veth rx queues as the first round's.
-        elapsed += send_round(
-            prog_fd,
-            &stats,
-            &frames,
-            ctx,
-            &split(owed, threads),
-            paced,
-            &a,
-            &cores,
-        )?;
+        elapsed += round(&split(owed, threads), attempted)?;
         attempted += owed;
         now = settle(&a.iface, base, attempted)?;
     }
@@ -576,31 +737,43 @@ fn send(a: SendArgs) -> Result<()> {
     let mpps = delivered as f64 / elapsed.as_secs_f64() / 1e6;
     let first_mpps = a.count as f64 / first.as_secs_f64() / 1e6;
     let exact = delivered == a.count;
-    // Program-side totals (all CPUs): frames it handed to XDP_TX, idle runs.
+    // Sender-side totals: live frames, what the program handed to XDP_TX
+    // (all CPUs) and its idle runs; AF_PACKET, what the kernel took.
     let (mut prog_frames, mut prog_bytes, mut idle) = (0u64, 0u64, 0u64);
-    for v in stats.read().context("reading gen_stats")? {
-        prog_frames += v.frames;
-        prog_bytes += v.bytes;
-        idle += v.idle;
+    match &sender {
+        Sender::Live(l) => {
+            for v in l.stats.read().context("reading gen_stats")? {
+                prog_frames += v.frames;
+                prog_bytes += v.bytes;
+                idle += v.idle;
+            }
+        }
+        Sender::Packet(_) => {
+            prog_frames = taken.frames;
+            prog_bytes = taken.bytes;
+        }
     }
     if a.json {
         println!(
-            "{{\"count\":{},\"attempted\":{},\"delivered\":{},\"xmit_dropped\":{},\"resend_rounds\":{},\"delivered_bytes\":{},\"prog_frames\":{},\"prog_bytes\":{},\"idle_runs\":{},\"elapsed_s\":{:.6},\"mpps\":{:.4},\"first_round_s\":{:.6},\"first_round_mpps\":{:.4},\"threads\":{},\"pps_target\":{},\"exact\":{}}}",
-            a.count, attempted, delivered, dropped, rounds, bytes, prog_frames, prog_bytes, idle, elapsed.as_secs_f64(), mpps, first.as_secs_f64(), first_mpps, threads, a.pps, exact
+            "{{\"backend\":\"{}\",\"count\":{},\"attempted\":{},\"delivered\":{},\"xmit_dropped\":{},\"resend_rounds\":{},\"delivered_bytes\":{},\"prog_frames\":{},\"prog_bytes\":{},\"idle_runs\":{},\"busy_retries\":{},\"elapsed_s\":{:.6},\"mpps\":{:.4},\"first_round_s\":{:.6},\"first_round_mpps\":{:.4},\"threads\":{},\"pps_target\":{},\"exact\":{}}}",
+            backend.name(), a.count, attempted, delivered, dropped, rounds, bytes, prog_frames, prog_bytes, idle, taken.busy, elapsed.as_secs_f64(), mpps, first.as_secs_f64(), first_mpps, threads, a.pps, exact
         );
     } else {
         println!(
-            "sent {} frames ({} attempted, {} dropped at xmit and resent in {} rounds) in {:.3} s of sending = {:.3} Mpps delivered with {} thread(s); peer XDP processed {} frames / {} bytes: {}",
-            a.count, attempted, dropped, rounds, elapsed.as_secs_f64(), mpps, threads, delivered, bytes,
+            "sent {} frames with {} ({} attempted, {} dropped at xmit and resent in {} rounds) in {:.3} s of sending = {:.3} Mpps delivered with {} thread(s); peer processed {} frames / {} bytes: {}",
+            a.count, backend.name(), attempted, dropped, rounds, elapsed.as_secs_f64(), mpps, threads, delivered, bytes,
             if exact { "exact" } else { "NOT exact" }
         );
     }
-    drop(skel);
+    drop(sender);
     if !exact {
-        bail!(
-            "{delivered} of {} frames reached the peer (does the receiving end have a native XDP program? see `trafficgen pass`)",
-            a.count
-        );
+        let hint = match backend {
+            Backend::XdpLive => {
+                " (does the receiving end have a native XDP program? see `trafficgen pass`)"
+            }
+            _ => "",
+        };
+        bail!("{delivered} of {} frames reached the peer{hint}", a.count);
     }
     Ok(())
 }

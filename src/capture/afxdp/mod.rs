@@ -40,6 +40,9 @@ pub struct AfxdpOptions {
     pub promiscuous: bool,
     /// Only these rx queues; `None` means all of them. Defaults to `None`.
     pub queues: Option<Vec<u32>>,
+    /// Frame times of TCP handshake frames taken in the XDP program (for
+    /// `[tcp_rtt]`). Defaults to false.
+    pub handshake_times: bool,
 }
 
 impl Default for AfxdpOptions {
@@ -54,6 +57,7 @@ impl Default for AfxdpOptions {
             fill_ring: Some(d.fill_ring),
             promiscuous: true,
             queues: None,
+            handshake_times: false,
         }
     }
 }
@@ -75,7 +79,11 @@ pub fn open_afxdp(opts: &AfxdpOptions, ifname: &str) -> Result<Vec<AfxdpQueue>, 
             ),
         });
     }
-    let program = Arc::new(XdpProgram::load(ifname, opts.promiscuous)?);
+    let program = Arc::new(XdpProgram::load(
+        ifname,
+        opts.promiscuous,
+        opts.handshake_times,
+    )?);
     // Bind and register the sockets before attaching, so no early frame is
     // passed to the stack for lack of a socket.
     let mut out = Vec::with_capacity(queues.len());

@@ -43,6 +43,9 @@ pub struct XdpProgram {
     maps: Arc<ProgramMaps>,
     link: OnceLock<OwnedFd>,
     _promiscuous: Option<Promiscuous>,
+    /// The magic of the stamps the program puts in front of TCP handshake
+    /// frames (`struct frame_stamp`), when it does.
+    stamps: Option<u64>,
 }
 
 /// The program's maps. The metrics side keeps these (not the program) so
@@ -77,15 +80,30 @@ fn bpf_error(ifname: &str, what: &'static str, e: libbpf_rs::Error) -> CaptureEr
     netdev::os_error(ifname, None, what, err)
 }
 
+/// A stamp magic no frame can be made to start with: random, never 0.
+fn random_magic() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    // RandomState's keys come from the OS's random source.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(std::process::id().into());
+    h.finish() | 1
+}
+
 impl XdpProgram {
     /// Loads the program and its maps into the kernel (not attached yet).
-    pub fn load(ifname: &str, promiscuous: bool) -> Result<Self, CaptureError> {
+    /// With `stamps`, it writes the time of each TCP handshake frame in
+    /// front of it (see [`XdpProgram::stamps`]).
+    pub fn load(ifname: &str, promiscuous: bool, stamps: bool) -> Result<Self, CaptureError> {
         let ifindex = netdev::ifindex(ifname)?;
         route_libbpf_logs();
         let mut object = MaybeUninit::uninit();
-        let open = XdpacctSkelBuilder::default()
+        let mut open = XdpacctSkelBuilder::default()
             .open(&mut object)
             .map_err(|e| bpf_error(ifname, "opening the XDP program", e))?;
+        let stamps = stamps.then(random_magic);
+        if let Some(rodata) = open.maps.rodata_data.as_deref_mut() {
+            rodata.stamp_magic = stamps.unwrap_or(0);
+        }
         let skel = open
             .load()
             .map_err(|e| bpf_error(ifname, "loading the XDP program", e))?;
@@ -117,7 +135,15 @@ impl XdpProgram {
             }),
             link: OnceLock::new(),
             _promiscuous,
+            stamps,
         })
+    }
+
+    /// The magic that starts a `struct frame_stamp` (16 bytes: magic,
+    /// CLOCK_MONOTONIC ns) in front of a TCP handshake frame; `None` when
+    /// the program puts none.
+    pub fn stamps(&self) -> Option<u64> {
+        self.stamps
     }
 
     /// Attaches the program to the interface through a bpf_link.

@@ -385,6 +385,13 @@ impl AfxdpQueue {
     /// not read: it counts as dropped (`invalid_desc`), never as received.
     fn receive<F: FnMut(Frame<'_>)>(&mut self, max: usize, f: &mut F) -> usize {
         let base = self.area.ptr.as_ptr();
+        // The program's stamps are CLOCK_MONOTONIC; the other backends (and
+        // the worker's own clock) give wall-clock times: convert, with one
+        // offset per call.
+        let stamps = self
+            .program
+            .stamps()
+            .map(|magic| (magic, monotonic_to_wall_ns()));
         let mut frames = 0usize;
         let mut invalid = 0u64;
         let mut descs = 0usize;
@@ -419,11 +426,16 @@ impl AfxdpQueue {
                         let data = unsafe {
                             std::slice::from_raw_parts(base.add(addr as usize), len as usize)
                         };
+                        // AF_XDP descriptors carry no time stamp; the XDP
+                        // program may have put one in front of the frame.
+                        let (data, total, timestamp_ns) = match stamps {
+                            Some((magic, to_wall)) => take_stamp(data, total, magic, to_wall),
+                            None => (data, total, 0),
+                        };
                         f(Frame {
                             data,
                             wire_len: total,
-                            // AF_XDP descriptors carry no time stamp.
-                            timestamp_ns: 0,
+                            timestamp_ns,
                         });
                     }
                 }
@@ -593,9 +605,59 @@ impl Drop for AfxdpQueue {
     }
 }
 
+/// Bytes of `struct frame_stamp` (bpf/xdpacct.h): magic, CLOCK_MONOTONIC ns.
+const STAMP_LEN: usize = 16;
+
+/// A frame without the XDP program's stamp in front of it, its length
+/// without it, and its time (the stamp's, moved to the wall clock by
+/// `to_wall` ns; 0 when the frame has no stamp).
+fn take_stamp(data: &[u8], total: u32, magic: u64, to_wall: i64) -> (&[u8], u32, u64) {
+    match data.split_first_chunk::<STAMP_LEN>() {
+        Some((stamp, frame)) if stamp[..8] == magic.to_ne_bytes() => {
+            let mut ns = [0u8; 8];
+            ns.copy_from_slice(&stamp[8..]);
+            let t = u64::from_ne_bytes(ns).wrapping_add_signed(to_wall);
+            (frame, total.saturating_sub(STAMP_LEN as u32), t)
+        }
+        _ => (data, total, 0),
+    }
+}
+
+/// Wall clock minus CLOCK_MONOTONIC, ns.
+fn monotonic_to_wall_ns() -> i64 {
+    let now = |clock| {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes one timespec into `ts`, which lives
+        // for the call.
+        unsafe { libc::clock_gettime(clock, &mut ts) };
+        ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+    };
+    let mono = now(libc::CLOCK_MONOTONIC);
+    now(libc::CLOCK_REALTIME) - mono
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stamp_is_taken_only_with_its_magic() {
+        let magic = 0x0123_4567_89ab_cdefu64;
+        let mut framed = magic.to_ne_bytes().to_vec();
+        framed.extend_from_slice(&1_000u64.to_ne_bytes());
+        framed.extend_from_slice(&[0xaa; 60]);
+        let (data, total, t) = take_stamp(&framed, 76, magic, 5);
+        assert_eq!((data.len(), total, t), (60, 60, 1_005));
+        // Another magic, or a frame too short for a stamp: untouched.
+        assert_eq!(take_stamp(&framed, 76, magic ^ 1, 5).2, 0);
+        assert_eq!(
+            take_stamp(&framed[..10], 10, magic, 5),
+            (&framed[..10], 10, 0)
+        );
+    }
 
     const F: u64 = FRAME_SIZE as u64;
     /// A UMEM of four chunks.

@@ -6,10 +6,18 @@
 //! from the mapping to its callback. With several workers, frames are spread
 //! by a symmetric flow hash (like RSS); with one, nothing is hashed.
 //!
+//! Several files are either read one after the other (one interface), or
+//! merged (`replay_merged`: one interface per file, each with its own
+//! workers): the reader walks all files at once and always hands out the
+//! earliest next frame, so the input is in timestamp order across the files
+//! and a billing boundary is passed by every file at the same point. One
+//! compare per file per frame.
+//!
 //! A file is read to its end or to its first damaged record or block; the
 //! stats then keep the file, the offset, the reason and the bytes left
-//! unread, and the next file is read. Truncated captures (a snap length)
-//! are not damaged: each frame counts its original length.
+//! unread, and the next file (or the other merged files) is read.
+//! Truncated captures (a snap length) are not damaged: each frame counts
+//! its original length.
 //!
 //! Allocates at start (a fixed pool of batch buffers per worker), per file
 //! (the mapping's `Arc`, the damage entry) and per pcapng interface; never
@@ -302,9 +310,18 @@ pub struct ReplayStats {
     pub damaged: Vec<Damage>,
 }
 
+/// What the reader walks.
+enum Inputs {
+    /// Files read in order, frames spread over all workers.
+    InOrder(Vec<PathBuf>),
+    /// Files merged by timestamp; file `i` feeds workers
+    /// `i * workers .. (i + 1) * workers`.
+    Merged { files: Vec<PathBuf>, workers: usize },
+}
+
 /// The reader end: owns the files and the per-worker channels.
 pub struct ReplayReader {
-    files: Vec<PathBuf>,
+    inputs: Inputs,
     to_workers: Vec<(Sender<Batch>, Receiver<Batch>)>,
     /// The batch being filled for each worker.
     pending: Vec<Option<Batch>>,
@@ -350,7 +367,7 @@ pub fn replay(files: Vec<PathBuf>, workers: usize) -> (ReplayReader, Vec<ReplayQ
         .collect();
     (
         ReplayReader {
-            files,
+            inputs: Inputs::InOrder(files),
             to_workers,
             pending,
             spare,
@@ -358,6 +375,21 @@ pub fn replay(files: Vec<PathBuf>, workers: usize) -> (ReplayReader, Vec<ReplayQ
         },
         queues,
     )
+}
+
+/// Creates one reader over `files`, each replayed as its own interface
+/// with `workers` queues (returned grouped by file, in order): the files
+/// are walked together and frames handed out in timestamp order across
+/// them (see the module comment).
+pub fn replay_merged(files: Vec<PathBuf>, workers: usize) -> (ReplayReader, Vec<Vec<ReplayQueue>>) {
+    let workers = workers.max(1);
+    let (mut reader, queues) = replay(Vec::new(), files.len().max(1) * workers);
+    let mut queues = queues.into_iter();
+    let groups = (0..files.len())
+        .map(|_| queues.by_ref().take(workers).collect())
+        .collect();
+    reader.inputs = Inputs::Merged { files, workers };
+    (reader, groups)
 }
 
 /// Symmetric hash of a frame's addresses, so both directions of a flow land
@@ -406,11 +438,7 @@ impl ReplayReader {
     /// Sends the pending batches, then a marker to each worker, and waits
     /// until every marker is back: all frames sent so far are counted.
     fn barrier(&mut self, path: &Path) -> Result<(), CaptureError> {
-        for (w, b) in self.pending.iter_mut().enumerate() {
-            if let Some(b) = b.take() {
-                self.to_workers[w].0.send(b).map_err(|_| closed(path))?;
-            }
-        }
+        self.flush(path)?;
         for (w, (full, empty)) in self.to_workers.iter().enumerate() {
             let mut m = match self.spare[w].pop() {
                 Some(b) => b,
@@ -445,44 +473,50 @@ impl ReplayReader {
         Ok(())
     }
 
-    /// Reads every file in order and hands its frames to the workers; closes
-    /// the queues at the end. `stop` ends it early. A file that cannot be
-    /// opened or is not a capture is an error; damage inside a file is not
-    /// (it is in the stats, and the next file is read).
+    /// Sends every worker's pending batch.
+    fn flush(&mut self, path: &Path) -> Result<(), CaptureError> {
+        for (w, b) in self.pending.iter_mut().enumerate() {
+            if let Some(b) = b.take() {
+                self.to_workers[w].0.send(b).map_err(|_| closed(path))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads every file (in order, or merged) and hands its frames to the
+    /// workers; closes the queues at the end. `stop` ends it early. A file
+    /// that cannot be opened or is not a capture is an error (merged: before
+    /// any frame is sent); damage inside a file is not (it is in the stats,
+    /// and the other files are read).
     pub fn run(mut self, stop: &AtomicBool) -> Result<ReplayStats, CaptureError> {
         let mut stats = ReplayStats::default();
         let mut facts = FrameFacts::default();
-        let files = std::mem::take(&mut self.files);
-        for path in &files {
-            if stop.load(Relaxed) {
-                break;
-            }
-            let map = Arc::new(map::map_file(path)?);
-            let skipped = stats.skipped;
-            let walker = Walker::new(&map).map_err(|e| file_err(path, e))?;
-            let damage = match walker {
-                Walker::Pcap(w) => self.feed(w, path, &map, stop, &mut stats, &mut facts)?,
-                Walker::PcapNg(w) => self.feed(w, path, &map, stop, &mut stats, &mut facts)?,
-            };
-            // A batch holds frames of one mapping: send what is pending.
-            for (w, b) in self.pending.iter_mut().enumerate() {
-                if let Some(b) = b.take() {
-                    self.to_workers[w].0.send(b).map_err(|_| closed(path))?;
+        match std::mem::replace(&mut self.inputs, Inputs::InOrder(Vec::new())) {
+            Inputs::InOrder(files) => {
+                for path in &files {
+                    if stop.load(Relaxed) {
+                        break;
+                    }
+                    let map = Arc::new(map::map_file(path)?);
+                    let skipped = stats.skipped;
+                    let walker = Walker::new(&map).map_err(|e| file_err(path, e))?;
+                    let all = 0..self.to_workers.len();
+                    let damage = match walker {
+                        Walker::Pcap(w) => {
+                            self.feed(w, path, &map, all, stop, &mut stats, &mut facts)?
+                        }
+                        Walker::PcapNg(w) => {
+                            self.feed(w, path, &map, all, stop, &mut stats, &mut facts)?
+                        }
+                    };
+                    // A batch holds frames of one mapping: send what is pending.
+                    self.flush(path)?;
+                    file_ended(path, &map, damage, stats.skipped - skipped, &mut stats);
                 }
             }
-            if let Some((offset, reason)) = damage {
-                let unread = (map.len() as u64).saturating_sub(offset);
-                tracing::warn!(file = %path.display(), offset, unread, "stopped reading at a damaged record: {reason}");
-                stats.unread_bytes += unread;
-                stats.damaged.push(Damage {
-                    path: path.clone(),
-                    offset,
-                    reason,
-                    unread,
-                });
-            }
-            if stats.skipped > skipped {
-                tracing::warn!(file = %path.display(), skipped = stats.skipped - skipped, "skipped frames of non-Ethernet interfaces");
+            Inputs::Merged { files, workers } => {
+                self.merge(&files, workers, stop, &mut stats, &mut facts)?;
+                self.flush(Path::new("end of input"))?;
             }
         }
         if self.boundary.as_ref().is_some_and(|b| b.next_ns > 0) {
@@ -494,18 +528,74 @@ impl ReplayReader {
         Ok(stats)
     }
 
-    /// Hands the frames of one walk to the workers; returns the damage point.
+    /// Walks `files` together, always handing out the earliest next frame
+    /// (ties: the first file's) to its file's workers.
+    fn merge(
+        &mut self,
+        files: &[PathBuf],
+        workers: usize,
+        stop: &AtomicBool,
+        stats: &mut ReplayStats,
+        facts: &mut FrameFacts,
+    ) -> Result<(), CaptureError> {
+        let mut maps = Vec::with_capacity(files.len());
+        for path in files {
+            maps.push(Arc::new(map::map_file(path)?));
+        }
+        let mut walkers = Vec::with_capacity(files.len());
+        for (path, map) in files.iter().zip(&maps) {
+            walkers.push(Walker::new(map).map_err(|e| file_err(path, e))?);
+        }
+        let mut skipped = vec![0u64; files.len()];
+        let mut populated = vec![0usize; files.len()];
+        let mut heads: Vec<Option<Record>> = Vec::with_capacity(files.len());
+        for i in 0..files.len() {
+            let head = next_frame(&mut walkers[i], &mut skipped[i]);
+            heads.push(head_or_end(head, &files[i], &maps[i], skipped[i], stats));
+        }
+        while !stop.load(Relaxed) {
+            let mut pick: Option<(usize, u64)> = None;
+            for (i, h) in heads.iter().enumerate() {
+                match (h, pick) {
+                    (Some(r), Some((_, t))) if r.timestamp_ns >= t => {}
+                    (Some(r), _) => pick = Some((i, r.timestamp_ns)),
+                    (None, _) => {}
+                }
+            }
+            let Some((i, _)) = pick else {
+                break;
+            };
+            let r = heads[i].take().expect("picked a head");
+            let queues = i * workers..(i + 1) * workers;
+            self.dispatch(
+                r,
+                &files[i],
+                &maps[i],
+                &mut populated[i],
+                queues,
+                stats,
+                facts,
+            )?;
+            let head = next_frame(&mut walkers[i], &mut skipped[i]);
+            heads[i] = head_or_end(head, &files[i], &maps[i], skipped[i], stats);
+        }
+        stats.skipped += skipped.iter().sum::<u64>();
+        Ok(())
+    }
+
+    /// Hands the frames of one walk to the workers `queues`; returns the
+    /// damage point.
+    #[allow(clippy::too_many_arguments)]
     fn feed<R: Records>(
         &mut self,
         mut walker: R,
         path: &Path,
         map: &Arc<Mmap>,
+        queues: std::ops::Range<usize>,
         stop: &AtomicBool,
         stats: &mut ReplayStats,
         facts: &mut FrameFacts,
     ) -> Result<Option<(u64, DamageReason)>, CaptureError> {
-        let n = self.to_workers.len();
-        let data: &[u8] = map;
         // Page-table entries are filled a chunk ahead in one call, cheaper
         // than a page fault every few pages.
         let mut populated = 0usize;
@@ -522,50 +612,127 @@ impl ReplayReader {
                 Step::End => return Ok(None),
                 Step::Damaged { offset, reason } => return Ok(Some((offset, reason))),
             };
-            if let Some(b) = self.boundary.as_mut() {
-                b.last_ns = r.timestamp_ns;
-                if r.timestamp_ns >= b.next_ns {
-                    self.cross(r.timestamp_ns, path)?;
-                }
+            self.dispatch(r, path, map, &mut populated, queues.clone(), stats, facts)?;
+        }
+    }
+
+    /// Hands one frame of `map` to one of the workers `queues` (by flow
+    /// hash), after the boundary it may pass.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn dispatch(
+        &mut self,
+        r: Record,
+        path: &Path,
+        map: &Arc<Mmap>,
+        populated: &mut usize,
+        queues: std::ops::Range<usize>,
+        stats: &mut ReplayStats,
+        facts: &mut FrameFacts,
+    ) -> Result<(), CaptureError> {
+        if let Some(b) = self.boundary.as_mut() {
+            b.last_ns = r.timestamp_ns;
+            if r.timestamp_ns >= b.next_ns {
+                self.cross(r.timestamp_ns, path)?;
             }
-            if r.offset >= populated {
-                map::populate(map, r.offset, POPULATE_CHUNK);
-                populated = r.offset + POPULATE_CHUNK;
-            }
-            let w = if n == 1 {
+        }
+        if r.offset >= *populated {
+            map::populate(map, r.offset, POPULATE_CHUNK);
+            *populated = r.offset + POPULATE_CHUNK;
+        }
+        let n = queues.len();
+        let w = queues.start
+            + if n == 1 {
                 0
             } else {
-                let bytes = data
+                let bytes = map
                     .get(r.offset..r.offset + r.caplen as usize)
                     .unwrap_or_default();
                 (flow_hash(bytes, facts) % n as u64) as usize
             };
-            let (full, empty) = &self.to_workers[w];
-            let batch = match &mut self.pending[w] {
-                Some(b) => b,
-                slot => {
-                    let mut b = match self.spare[w].pop() {
-                        Some(b) => b,
-                        None => empty.recv().map_err(|_| closed(path))?,
-                    };
-                    b.map = Some(map.clone());
-                    slot.insert(b)
-                }
-            };
-            let wire_len = r.wire_len();
-            batch.slots.push(Slot {
-                offset: r.offset,
-                caplen: r.caplen,
-                wire_len,
-                timestamp_ns: r.timestamp_ns,
-            });
-            stats.frames += 1;
-            stats.bytes += wire_len as u64;
-            if batch.slots.len() == BATCH_FRAMES {
-                let b = self.pending[w].take().expect("batch present");
-                full.send(b).map_err(|_| closed(path))?;
+        let (full, empty) = &self.to_workers[w];
+        let batch = match &mut self.pending[w] {
+            Some(b) => b,
+            slot => {
+                let mut b = match self.spare[w].pop() {
+                    Some(b) => b,
+                    None => empty.recv().map_err(|_| closed(path))?,
+                };
+                b.map = Some(map.clone());
+                slot.insert(b)
             }
+        };
+        let wire_len = r.wire_len();
+        batch.slots.push(Slot {
+            offset: r.offset,
+            caplen: r.caplen,
+            wire_len,
+            timestamp_ns: r.timestamp_ns,
+        });
+        stats.frames += 1;
+        stats.bytes += wire_len as u64;
+        if batch.slots.len() == BATCH_FRAMES {
+            let b = self.pending[w].take().expect("batch present");
+            full.send(b).map_err(|_| closed(path))?;
         }
+        Ok(())
+    }
+}
+
+/// The walker's next frame (counting skipped packets), or its end: `Err`
+/// with the damage point, if any.
+fn next_frame(
+    walker: &mut Walker<'_>,
+    skipped: &mut u64,
+) -> Result<Record, Option<(u64, DamageReason)>> {
+    loop {
+        match walker.next_step() {
+            Step::Frame(r) => return Ok(r),
+            Step::Skipped => *skipped += 1,
+            Step::End => return Err(None),
+            Step::Damaged { offset, reason } => return Err(Some((offset, reason))),
+        }
+    }
+}
+
+/// A merged file's next frame, or `None` after noting its end.
+fn head_or_end(
+    next: Result<Record, Option<(u64, DamageReason)>>,
+    path: &Path,
+    map: &Mmap,
+    skipped: u64,
+    stats: &mut ReplayStats,
+) -> Option<Record> {
+    match next {
+        Ok(r) => Some(r),
+        Err(damage) => {
+            file_ended(path, map, damage, skipped, stats);
+            None
+        }
+    }
+}
+
+/// Notes a file's end in the stats and the log: its damage, its skipped frames.
+fn file_ended(
+    path: &Path,
+    map: &Mmap,
+    damage: Option<(u64, DamageReason)>,
+    skipped: u64,
+    stats: &mut ReplayStats,
+) {
+    if let Some((offset, reason)) = damage {
+        let unread = (map.len() as u64).saturating_sub(offset);
+        tracing::warn!(file = %path.display(), offset, unread, "stopped reading at a damaged record: {reason}");
+        stats.unread_bytes += unread;
+        stats.damaged.push(Damage {
+            path: path.to_path_buf(),
+            offset,
+            reason,
+            unread,
+        });
+    }
+    if skipped > 0 {
+        tracing::warn!(file = %path.display(), skipped, "skipped frames of non-Ethernet interfaces");
     }
 }
 
@@ -1231,5 +1398,98 @@ mod tests {
             let e = run(vec![path.clone()], 1).0.unwrap_err().to_string();
             assert!(e.starts_with(&format!("{}: {msg}", path.display())), "{e}");
         }
+    }
+
+    #[test]
+    fn merged_files_pass_every_boundary_together_and_a_damaged_one_ends_alone() {
+        use std::sync::Mutex;
+        let dir = tempfile::tempdir().unwrap();
+        // File i's frames come from 10.0.0.i; microsecond timestamps that
+        // interleave, tie, and sit exactly on the 10 s boundaries.
+        let a_ts: Vec<u64> = (0..200).map(|i| i * 500_000).collect();
+        let mut b_ts: Vec<u64> = (0..140).map(|i| 100_000 + i * 700_000).collect();
+        b_ts.extend([10_000_000, 20_000_000, 20_000_000]);
+        b_ts.sort();
+        let write = |name: &str, tag: u8, ts: &[u64]| {
+            let frames: Vec<Vec<u8>> = (0..ts.len())
+                .map(|i| {
+                    udp(
+                        [10, 0, 0, tag],
+                        [192, 0, 2, i as u8],
+                        1000 + i as u16,
+                        53,
+                        80,
+                    )
+                })
+                .collect();
+            let recs: Vec<PcapRec<'_>> = ts
+                .iter()
+                .zip(&frames)
+                .map(|(t, f)| ((t / 1_000_000) as u32, (t % 1_000_000) as u32, 80, &f[..]))
+                .collect();
+            let path = dir.path().join(name);
+            std::fs::write(&path, pcap(false, 0xa1b2_c3d4, 65535, 1, &recs)).unwrap();
+            path
+        };
+        let (a, b) = (write("a.pcap", 1, &a_ts), write("b.pcap", 2, &b_ts));
+        // b cut in its last record: all but its last frame are read.
+        let cut = std::fs::read(&b).unwrap();
+        std::fs::write(&b, &cut[..cut.len() - 20]).unwrap();
+        let b_read = &b_ts[..b_ts.len() - 1];
+        // Every frame read, from both files.
+        let read: Vec<u64> = a_ts.iter().chain(b_read).copied().collect();
+        let total = read.len();
+
+        let (reader, groups) = replay_merged(vec![a.clone(), b.clone()], 2);
+        assert_eq!(groups.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2]);
+        // (file tag, timestamp in µs) of every frame counted, by any worker.
+        let counted = Arc::new(Mutex::new(Vec::<(u8, u64)>::new()));
+        let calls = Arc::new(Mutex::new(Vec::<(u64, bool, usize)>::new()));
+        let (c, k) = (counted.clone(), calls.clone());
+        let reader = reader.with_boundaries(
+            10_000_000_000,
+            Box::new(move |ts, end| {
+                let c = c.lock().unwrap();
+                // Every frame before the crossing frame is counted, none after.
+                let before = read.iter().filter(|&&t| t * 1000 < ts).count();
+                let want = if end { total } else { before };
+                assert_eq!(c.len(), want, "at {ts} (end {end})");
+                assert!(end || c.iter().all(|&(_, t)| t * 1000 < ts));
+                k.lock().unwrap().push((ts, end, c.len()));
+            }),
+        );
+        let mut handles = Vec::new();
+        for (g, group) in groups.into_iter().enumerate() {
+            for mut q in group {
+                let counted = counted.clone();
+                handles.push(std::thread::spawn(move || loop {
+                    match q.poll(64, |f| {
+                        // Each file's frames go to its own workers only.
+                        assert_eq!(f.data[29], g as u8 + 1);
+                        counted
+                            .lock()
+                            .unwrap()
+                            .push((f.data[29], f.timestamp_ns / 1000));
+                    }) {
+                        Ok(_) => {}
+                        Err(CaptureError::Closed) => return,
+                        Err(e) => panic!("{e}"),
+                    }
+                }));
+            }
+        }
+        let stats = reader.run(&AtomicBool::new(false)).unwrap();
+        for h in handles {
+            h.join().unwrap();
+        }
+        assert_eq!(stats.frames as usize, total);
+        assert_eq!(stats.damaged.len(), 1);
+        assert_eq!(stats.damaged[0].path, b);
+        // The first frame, each 10 s boundary up to 90 s, and the end (a's
+        // last frame, 99.5 s).
+        let calls = calls.lock().unwrap();
+        let starts: Vec<u64> = calls.iter().map(|c| c.0 / 1_000_000_000).collect();
+        assert_eq!(starts, [0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 99]);
+        assert!(calls.last().unwrap().1);
     }
 }
