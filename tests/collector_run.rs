@@ -954,6 +954,7 @@ impl Nfcapd {
         let dir = dir.join("nfcapd");
         std::fs::create_dir_all(&dir).unwrap();
         let port = free_udp_port();
+        common::allow_receive_buffer(8_388_608);
         // nfdump 1.7 takes -w <dir> (older releases used -l).
         let child = Command::new("nfcapd")
             .arg("-w")
