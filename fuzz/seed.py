@@ -7,6 +7,17 @@
 - config_toml: config/xdpacct.toml and small variants.
 - prefix_tables: one small file per loader (first byte picks the loader).
 - flow_roundtrip: a few byte strings in the target's record layout.
+- netflow_v5, netflow_v9, ipfix, sflow_v5 (one decoder each): the
+  datagrams of that protocol in the `collector` seeds, in
+  fuzz/exporters/*.dgrams (the first datagrams of real exporters:
+  softflowd -v 5/9/10 and pmacctd nfprobe/sfprobe reading a
+  tests/data/gen_flows.py capture; records of u16 length + datagram) and
+  in the tcpdump captures (UDP to a flow port), each alone and, per
+  source, as one `MULT` input in order (templates before their data).
+  Their committed corpora also hold what `cargo +nightly fuzz run` found,
+  minimised to edge coverage (`cargo +nightly fuzz cmin --fuzz-dir fuzz
+  <target> fuzz/corpus/<target> -- -use_counters=0`, which may drop seeds
+  written here that add no edge).
 
 Deterministic; run from anywhere: python3 fuzz/seed.py
 """
@@ -126,11 +137,95 @@ def flows():
               + bytes(rnd.randrange(256) for _ in range(73 * n)))
 
 
+FLOW_PORTS = (2055, 4739, 6343, 9995, 9996)
+VERSIONS = (("netflow_v5", b"\x00\x05"), ("netflow_v9", b"\x00\x09"),
+            ("ipfix", b"\x00\x0a"), ("sflow_v5", b"\x00\x00\x00\x05"))
+
+
+def flow_target(d):
+    for t, v in VERSIONS:
+        if d.startswith(v):
+            return t
+    return None
+
+
+def udp_payloads(frame):
+    """The UDP payload of an Ethernet/IPv4|IPv6 frame to a flow port."""
+    at, et = 12, frame[12:14]
+    while et in (b"\x81\x00", b"\x88\xa8") and len(frame) >= at + 6:
+        at += 4
+        et = frame[at:at + 2]
+    ip = frame[at + 2:]
+    if et == b"\x08\x00" and len(ip) >= 20 and ip[9] == 17:
+        udp = ip[(ip[0] & 15) * 4:]
+    elif et == b"\x86\xdd" and len(ip) >= 48 and ip[6] == 17:
+        udp = ip[40:]
+    else:
+        return None
+    if len(udp) < 8 or struct.unpack(">H", udp[2:4])[0] not in FLOW_PORTS:
+        return None
+    return udp[8:]
+
+
+def mult(datagrams):
+    return b"MULT" + b"".join(b"\x01" + struct.pack(">H", len(d)) + d for d in datagrams)
+
+
+def split_mult(blob):
+    if not blob.startswith(b"MULT"):
+        return [blob]
+    out, rest = [], blob[4:]
+    while len(rest) >= 3:
+        n = struct.unpack(">H", rest[1:3])[0]
+        out.append(rest[3:3 + n])
+        rest = rest[3 + n:]
+    return out
+
+
+def decoders():
+    sources = []  # (name, [datagrams in order])
+    col = os.path.join(CORPUS, "collector")
+    for fn in sorted(os.listdir(col)):
+        sources.append(("seed-" + fn, split_mult(open(os.path.join(col, fn), "rb").read())))
+    exp = os.path.join(HERE, "exporters")
+    for fn in sorted(os.listdir(exp)):
+        b, ds = open(os.path.join(exp, fn), "rb").read(), []
+        while len(b) >= 2:
+            n = struct.unpack(">H", b[:2])[0]
+            ds.append(b[2:2 + n])
+            b = b[2 + n:]
+        sources.append((fn.rsplit(".", 1)[0], ds))
+    for fn in sorted(os.listdir(PCAPS)):
+        try:
+            data = open(os.path.join(PCAPS, fn), "rb").read()
+        except OSError:
+            continue
+        ds = [p for lt, fr in pcap_frames(data) if lt == 1 for p in [udp_payloads(fr)] if p]
+        if ds:
+            sources.append(("tcpdump-" + fn.rsplit(".", 1)[0], ds[:PER_FILE]))
+    seen = set()
+    for name, ds in sources:
+        by_target = {}
+        for d in ds:
+            t = flow_target(d)
+            if t:
+                by_target.setdefault(t, []).append(d)
+        for t, tds in by_target.items():
+            for d in tds:
+                h = hashlib.sha1(d).hexdigest()[:16]
+                if (t, h) not in seen:
+                    seen.add((t, h))
+                    write(t, h, d)
+            if len(tds) > 1:
+                write(t, name + "-all", mult(tds))
+
+
 if __name__ == "__main__":
     frames()
     configs()
     prefixes()
     flows()
+    decoders()
     for t in sorted(os.listdir(CORPUS)):
         files = os.listdir(os.path.join(CORPUS, t))
         size = sum(os.path.getsize(os.path.join(CORPUS, t, f)) for f in files)

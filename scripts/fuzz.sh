@@ -17,13 +17,13 @@ cd "$(dirname "$0")/.."
 
 secs=${1:-60}
 shift || true
-all=(parse_frame config_toml prefix_tables flow_roundtrip)
+all=(parse_frame config_toml prefix_tables flow_roundtrip collector netflow_v5 netflow_v9 ipfix sflow_v5)
 targets=("${@:-${all[@]}}")
 
 if ! cargo fuzz --help >/dev/null 2>&1; then
     echo "cargo-fuzz is not installed; falling back to long property-test runs" >&2
     PROPTEST_CASES=$((secs * 1000)) timeout $((secs * 4 + 900)) \
-        cargo test --test proptest_wire --test fuzz_corpus
+        cargo test --test proptest_wire --test fuzz_corpus --test collector_fuzz
     exit $?
 fi
 

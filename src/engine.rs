@@ -195,7 +195,9 @@ impl Engine {
 
     /// A flow-fed shard and the collector that fills it, for one receiver
     /// thread of `listen` (or a replay worker: `listen` empty). `None`
-    /// without `[collector]`. Flow records count into the same tables as
+    /// without `[collector]`. With `[netflow]` (call `start_export`
+    /// first) the records are also exported, through a flow cache of
+    /// their own. Flow records count into the same tables as
     /// captured frames; the shard's interfaces are the exporters'
     /// (`<exporter>:<ifname or ifIndex>`).
     pub fn add_flow_input(&mut self, listen: &str, thread: u32) -> Option<FlowInput> {
@@ -212,8 +214,13 @@ impl Engine {
         self.shards.push(shard.clone());
         let cfg = CollectorConfig::from_settings(settings);
         // The settings checked everything `Collector::new` checks.
-        let input = FlowInput::new(cfg, shard, listen.to_string())
+        let mut input = FlowInput::new(cfg, shard, listen.to_string())
             .unwrap_or_else(|e| panic!("[collector] settings passed validation: {e}"));
+        // With [netflow], the records are exported like captured flows:
+        // a flow cache and sink of their own (README "Flow input").
+        if let Some(x) = self.export.as_mut() {
+            input = input.with_export(x.observer(&format!("collector:{listen}/{thread}"), 0));
+        }
         self.flow_published.push(input.published());
         Some(input)
     }

@@ -940,3 +940,218 @@ fn hostile_datagrams_are_counted_by_reason() {
     let page = app.settled(12, 10);
     assert_eq!(host_packets(&page), 12);
 }
+
+/// nfcapd (nfdump's collector) on 127.0.0.1, writing into `dir`; stopped
+/// with SIGTERM (it writes its file on the way out) by [`Nfcapd::tally`].
+struct Nfcapd {
+    child: Child,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl Nfcapd {
+    fn start(dir: &Path) -> Nfcapd {
+        let dir = dir.join("nfcapd");
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = free_udp_port();
+        common::allow_receive_buffer(8_388_608);
+        // nfdump 1.7 takes -w <dir> (older releases used -l).
+        let child = Command::new("nfcapd")
+            .arg("-w")
+            .arg(&dir)
+            .args(["-p", &port.to_string(), "-b", "127.0.0.1", "-t", "3600"])
+            // The end-of-input flush is a burst (~120 packets of 1400
+            // bytes): more than the default socket buffer holds.
+            .args(["-B", "8000000"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nfcapd runs");
+        let bound = common::wait_for(10, || UdpSocket::bind(("127.0.0.1", port)).err());
+        assert!(bound.is_some(), "nfcapd did not bind UDP {port}");
+        Nfcapd { child, dir, port }
+    }
+
+    /// Stops nfcapd, then nfdump's per-(host, direction) packets and bytes,
+    /// a host being an address of the truth (each flow has one).
+    fn tally(mut self, truth: &Path) -> HashMap<(String, String), (u64, u64)> {
+        // What was sent has reached its socket; let nfcapd read it first.
+        std::thread::sleep(Duration::from_millis(500));
+        stop(&mut self.child);
+        let t: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(truth).unwrap()).unwrap();
+        let hosts: HashMap<std::net::IpAddr, &String> = t["hosts"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|a| (a.parse().unwrap(), a))
+            .collect();
+        let out = Command::new("nfdump")
+            .arg("-R")
+            .arg(&self.dir)
+            .args(["-q", "-N", "-6", "-o", "fmt:%sa|%da|%pkt|%byt"])
+            .output()
+            .expect("nfdump runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut got: HashMap<(String, String), (u64, u64)> = HashMap::new();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let f: Vec<&str> = line.split('|').map(str::trim).collect();
+            if f.len() != 4 {
+                continue;
+            }
+            let (pkts, bytes): (u64, u64) = (f[2].parse().unwrap(), f[3].parse().unwrap());
+            for (addr, dir) in [(f[0], "out"), (f[1], "in")] {
+                let ip: std::net::IpAddr = addr.parse().unwrap();
+                if let Some(a) = hosts.get(&ip) {
+                    let e = got
+                        .entry((common::host_label(a), dir.to_string()))
+                        .or_default();
+                    e.0 += pkts;
+                    e.1 += bytes;
+                }
+            }
+        }
+        got
+    }
+}
+
+impl Drop for Nfcapd {
+    fn drop(&mut self) {
+        stop(&mut self.child);
+    }
+}
+
+/// SIGTERM to a child this test started, then reap it (SIGKILL after 10 s).
+fn stop(child: &mut Child) {
+    if child.try_wait().ok().flatten().is_some() {
+        return;
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    if common::wait_for(10, || child.try_wait().ok().flatten()).is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// Flow export's own counters on a page, for a failure message.
+fn flow_lines(page: &[Sample]) -> String {
+    let lines: Vec<String> = page
+        .iter()
+        .filter(|s| s.name.starts_with("xdpacct_flow_"))
+        .map(|s| format!("{} {:?} {}", s.name, s.labels, s.value))
+        .collect();
+    lines.join("\n")
+}
+
+/// The truth's per-(host, direction) packets and l3 bytes, hosts with
+/// traffic only.
+fn truth_table(truth: &Path) -> HashMap<(String, String), (u64, u64)> {
+    let t: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(truth).unwrap()).unwrap();
+    let mut want = HashMap::new();
+    for (addr, h) in t["hosts"].as_object().unwrap() {
+        for dir in ["in", "out"] {
+            let v = (
+                h[format!("{dir}_packets")].as_u64().unwrap(),
+                h[format!("{dir}_l3_bytes")].as_u64().unwrap(),
+            );
+            if v.0 > 0 {
+                // IPv6 hosts are /64s: several addresses, one label.
+                let e: &mut (u64, u64) = want
+                    .entry((common::host_label(addr), dir.to_string()))
+                    .or_default();
+                e.0 += v.0;
+                e.1 += v.1;
+            }
+        }
+    }
+    want
+}
+
+/// A collector-only appliance exports what it collects: softflowd (NetFlow
+/// v9) → `xdpacct run` with `[collector]` and `[netflow]` (IPFIX) →
+/// nfcapd; nfdump's per-host in/out packets and l3 bytes equal the
+/// generator's truth. Then `xdpacct replay` of a capture of softflowd's
+/// IPFIX datagrams with `[netflow]` (NetFlow v9) exports the same.
+#[test]
+fn flow_fed_traffic_is_re_exported_to_nfcapd() {
+    if !common::require_tools("re-export to nfcapd", &["softflowd", "nfcapd", "nfdump"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (pcap, truth) = generate(dir.path(), 3000, 17);
+    let want = truth_table(&truth);
+    assert!(want.len() > 20, "the truth has hosts");
+
+    let nfcapd = Nfcapd::start(&dir.path().join("run"));
+    let (udp, http) = (free_udp_port(), free_tcp_port());
+    let netflow = format!(
+        "\n[netflow]\ncollectors = [\"127.0.0.1:{}\"]\nversion = 10\nidle_timeout = 1\n",
+        nfcapd.port
+    );
+    let cfg = config(dir.path(), "l3", udp, http, &netflow);
+    let mut app = Appliance::start(&cfg, http);
+    softflowd(&pcap, udp, "9", dir.path());
+    let page = app.settled(truth_packets(&truth), 20);
+    assert_hosts(&page, &truth, "l3", |_| true);
+    // SIGTERM: the flow input flushes its cache, the exporter sends it.
+    stop(&mut app.child);
+    let got = nfcapd.tally(&truth);
+    let packets = |t: &HashMap<(String, String), (u64, u64)>| t.values().map(|v| v.0).sum::<u64>();
+    assert_eq!(
+        got,
+        want,
+        "softflowd -v 9 → xdpacct run → IPFIX → nfdump: {} of {} packets; {}",
+        packets(&got),
+        packets(&want),
+        flow_lines(&page)
+    );
+
+    // Offline: the same through `xdpacct replay`, exporting NetFlow v9.
+    let flows = capture_softflowd(&pcap, "10", dir.path());
+    let nfcapd = Nfcapd::start(&dir.path().join("replay"));
+    let base = std::fs::read_to_string(common::synthetic_config(dir.path(), "l3")).unwrap();
+    let cfg = dir.path().join("replay-netflow.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "{base}\n[collector]\nlisten = [\"0.0.0.0:2055\"]\n\n[netflow]\ncollectors = [\"127.0.0.1:{}\"]\nversion = 9\n",
+            nfcapd.port
+        ),
+    )
+    .unwrap();
+    let out = xdpacct()
+        .arg("--config")
+        .arg(&cfg)
+        .arg("replay")
+        .arg(&flows)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = parse_exposition(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        sum(&page, "xdpacct_flow_records_dropped_total", &[]),
+        0.0,
+        "export channel"
+    );
+    let got = nfcapd.tally(&truth);
+    assert_eq!(
+        got,
+        want,
+        "replay of softflowd IPFIX → NetFlow v9 → nfdump: {} of {} packets; {}",
+        packets(&got),
+        packets(&want),
+        flow_lines(&page)
+    );
+}

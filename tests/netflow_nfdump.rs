@@ -423,14 +423,7 @@ fn check_tshark(dir: &Path, version: Version, records: &[FlowRecord], truth: &Ta
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let max = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
-        .ok()
-        .and_then(|s| s.trim().parse::<u64>().ok())
-        .unwrap_or(0);
-    if max < 8_388_608 {
-        // Root only (CI is root); without it the collectors get the default.
-        let _ = std::fs::write("/proc/sys/net/core/rmem_max", "8388608");
-    }
+    common::allow_receive_buffer(8_388_608);
     guard
 }
 

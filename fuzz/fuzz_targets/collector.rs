@@ -1,4 +1,5 @@
-//! Fuzz target `collector`: see `collector_body` in tests/collector_fuzz.rs.
+//! Fuzz target `collector`: all four decoders, the protocol recognised per
+//! datagram; see `collector_body` in tests/collector_fuzz.rs.
 #![no_main]
 
 #[path = "../../tests/collector_fuzz.rs"]

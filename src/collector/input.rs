@@ -4,7 +4,10 @@
 //! (`xdpacct replay`). Every record goes through
 //! [`crate::shard::worker::account_record`], the capture path's resolve and
 //! count: hosts, customers, AS, networks, protocol, and the flow
-//! interface `<exporter name>:<ifname or ifIndex>`.
+//! interface `<exporter name>:<ifname or ifIndex>`. With `[netflow]` it
+//! then goes into this input's own flow cache (`FlowCache::add_flow`, one
+//! flow of the record's packets and bytes) and leaves through the same
+//! sink and exporter thread as captured flows; the sink never blocks.
 //!
 //! The collector's own counters are published by the thread every 100 ms
 //! (and when idle) into a [`Published`] snapshot that [`CollectorMetrics`]
@@ -27,10 +30,12 @@ use super::{
     DropReason, ExporterConfig, ExporterStats, FlowProtocol, FlowRecord, InterfaceCounters,
     IpPrefix,
 };
+use crate::export::observer::flow_direction;
+use crate::export::{FlowCounts, FlowKey, FlowObserver};
 use crate::metrics::catalogue::{self as cat, counter, gauge, label, Family};
 use crate::settings::collector::Collector as CollectorSettings;
 use crate::settings::BytesMode;
-use crate::shard::worker::{account_record, RecordCounts};
+use crate::shard::worker::{account_record, now_ms, FrameObserver, RecordCounts};
 use crate::shard::{HostSlots, Shard};
 
 /// How often a receiver thread publishes its collector's counters.
@@ -141,6 +146,8 @@ pub struct FlowInput {
     collector: Collector,
     shard: Arc<Shard>,
     names: Names,
+    /// Flow export of the records (`[netflow]`), when configured.
+    export: Option<FlowObserver>,
     published: Arc<Published>,
     listen: String,
     last_publish: Option<Instant>,
@@ -155,9 +162,20 @@ fn ip_key(ip: IpAddr) -> u128 {
     }
 }
 
-/// Counts one record into the shard at `accounting.bytes`.
+/// Counts one record into the shard at `accounting.bytes`, and hands it
+/// to flow export (`[netflow]`) at the same layer: one flow of the
+/// record's packets and bytes, its times, the router's input ifIndex as
+/// the ingress interface (0 above 65535: the export templates carry 16
+/// bits of it) and the direction the counters gave it.
 #[inline]
-fn account(shard: &Shard, hosts: &HostSlots, names: &Names, from: IpAddr, rec: &FlowRecord) {
+fn account(
+    shard: &Shard,
+    hosts: &HostSlots,
+    names: &Names,
+    export: Option<&mut FlowObserver>,
+    from: IpAddr,
+    rec: &FlowRecord,
+) {
     let layer = match hosts.tables.bytes {
         BytesMode::L2 => ByteLayer::L2,
         BytesMode::L2Fcs => ByteLayer::L2Fcs,
@@ -171,9 +189,28 @@ fn account(shard: &Shard, hosts: &HostSlots, names: &Names, from: IpAddr, rec: &
         input_if: rec.input_if,
         output_if: rec.output_if,
     };
-    account_record(shard, hosts, &counts, ip_key(from), |ifindex| {
+    let dir = account_record(shard, hosts, &counts, ip_key(from), |ifindex| {
         names.label(from, ifindex)
     });
+    if let Some(obs) = export {
+        let key = FlowKey {
+            iface: u16::try_from(rec.input_if).unwrap_or(0),
+            vlan: rec.vlan,
+            addrs: rec.addrs,
+            protocol: rec.protocol,
+            src_port: rec.src_port,
+            dst_port: rec.dst_port,
+            tos: rec.tos,
+        };
+        let flow = FlowCounts {
+            packets: counts.packets,
+            bytes: counts.bytes,
+            tcp_flags: rec.tcp_flags,
+            direction: flow_direction(dir),
+        };
+        let times = (rec.last_ms != 0).then_some((rec.first_ms, rec.last_ms));
+        obs.observe_flow(&key, flow, times);
+    }
 }
 
 impl FlowInput {
@@ -190,10 +227,33 @@ impl FlowInput {
             collector: Collector::new(cfg)?,
             shard,
             names,
+            export: None,
             published: Arc::default(),
             listen,
             last_publish: None,
         })
+    }
+
+    /// Re-exports every record through `[netflow]`: `export` is this
+    /// input's flow cache and sink (`FlowExport::observer`).
+    pub fn with_export(mut self, export: FlowObserver) -> Self {
+        self.export = Some(export);
+        self
+    }
+
+    /// Flow export's clock: expires the cache's idle flows and sends a
+    /// late batch. Call before each batch of datagrams.
+    pub fn tick(&mut self, now_ms: u64) {
+        if let Some(obs) = self.export.as_mut() {
+            obs.begin_batch(now_ms);
+        }
+    }
+
+    /// Exports every cached flow and sends the last batch (end of input).
+    pub fn finish(&mut self) {
+        if let Some(obs) = self.export.as_mut() {
+            obs.finish();
+        }
     }
 
     pub fn shard(&self) -> &Arc<Shard> {
@@ -216,11 +276,12 @@ impl FlowInput {
             collector,
             shard,
             names,
+            export,
             ..
         } = self;
         let ip = from.ip().to_canonical();
         collector.datagram(from, now, data, &mut |rec| {
-            account(shard, &hosts, names, ip, rec)
+            account(shard, &hosts, names, export.as_mut(), ip, rec)
         });
     }
 
@@ -236,18 +297,20 @@ impl FlowInput {
         }
         while !stop.load(Relaxed) {
             let now = Instant::now();
+            self.tick(now_ms());
             // One table generation per batch; a reload swaps it between batches.
             let hosts = self.shard.hosts.load_full();
             let FlowInput {
                 collector,
                 shard,
                 names,
+                export,
                 ..
             } = self;
             let got = rx.recv_batch(|from, data| {
                 let ip = from.ip().to_canonical();
                 collector.datagram(from, now, data, &mut |rec| {
-                    account(shard, &hosts, names, ip, rec)
+                    account(shard, &hosts, names, export.as_mut(), ip, rec)
                 });
             });
             let idle = match got {
@@ -270,6 +333,7 @@ impl FlowInput {
                 self.last_publish = Some(now);
             }
         }
+        self.finish();
         self.publish(rx.stats());
     }
 

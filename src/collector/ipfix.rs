@@ -29,7 +29,7 @@ use std::time::Instant;
 
 use super::exporters::SeqUnit;
 use super::sequence::{StreamKey, StreamKind};
-use super::template::{SetContext, TemplateKey};
+use super::template::{SetContext, Sets, TemplateKey};
 use super::{be16, be32, Collector, DropReason, ExporterId, FlowProtocol, FlowRecord};
 
 pub(crate) const HEADER_LEN: usize = 16;
@@ -67,24 +67,17 @@ impl Collector {
         let domain = be32(data, 12).unwrap_or(0);
         let mut records = 0u32;
         let mut unknown = false;
-        let mut off = HEADER_LEN;
-        while off < data.len() {
-            let (Some(id), Some(len)) = (be16(data, off), be16(data, off + 2)) else {
-                self.stats.drop(DropReason::Truncated, 1);
-                break;
+        for set in Sets::after(data, HEADER_LEN) {
+            let (id, body) = match set {
+                Ok(set) => set,
+                Err(r) => {
+                    self.stats.drop(r, 1);
+                    // A cut last header leaves the records counted; a bad
+                    // length leaves them unknown.
+                    unknown |= r == DropReason::BadLength;
+                    break;
+                }
             };
-            let len = usize::from(len);
-            if len < 4 {
-                self.stats.drop(DropReason::BadLength, 1);
-                unknown = true;
-                break;
-            }
-            let Some(body) = data.get(off + 4..off + len) else {
-                self.stats.drop(DropReason::BadLength, 1);
-                unknown = true;
-                break;
-            };
-            off += len;
             match id {
                 2 | 3 => self.template_set(ex, now, true, domain, id, body, out),
                 0..=255 => self.stats.drop(DropReason::ReservedSet, 1),

@@ -17,8 +17,8 @@ use std::time::Instant;
 
 use super::exporters::SeqUnit;
 use super::sequence::{StreamKey, StreamKind};
-use super::template::{SetContext, TemplateKey};
-use super::{be16, be32, Collector, DropReason, ExporterId, FlowProtocol, FlowRecord};
+use super::template::{SetContext, Sets, TemplateKey};
+use super::{be32, Collector, DropReason, ExporterId, FlowProtocol, FlowRecord};
 
 pub(crate) const HEADER_LEN: usize = 20;
 
@@ -51,23 +51,14 @@ impl Collector {
         ) {
             self.stats.drop(r, 1);
         }
-        let mut off = HEADER_LEN;
-        while off < data.len() {
-            let (Some(id), Some(len)) = (be16(data, off), be16(data, off + 2)) else {
-                // 1..3 bytes after the last set: padding or a cut header.
-                self.stats.drop(DropReason::Truncated, 1);
-                return;
+        for set in Sets::after(data, HEADER_LEN) {
+            let (id, body) = match set {
+                Ok(set) => set,
+                Err(r) => {
+                    self.stats.drop(r, 1);
+                    return;
+                }
             };
-            let len = usize::from(len);
-            if len < 4 {
-                self.stats.drop(DropReason::BadLength, 1);
-                return;
-            }
-            let Some(body) = data.get(off + 4..off + len) else {
-                self.stats.drop(DropReason::BadLength, 1);
-                return;
-            };
-            off += len;
             match id {
                 0 | 1 => self.template_set(ex, now, false, source_id, id, body, out),
                 2..=255 => self.stats.drop(DropReason::ReservedSet, 1),

@@ -15,6 +15,7 @@ use std::time::Instant;
 use super::input::FlowInput;
 use super::socket::ReceiverStats;
 use crate::capture::{Capture, CaptureError, Frame};
+use crate::shard::worker::now_ms;
 
 /// A capture whose exporter datagrams are diverted to a [`FlowInput`].
 pub struct Tap<C> {
@@ -42,6 +43,7 @@ impl<C: Capture> Tap<C> {
 
 impl<C> Drop for Tap<C> {
     fn drop(&mut self) {
+        self.input.finish();
         self.input.publish(ReceiverStats::default());
     }
 }
@@ -55,13 +57,18 @@ impl<C: Capture> Capture for Tap<C> {
             datagrams,
         } = self;
         let now = Instant::now();
-        inner.poll(max, |frame| match exporter_datagram(frame.data, listen) {
+        input.tick(now_ms());
+        let polled = inner.poll(max, |frame| match exporter_datagram(frame.data, listen) {
             Some((from, payload)) => {
                 *datagrams += 1;
                 input.datagram(from, now, payload);
             }
             None => f(frame),
-        })
+        });
+        if let Err(CaptureError::Closed) = polled {
+            input.finish();
+        }
+        polled
     }
 }
 

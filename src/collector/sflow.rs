@@ -284,18 +284,11 @@ impl Collector {
             ..FlowRecord::default()
         };
         let mut have_packet = false;
-        let mut off = fixed;
-        for _ in 0..nrec {
-            let (Some(tag), Some(len)) = (g(off), g(off + 4)) else {
+        for record in Records::new(b, fixed, nrec) {
+            let Some((tag, r)) = record else {
                 self.stats.drop(DropReason::BadSample, 1);
                 return;
             };
-            let len = len as usize;
-            let Some(r) = b.get(off + 8..(off + 8).saturating_add(len)) else {
-                self.stats.drop(DropReason::BadSample, 1);
-                return;
-            };
-            off += 8 + len;
             match tag {
                 1 if !have_packet => match self.raw_header(r, &mut rec) {
                     Some(()) => have_packet = true,
@@ -436,18 +429,11 @@ impl Collector {
             seq,
             SeqUnit::CounterSamples,
         );
-        let mut off = fixed;
-        for _ in 0..nrec {
-            let (Some(tag), Some(len)) = (g(off), g(off + 4)) else {
+        for record in Records::new(b, fixed, nrec) {
+            let Some((tag, r)) = record else {
                 self.stats.drop(DropReason::BadSample, 1);
                 return;
             };
-            let len = len as usize;
-            let Some(r) = b.get(off + 8..(off + 8).saturating_add(len)) else {
-                self.stats.drop(DropReason::BadSample, 1);
-                return;
-            };
-            off += 8 + len;
             if tag != 1 {
                 self.stats.sflow_records_skipped += 1;
                 continue;
@@ -464,6 +450,43 @@ impl Collector {
                 self.stats.drop(DropReason::CounterLimit, 1);
             }
         }
+    }
+}
+
+/// The `n` records (tag, length, body) of a flow or counter sample from
+/// `off`: `Some((tag, body))`, or one `None` where a record runs past the
+/// sample (then nothing more).
+struct Records<'a> {
+    b: &'a [u8],
+    off: usize,
+    left: u32,
+}
+
+impl<'a> Records<'a> {
+    fn new(b: &'a [u8], off: usize, n: u32) -> Self {
+        Records { b, off, left: n }
+    }
+}
+
+impl<'a> Iterator for Records<'a> {
+    type Item = Option<(u32, &'a [u8])>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let off = self.off;
+        let (Some(tag), Some(len)) = (be32(self.b, off), be32(self.b, off + 4)) else {
+            self.left = 0;
+            return Some(None);
+        };
+        let Some(r) = self.b.get(off + 8..(off + 8).saturating_add(len as usize)) else {
+            self.left = 0;
+            return Some(None);
+        };
+        self.off = off + 8 + r.len();
+        Some(Some((tag, r)))
     }
 }
 

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use super::exporters::Exporters;
 use super::{
-    be_uint, fix_icmp_ports, Collector, CollectorLimits, DropReason, ExporterId, FlowDirection,
-    FlowProtocol, FlowRecord, RateHint,
+    be16, be_uint, fix_icmp_ports, Collector, CollectorLimits, DropReason, ExporterId,
+    FlowDirection, FlowProtocol, FlowRecord, RateHint,
 };
 use crate::wire::L3Addrs;
 
@@ -108,6 +108,48 @@ fn field_kind(id: u16, len: u16) -> FieldKind {
         SrcV4 | DstV4 | SrcV6 | DstV6 => k,
         _ if counter => k,
         _ => Skip,
+    }
+}
+
+/// The sets (v9 FlowSets) of a v9 or IPFIX datagram after its header:
+/// `(set id, body)`, or why the walk stopped (`truncated`: 1..3 bytes
+/// left, padding or a cut header; `bad_length`: a set length below 4 or
+/// past the end), after which it yields nothing.
+pub(crate) struct Sets<'a> {
+    data: &'a [u8],
+    off: usize,
+}
+
+impl<'a> Sets<'a> {
+    pub(crate) fn after(data: &'a [u8], header_len: usize) -> Self {
+        Sets {
+            data,
+            off: header_len,
+        }
+    }
+}
+
+impl<'a> Iterator for Sets<'a> {
+    type Item = Result<(u16, &'a [u8]), DropReason>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let at = self.off;
+        if at >= self.data.len() {
+            return None;
+        }
+        self.off = usize::MAX;
+        let (Some(id), Some(len)) = (be16(self.data, at), be16(self.data, at + 2)) else {
+            return Some(Err(DropReason::Truncated));
+        };
+        let len = usize::from(len);
+        if len < 4 {
+            return Some(Err(DropReason::BadLength));
+        }
+        let Some(body) = self.data.get(at + 4..at + len) else {
+            return Some(Err(DropReason::BadLength));
+        };
+        self.off = at + len;
+        Some(Ok((id, body)))
     }
 }
 

@@ -57,6 +57,17 @@ impl Default for FlowCacheConfig {
     }
 }
 
+/// What a flow record adds to its flow ([`FlowCache::add_flow`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowCounts {
+    pub packets: u64,
+    pub bytes: u64,
+    /// OR of the TCP flags of the record's packets.
+    pub tcp_flags: u8,
+    /// Exported as DIRECTION / flowDirection (see [`FlowRecord`]).
+    pub direction: u8,
+}
+
 /// The single-writer counter of the shards (one counter type crate-wide).
 pub use crate::shard::Counter;
 
@@ -299,6 +310,9 @@ const REBASE_AT: u64 = 1 << 31;
 const REBASE_TO: u64 = 1 << 30;
 /// Longest idle or active timeout, in ms (one day).
 pub const MAX_TIMEOUT_MS: u64 = 86_400_000;
+/// How far a flow record's times may be ahead of the receive clock (a
+/// router's clock drift, and a batch clock read before its datagrams).
+pub const ROUTER_CLOCK_AHEAD_MS: u64 = 60_000;
 
 /// One shard's flow cache. See the module docs.
 pub struct FlowCache {
@@ -558,6 +572,107 @@ impl FlowCache {
             sink(rec.record(self.epoch_ms));
             self.remove_at(i);
         }
+    }
+
+    /// Accounts one flow record received from a router (flow input): its
+    /// own packets and bytes, its first/last times when it gives them
+    /// (`times`, Unix ms) or else `now_ms`, the receive time. Router times
+    /// more than [`MAX_TIMEOUT_MS`] old or [`ROUTER_CLOCK_AHEAD_MS`] ahead
+    /// are replaced by the receive time (a reversed start by the end), so
+    /// the slot clock stays representable.
+    /// Merges with a cached flow of the same key like frames do (cut on
+    /// the active timeout or before the packet count wraps, exported at
+    /// once on TCP FIN/RST); a record of more than `u32::MAX` packets goes
+    /// straight to `sink`. Returns false without IP addresses. Queued
+    /// frames are applied first.
+    pub fn add_flow(
+        &mut self,
+        key: &FlowKey,
+        counts: FlowCounts,
+        times: Option<(u64, u64)>,
+        now_ms: u64,
+        sink: &mut impl FnMut(FlowRecord),
+    ) -> bool {
+        if key.addrs == L3Addrs::None {
+            return false;
+        }
+        self.drain(sink);
+        let sane = |t: u64| {
+            t > 0
+                && t <= now_ms.saturating_add(ROUTER_CLOCK_AHEAD_MS)
+                && now_ms.saturating_sub(t) <= MAX_TIMEOUT_MS
+        };
+        let (first_ms, last_ms) = match times {
+            Some((f, l)) if sane(f) && sane(l) && f <= l => (f, l),
+            Some((_, l)) if sane(l) => (l, l),
+            _ => (now_ms, now_ms),
+        };
+        let Ok(packets) = u32::try_from(counts.packets) else {
+            self.tally.created += 1;
+            self.tally.flushed += 1;
+            sink(FlowRecord {
+                key: *key,
+                packets: counts.packets,
+                bytes: counts.bytes,
+                first_ms,
+                last_ms,
+                tcp_flags: counts.tcp_flags,
+                direction: counts.direction,
+            });
+            return true;
+        };
+        let facts = FrameFacts {
+            vlan: key.vlan,
+            addrs: key.addrs,
+            protocol: key.protocol,
+            tos: key.tos,
+            src_port: key.src_port,
+            dst_port: key.dst_port,
+            tcp_flags: counts.tcp_flags,
+            ..FrameFacts::default()
+        };
+        let Some(mut flow) = Slot::first_frame(key.iface, &facts, counts.direction, counts.bytes)
+        else {
+            return false;
+        };
+        flow.packets = packets;
+        // The later time first: a rebase it causes moves the earlier one too.
+        flow.last = self.slot_time(last_ms);
+        flow.first = self.slot_time(first_ms);
+        let tag = (flow.hash(self.seed) as u32) | TAG_USED;
+        self.merge_flow(&flow, tag, sink);
+        true
+    }
+
+    /// [`apply`](Self::apply) for a flow of many packets (`add_flow`).
+    fn merge_flow(&mut self, flow: &Slot, tag: u32, sink: &mut impl FnMut(FlowRecord)) {
+        let mut i = tag as usize & self.mask;
+        while self.tags[i] != 0 {
+            if self.tags[i] == tag && self.slots[i].same_flow(flow) {
+                let rec = &mut self.slots[i];
+                let too_old = u64::from(flow.last.saturating_sub(rec.first)) >= self.active_ms;
+                if too_old || rec.packets.checked_add(flow.packets).is_none() {
+                    self.tally.active += 1;
+                    sink(rec.record(self.epoch_ms));
+                    (rec.packets, rec.bytes, rec.tcp_flags) = (0, 0, 0);
+                    (rec.first, rec.last) = (flow.first, flow.last);
+                }
+                rec.packets += flow.packets;
+                rec.bytes = rec.bytes.saturating_add(flow.bytes);
+                rec.tcp_flags |= flow.tcp_flags;
+                rec.first = rec.first.min(flow.first);
+                rec.last = rec.last.max(flow.last);
+                if flow.tcp_flags & (TCP_FIN | TCP_RST) != 0 {
+                    self.tally.tcp_end += 1;
+                    sink(rec.record(self.epoch_ms));
+                    self.remove_at(i);
+                }
+                return;
+            }
+            i = (i + 1) & self.mask;
+        }
+        // A new flow: the frame path's insert (eviction, FIN/RST) as is.
+        self.apply(flow, tag, sink);
     }
 
     /// Removes slot `i`, shifting later members of its probe run back.
@@ -1016,5 +1131,118 @@ mod tests {
         let mut keys: Vec<_> = out.iter().map(|r| r.key.addrs).collect();
         keys.sort_by_key(|k| matches!(k, L3Addrs::V6 { .. }));
         assert_eq!(keys, [a.addrs, b.addrs]);
+    }
+    /// Flow records (flow input): their own packets, bytes and times; a
+    /// merge keeps the earliest start and latest end; router times out of
+    /// range become the receive time; a record too big for a slot goes
+    /// straight out; nothing is lost.
+    #[test]
+    fn flow_records_add_their_packets_bytes_and_times() {
+        let mut c = cache(16);
+        let mut out = Vec::new();
+        let now = 1_700_000_100_000;
+        let key = FlowKey::from_facts(7, &facts(1, 1000, 0));
+        let counts = |packets, bytes, tcp_flags| FlowCounts {
+            packets,
+            bytes,
+            tcp_flags,
+            direction: 1,
+        };
+        let t = |a: u64, b: u64| Some((now - a, now - b));
+        assert!(c.add_flow(
+            &key,
+            counts(10, 5000, 0x02),
+            t(9_000, 5_000),
+            now,
+            &mut |r| out.push(r)
+        ));
+        assert!(c.add_flow(
+            &key,
+            counts(3, 300, 0x10),
+            t(12_000, 8_000),
+            now,
+            &mut |r| out.push(r)
+        ));
+        assert!(out.is_empty());
+        assert_eq!(c.len(), 1);
+        c.flush_all(&mut |r| out.push(r));
+        let r = out.pop().unwrap();
+        assert_eq!(
+            (r.packets, r.bytes, r.tcp_flags, r.direction, r.key),
+            (13, 5300, 0x12, 1, key)
+        );
+        assert_eq!((r.first_ms, r.last_ms), (now - 12_000, now - 5_000));
+        // No times, a time 2 days old, reversed times: the receive time.
+        for times in [None, Some((1, 1)), t(1000, 2000)] {
+            c.add_flow(&key, counts(1, 40, 0), times, now, &mut |r| out.push(r));
+            c.flush_all(&mut |r| out.push(r));
+            let r = out.pop().unwrap();
+            let want = if times == t(1000, 2000) {
+                now - 2000
+            } else {
+                now
+            };
+            assert_eq!((r.first_ms, r.last_ms), (want, want), "{times:?}");
+        }
+        // More packets than a slot holds: exported as it is, at once.
+        let huge = u64::from(u32::MAX) + 5;
+        c.add_flow(&key, counts(huge, huge * 40, 0), None, now, &mut |r| {
+            out.push(r)
+        });
+        assert_eq!((out.len(), out[0].packets), (1, huge));
+        // Two records whose sum would wrap the count: cut, none lost.
+        out.clear();
+        c.add_flow(
+            &key,
+            counts(u64::from(u32::MAX) - 1, 1, 0),
+            None,
+            now,
+            &mut |r| out.push(r),
+        );
+        c.add_flow(&key, counts(7, 1, 0), None, now, &mut |r| out.push(r));
+        c.flush_all(&mut |r| out.push(r));
+        assert_eq!(
+            out.iter().map(|r| r.packets).sum::<u64>(),
+            u64::from(u32::MAX) + 6
+        );
+        // FIN: out at once; no addresses: refused.
+        out.clear();
+        c.add_flow(&key, counts(2, 80, 0x11), None, now, &mut |r| out.push(r));
+        assert_eq!((out.len(), c.len()), (1, 0));
+        let none = FlowKey::default();
+        assert!(
+            !c.add_flow(&none, counts(1, 1, 0), None, now, &mut |_| panic!(
+                "no export"
+            ))
+        );
+        check_invariants(&c);
+    }
+
+    /// A full cache evicts for a flow record as for a frame.
+    #[test]
+    fn flow_records_respect_max_flows() {
+        let mut c = cache(4);
+        let mut out = Vec::new();
+        let mut packets = 0;
+        for i in 0..40u8 {
+            let key = FlowKey::from_facts(1, &facts(i, 1, 0));
+            let n = u64::from(i) + 1;
+            packets += n;
+            c.add_flow(
+                &key,
+                FlowCounts {
+                    packets: n,
+                    bytes: n,
+                    ..FlowCounts::default()
+                },
+                None,
+                5,
+                &mut |r| out.push(r),
+            );
+            assert!(c.len() <= 4);
+        }
+        c.flush_all(&mut |r| out.push(r));
+        assert_eq!(out.iter().map(|r| r.packets).sum::<u64>(), packets);
+        check_invariants(&c);
     }
 }

@@ -35,7 +35,7 @@ pub mod metrics;
 pub mod observer;
 pub mod sink;
 
-pub use cache::{FlowCache, FlowCacheConfig, FlowStats};
+pub use cache::{FlowCache, FlowCacheConfig, FlowCounts, FlowStats};
 pub use encode::{Encoder, EncoderConfig, Version};
 pub use exporter::{ExportClock, ExportError, ExporterConfig, ExporterStats, FlowExporter};
 pub use metrics::FlowMetrics;

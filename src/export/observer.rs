@@ -17,10 +17,10 @@
 
 use std::sync::Arc;
 
-use super::cache::{FlowRef, SweepVisitor};
+use super::cache::{FlowCounts, FlowRef, SweepVisitor};
 use super::connections::TopView;
 use super::{
-    EncoderConfig, ExportError, ExporterConfig, FlowCache, FlowCacheConfig, FlowExporter,
+    EncoderConfig, ExportError, ExporterConfig, FlowCache, FlowCacheConfig, FlowExporter, FlowKey,
     FlowMetrics, FlowRecord, FlowSink, FlowStats, Version,
 };
 use crate::settings::Netflow;
@@ -109,6 +109,18 @@ impl FlowObserver {
             view: self.view.as_mut(),
         };
         (&mut self.cache, out)
+    }
+}
+
+impl FlowObserver {
+    /// Adds one flow record received from a router (flow input, see
+    /// `collector::input`) to the cache at the clock of the last
+    /// `begin_batch`: its own packets and bytes, and its times when given.
+    #[inline]
+    pub fn observe_flow(&mut self, key: &FlowKey, counts: FlowCounts, times: Option<(u64, u64)>) {
+        let now_ms = self.now_ms;
+        let (cache, mut out) = self.out();
+        cache.add_flow(key, counts, times, now_ms, &mut |r| out.export(r));
     }
 }
 

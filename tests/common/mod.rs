@@ -380,6 +380,21 @@ pub fn assert_promtool_ok(page: &str) {
     CHECKED.lock().unwrap().push(shape);
 }
 
+/// Lets a collector under test (nfcapd -B, nfacctd's pipe size) get the
+/// receive buffer it asks for: raises `net.core.rmem_max` to `bytes` when
+/// it is lower (root only; CI is root). The sysctl is global, not per
+/// network namespace, so it cannot be scoped to the test; raising it only
+/// allows larger buffers and changes nothing for sockets that do not ask.
+pub fn allow_receive_buffer(bytes: u64) {
+    let max = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    if max < bytes {
+        let _ = std::fs::write("/proc/sys/net/core/rmem_max", bytes.to_string());
+    }
+}
+
 /// A free TCP port on 127.0.0.1 (for a daemon's /metrics).
 pub fn free_tcp_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

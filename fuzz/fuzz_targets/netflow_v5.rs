@@ -1,0 +1,10 @@
+//! Fuzz target `netflow_v5`: one decoder, its state kept across the datagrams
+//! of an input; see `decoder_body` in tests/collector_fuzz.rs.
+#![no_main]
+
+#[path = "../../tests/collector_fuzz.rs"]
+mod collector_fuzz;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = collector_fuzz::decoder_body(xdpacct::collector::FlowProtocol::NetflowV5, data);
+});
