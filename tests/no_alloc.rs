@@ -292,6 +292,11 @@ fn replaying_a_file_allocates_nothing_per_frame_or_batch() {
 /// records (IPv4 src, dst, packets, bytes, input and output ifIndex) between
 /// 100.64.0.x (local, in the ranges) and 203.0.113.x.
 fn v9_datagram(seq: u32, template: bool) -> Vec<u8> {
+    v9_datagram_to(seq, template, 113)
+}
+
+/// [`v9_datagram`] with remotes in 203.0.`net`.0/24.
+fn v9_datagram_to(seq: u32, template: bool, net: u8) -> Vec<u8> {
     let mut v = vec![0, 9, 0, 20];
     v.extend_from_slice(&[0, 0, 0, 1, 0x65, 0x5f, 0, 0]);
     v.extend_from_slice(&seq.to_be_bytes());
@@ -309,7 +314,7 @@ fn v9_datagram(seq: u32, template: bool) -> Vec<u8> {
     }
     let mut d = Vec::new();
     for i in 0..20u8 {
-        let (local, remote) = ([100, 64, 0, i], [203, 0, 113, i]);
+        let (local, remote) = ([100, 64, 0, i], [203, 0, net, i]);
         let (s, dst) = if i % 2 == 0 {
             (remote, local)
         } else {
@@ -370,6 +375,87 @@ fn flow_records_are_counted_without_allocating() {
     // Every record counted: 501 datagrams × 20 records × 3 packets.
     let packets = shard.snapshot().traffic.total().packets;
     assert_eq!(packets, 501 * 20 * 3);
+}
+
+/// Flow input re-exported through `[netflow]` (`Engine::add_flow_input`):
+/// `n` datagrams of 20 records each, to 250 × 20 distinct flows, through a
+/// flow cache of 1,024 flows, so most records push an older flow out to
+/// the exporter. Returns the allocations while they ran, after a warm-up,
+/// and the flow records the exporter took.
+fn flow_export_allocations(n: u32) -> (u64, u64) {
+    use xdpacct::settings::raw::{Config, NetflowConfig};
+    let sink = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let raw = Config {
+        accounting: support::accounting(256),
+        netflow: NetflowConfig {
+            collectors: vec![sink.local_addr().unwrap().to_string()],
+            max_flows: Some(1_024),
+            ..Default::default()
+        },
+        collector: Some(xdpacct::settings::collector::CollectorConfig {
+            listen: vec!["127.0.0.1:0".into()],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let settings = xdpacct::settings::Settings::from_raw(&raw, "test").unwrap();
+    let mut engine = xdpacct::engine::Engine::build(&settings).unwrap();
+    engine.start_export().unwrap();
+    let mut input = engine.add_flow_input("127.0.0.1:0", 0).unwrap();
+    let from = "192.0.2.1:2055".parse().unwrap();
+    let now = std::time::Instant::now();
+    let data: Vec<Vec<u8>> = (0..n + 250)
+        .map(|s| v9_datagram_to(s, s == 0, (s % 250) as u8))
+        .collect();
+    input.tick(0);
+    for d in &data[..250] {
+        input.datagram(from, now, d);
+    }
+    counting(true);
+    let before = ALLOCS.load(Relaxed);
+    for (k, d) in data[250..].iter().enumerate() {
+        if k % 50 == 0 {
+            input.tick(k as u64);
+        }
+        input.datagram(from, now, d);
+    }
+    let allocs = ALLOCS.load(Relaxed) - before;
+    counting(false);
+    input.finish();
+    drop(input);
+    let exposition = engine.exposition();
+    // Shutdown joins the exporter: every record it took is counted.
+    engine.shutdown().unwrap();
+    let page = String::from_utf8(exposition.render()).unwrap();
+    let exported = page
+        .lines()
+        .filter(|l| l.starts_with("xdpacct_flow_records_exported_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>();
+    (allocs, exported as u64)
+}
+
+#[test]
+fn flow_records_are_re_exported_without_allocating_per_record() {
+    let _serial = serial();
+    let (a_small, e_small) = flow_export_allocations(100);
+    let (a_big, e_big) = flow_export_allocations(5_000);
+    eprintln!(
+        "flow input re-export: {a_small} allocations for 2,000 records ({e_small} exported), \
+         {a_big} for 100,000 ({e_big} exported)"
+    );
+    assert!(
+        e_big > 50_000,
+        "the cache pushed flows to the exporter: {e_big}"
+    );
+    // A batch (256 records) is allocated only while the exporter thread
+    // has not yet handed one back (bounded by the channel): at most one
+    // per batch, never one per record.
+    let batches = e_big / 256;
+    assert!(
+        a_big <= a_small + batches,
+        "{a_small} allocations for 2,000 records, {a_big} for 100,000 ({batches} batches)"
+    );
 }
 
 /// The full pipeline as `xdpacct run` assembles it (`engine::Engine`): host
