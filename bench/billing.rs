@@ -313,6 +313,37 @@ fn worker_during_boundaries(secs: f64) {
         stop.store(true, Relaxed);
         let boundaries = ledger_thread.join().unwrap();
         let after = worker_rate(&shards[0], &frames, secs);
+        // Control: the other core busy with something that is not the
+        // ledger (streaming over 64 MiB, the size of a big snapshot), so
+        // what the ledger itself costs the worker shows apart from what a
+        // busy neighbour core costs it.
+        let stop = Arc::new(AtomicBool::new(false));
+        let busy = {
+            let stop = stop.clone();
+            let core = cores[0];
+            std::thread::spawn(move || {
+                core_affinity::set_for_current(core);
+                let mut buf = vec![0u64; 8 << 20];
+                let mut x = 0u64;
+                while !stop.load(Relaxed) {
+                    for v in buf.iter_mut() {
+                        x = x.wrapping_add(*v);
+                        *v = x;
+                    }
+                }
+                black_box(x)
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let control = worker_rate(&shards[0], &frames, secs);
+        stop.store(true, Relaxed);
+        busy.join().unwrap();
+        println!(
+            "  {label}: control, the other core streaming over 64 MiB instead: {:.2} Mpps, per CPU second {:.2} Mpps: ratio {:.3}",
+            control.0,
+            control.1,
+            control.1 / ((alone.1 + after.1) / 2.0)
+        );
         println!(
             "  {label}: worker alone {:.2} Mpps (again after: {:.2}), during {boundaries} back-to-back boundaries {:.2} Mpps: ratio {:.3}; per CPU second alone {:.2} / {:.2}, during {:.2} Mpps: ratio {:.3}",
             alone.0, after.0, with.0,
@@ -338,5 +369,8 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(8640);
-    report_bench(10_000, intervals);
+    // BILLING_BENCH_INTERVALS=0: the boundary and worker figures only.
+    if intervals > 0 {
+        report_bench(10_000, intervals);
+    }
 }

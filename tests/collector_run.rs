@@ -594,11 +594,22 @@ fn pmacctd(pcap: &Path, plugin: &str, udp: u16, extra: &str, dir: &Path) {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "pmacctd ({plugin}): {}{}",
+    let log = format!(
+        "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
+    );
+    // At the end of the file pmacctd's core stops its plugin; when the
+    // plugin is gone first, the core logs "connection lost ... no more
+    // plugins active" and exits 1 (a race in pmacctd 1.7.7, about half the
+    // runs here). That exit is not a failure; any ERROR line is. What was
+    // exported is checked against the truth by the caller.
+    let plugin_race = out.status.code() == Some(1)
+        && log.contains("no more plugins active")
+        && !log.contains("ERROR");
+    assert!(
+        out.status.success() || plugin_race,
+        "pmacctd ({plugin}): {log}"
     );
 }
 
