@@ -60,16 +60,11 @@ fn start(config: &Path, iface: &str) -> Daemon {
 }
 
 fn terminate(mut d: Daemon) {
-    sh(&["kill", "-TERM", &d.0.id().to_string()]);
-    let stop = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(s) = d.0.try_wait().unwrap() {
-            assert!(s.success(), "clean exit on SIGTERM: {s}");
-            return;
-        }
-        assert!(Instant::now() < stop, "xdpacct run did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let status = common::sigterm_and_wait(&mut d.0, 10);
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "clean exit on SIGTERM: {status:?}"
+    );
 }
 
 fn now_secs() -> f64 {

@@ -515,7 +515,7 @@ fn wait_metrics(port: u16, secs: u64, what: &str, ok: impl Fn(&str) -> bool) -> 
 /// truth.
 #[test]
 fn the_daemon_rides_out_a_postgres_outage() {
-    use common::testnet::{can_run, sh, TestNet};
+    use common::testnet::{can_run, TestNet};
     if !can_run(
         "billing postgres daemon test",
         &["ip", "tcpreplay", "python3"],
@@ -622,16 +622,11 @@ postgres = "{}"
     wait_metrics(port, 20, "the backlog is caught up", |p| {
         metric(p, "xdpacct_billing_postgres_queued_intervals") == Some(0.0)
     });
-    sh(&["kill", "-TERM", &guard.0.id().to_string()]);
-    let stop = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Some(s) = guard.0.try_wait().unwrap() {
-            assert!(s.success(), "clean exit on SIGTERM: {s}");
-            break;
-        }
-        assert!(Instant::now() < stop, "xdpacct run did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let status = common::sigterm_and_wait(guard.0, 15);
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "clean exit on SIGTERM: {status:?}"
+    );
     drop(guard);
     let to = (std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

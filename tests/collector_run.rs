@@ -1039,16 +1039,7 @@ impl Drop for Nfcapd {
 
 /// SIGTERM to a child this test started, then reap it (SIGKILL after 10 s).
 fn stop(child: &mut Child) {
-    if child.try_wait().ok().flatten().is_some() {
-        return;
-    }
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    if common::wait_for(10, || child.try_wait().ok().flatten()).is_none() {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
+    let _ = common::sigterm_and_wait(child, 10);
 }
 
 /// Flow export's own counters on a page, for a failure message.

@@ -193,14 +193,7 @@ impl Daemon {
         let Some(mut child) = self.child.take() else {
             return;
         };
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let status = wait_for(15, || child.try_wait().ok().flatten());
-        if status.is_none() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        let status = common::sigterm_and_wait(&mut child, 15);
         let log = self.log_text();
         assert!(
             status.is_some_and(|s| s.success()),

@@ -615,16 +615,11 @@ fn daemon_replay_with(tag: &str, mode: &str, flood: bool) {
         .map_or(page.as_str(), |(_, b)| b);
     common::assert_hosts_match_truth(&common::parse_exposition(body), &truth().json, "l2");
 
-    sh(&["kill", "-TERM", &child.0.id().to_string()]);
-    let stop = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = child.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < stop, "xdpacct run did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(status.success(), "clean exit on SIGTERM: {status}");
+    let status = common::sigterm_and_wait(&mut child.0, 10);
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "clean exit on SIGTERM: {status:?}"
+    );
     assert!(!net.xdp_attached(), "no XDP program left after exit");
 }
 

@@ -952,19 +952,11 @@ fn live_daemon_dashboards_rules_and_host_rates_agree_in_prometheus() {
     eprintln!("flow collector received {received} export datagrams");
 
     // The daemon stops cleanly and leaves no XDP program behind.
-    testnet::sh(&["kill", "-TERM", &daemon.0.id().to_string()]);
-    let stop_by = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = daemon.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            Instant::now() < stop_by,
-            "xdpacct run did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(status.success(), "clean exit on SIGTERM: {status}");
+    let status = common::sigterm_and_wait(&mut daemon.0, 10);
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "clean exit on SIGTERM: {status:?}"
+    );
     assert!(!net.xdp_attached(), "no XDP program left after exit");
     eprintln!("live PromQL test done in {:?}", t0.elapsed());
 }

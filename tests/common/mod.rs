@@ -395,6 +395,26 @@ pub fn allow_receive_buffer(bytes: u64) {
     }
 }
 
+/// SIGTERM to a child the test started, then its exit status within
+/// `secs` (`None`: it was still running, and has been killed and reaped).
+pub fn sigterm_and_wait(
+    child: &mut std::process::Child,
+    secs: u64,
+) -> Option<std::process::ExitStatus> {
+    if let Ok(Some(s)) = child.try_wait() {
+        return Some(s);
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = wait_for(secs, || child.try_wait().ok().flatten());
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    status
+}
+
 /// A free TCP port on 127.0.0.1 (for a daemon's /metrics).
 pub fn free_tcp_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
