@@ -481,29 +481,15 @@ fn replay_of_a_capture_of_flows_counts_them() {
         format!("{base}\n[collector]\nlisten = [\"0.0.0.0:2055\"]\n[[collector.exporters]]\naddress = \"192.0.2.9\"\nname = \"r1\"\n"),
     )
     .unwrap();
-    for workers in ["1", "2"] {
-        let out = xdpacct()
-            .arg("--config")
-            .arg(&cfg)
-            .args(["replay", "--workers", workers])
-            .arg(&flows)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let page = parse_exposition(&String::from_utf8_lossy(&out.stdout));
+    for workers in [1, 2] {
+        let page = common::replay_samples(&cfg, workers, &[], &[&flows]);
         assert_eq!(
             sum(&page, "xdpacct_collector_sequence_gaps_total", &[]),
             0.0,
-            "--workers {workers}: {}",
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .filter(|l| l.starts_with("xdpacct_collector"))
+            "--workers {workers}: {:?}",
+            page.iter()
+                .filter(|s| s.name.starts_with("xdpacct_collector"))
                 .collect::<Vec<_>>()
-                .join("\n")
         );
         assert_hosts(&page, &truth, "l3", |_| true);
         assert!(
@@ -1129,19 +1115,7 @@ fn flow_fed_traffic_is_re_exported_to_nfcapd() {
         ),
     )
     .unwrap();
-    let out = xdpacct()
-        .arg("--config")
-        .arg(&cfg)
-        .arg("replay")
-        .arg(&flows)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let page = parse_exposition(&String::from_utf8_lossy(&out.stdout));
+    let page = common::replay_samples(&cfg, 1, &[], &[&flows]);
     assert_eq!(
         sum(&page, "xdpacct_flow_records_dropped_total", &[]),
         0.0,
